@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs libtorch 2.11.0 (from PyPI's torch wheel) into a cached virtual environment outside the clone,
+# and points this checkout at it. Idempotent: a second run only checks and relinks.
+#
+# Cache location: $SPIDERNET_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/spidernet.
+set -euo pipefail
+
+TORCH_VERSION=2.11.0
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${SPIDERNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spidernet}
+venv="$cache/venv-torch-$TORCH_VERSION"
+libtorch="$cache/libtorch-$TORCH_VERSION"
+python=${PYTHON:-python3}
+
+say() { echo "setup: $*" >&2; }
+
+torch_ok() {
+  [ -x "$venv/bin/python" ] &&
+    "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null
+}
+
+mkdir -p "$cache"
+if torch_ok; then
+  say "torch $TORCH_VERSION already in $venv"
+else
+  say "installing torch==$TORCH_VERSION into $venv (about 3 GB from PyPI, once)"
+  command -v "$python" >/dev/null || { say "error: $python not found; install Python 3.9+ first"; exit 1; }
+  rm -rf "$venv.partial"
+  "$python" -m venv "$venv.partial"
+  "$venv.partial/bin/python" -m pip install --quiet --upgrade pip
+  "$venv.partial/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy
+  # Only a complete install takes the final name, so an interrupted set-up never looks finished.
+  # (Moving a venv is safe here: everything runs through its bin/python, never a script's shebang.)
+  rm -rf "$venv"
+  mv "$venv.partial" "$venv"
+  torch_ok || { say "error: torch $TORCH_VERSION did not import from $venv"; exit 1; }
+fi
+
+torch_dir=$("$venv/bin/python" -c "import torch, os; print(os.path.dirname(torch.__file__))")
+abi=$("$venv/bin/python" -c "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+[ "$abi" = 1 ] || { say "error: torch in $venv uses the pre-C++11 ABI, which tch does not expect"; exit 1; }
+
+# tch's build script wants a libtorch folder (include/, lib/, build-version): make one out of the wheel's files.
+tmp="$libtorch.tmp.$$"
+rm -rf "$tmp"
+mkdir -p "$tmp"
+ln -s "$torch_dir/include" "$tmp/include"
+ln -s "$torch_dir/lib" "$tmp/lib"
+echo "$TORCH_VERSION" > "$tmp/build-version"
+rm -rf "$libtorch"
+mv "$tmp" "$libtorch"
+
+ln -sfn "$libtorch" "$repo/.libtorch"
+ln -sfn "$venv" "$repo/.venv"
+say "libtorch $TORCH_VERSION ready: $repo/.libtorch -> $libtorch"

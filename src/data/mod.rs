@@ -1,0 +1,121 @@
+//! Image-classification data: the `Dataset` type, its sources, normalisation and batching.
+
+mod batches;
+mod digits;
+
+pub use batches::Batches;
+pub use digits::Digits;
+
+use crate::genotype::InputShape;
+use tch::{Kind, Tensor};
+
+/// Images and labels of one split: images are (N, C, H, W) f32, labels (N) i64.
+#[derive(Debug)]
+pub struct Split {
+    /// Normalised images.
+    pub images: Tensor,
+    /// Class indices.
+    pub labels: Tensor,
+}
+
+impl Split {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    /// Whether the split holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-channel mean and standard deviation of the training images, before normalisation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    /// Mean per channel.
+    pub mean: Vec<f64>,
+    /// Standard deviation per channel.
+    pub std: Vec<f64>,
+}
+
+/// A classification data set, split into training and test parts and normalised with training statistics.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Short name, as given on the command line.
+    pub name: String,
+    /// Shape of one image.
+    pub shape: InputShape,
+    /// Number of classes.
+    pub classes: usize,
+    /// Training split.
+    pub train: Split,
+    /// Test split.
+    pub test: Split,
+    /// Statistics used to normalise both splits.
+    pub normalization: Normalization,
+}
+
+/// Something that can produce a `Dataset`.
+pub trait DataSource {
+    /// Loads the data, splitting and shuffling reproducibly from `seed`.
+    fn load(&self, seed: u64) -> anyhow::Result<Dataset>;
+}
+
+impl Dataset {
+    /// Builds a data set from raw (unnormalised) f32 splits, normalising both with the training split's statistics.
+    pub fn from_raw(
+        name: &str,
+        classes: usize,
+        train_images: Tensor,
+        train_labels: Tensor,
+        test_images: Tensor,
+        test_labels: Tensor,
+    ) -> Dataset {
+        let size = train_images.size();
+        let shape = InputShape {
+            channels: size[1] as usize,
+            height: size[2] as usize,
+            width: size[3] as usize,
+        };
+        let normalization = channel_statistics(&train_images);
+        let normalize = |images: &Tensor| normalize(images, &normalization);
+        Dataset {
+            name: name.to_string(),
+            shape,
+            classes,
+            train: Split {
+                images: normalize(&train_images),
+                labels: train_labels,
+            },
+            test: Split {
+                images: normalize(&test_images),
+                labels: test_labels,
+            },
+            normalization,
+        }
+    }
+}
+
+/// Per-channel mean and (biased) standard deviation over (N, H, W).
+pub fn channel_statistics(images: &Tensor) -> Normalization {
+    let images = images.to_kind(Kind::Double);
+    let mean = images.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Double);
+    let std = images.std_dim([0i64, 2, 3].as_slice(), false, false);
+    let to_vec = |t: Tensor| Vec::<f64>::try_from(t).unwrap_or_default();
+    Normalization {
+        mean: to_vec(mean),
+        std: to_vec(std),
+    }
+}
+
+/// Normalises (N, C, H, W) images per channel; a constant channel is only centred.
+pub fn normalize(images: &Tensor, stats: &Normalization) -> Tensor {
+    let channels = stats.mean.len() as i64;
+    let std: Vec<f64> = stats.std.iter().map(|&s| if s > 1e-12 { s } else { 1.0 }).collect();
+    let mean = Tensor::from_slice(&stats.mean)
+        .view([1, channels, 1, 1])
+        .to_kind(Kind::Float);
+    let std = Tensor::from_slice(&std).view([1, channels, 1, 1]).to_kind(Kind::Float);
+    (images.to_kind(Kind::Float) - mean) / std
+}

@@ -1,0 +1,201 @@
+//! The seven candidate operations of REFERENCE §4, at a fixed channel count and stride.
+
+use crate::genotype::Op;
+use crate::init::{self, InitScheme};
+use rand_chacha::ChaCha8Rng;
+use tch::{Tensor, nn, nn::ModuleT};
+
+/// Batch-norm settings used everywhere: PyTorch's eps and momentum, γ = 1, β = 0.
+pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        eps: 1e-5,
+        momentum: 0.1,
+        affine: true,
+        ws_init: nn::Init::Const(1.0),
+        bs_init: nn::Init::Const(0.0),
+        ..Default::default()
+    };
+    nn::batch_norm2d(path, channels, config)
+}
+
+/// Geometry of one bias-free convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    /// Input channels.
+    pub c_in: i64,
+    /// Output channels.
+    pub c_out: i64,
+    /// Kernel side.
+    pub kernel: i64,
+    /// Stride.
+    pub stride: i64,
+    /// Dilation.
+    pub dilation: i64,
+    /// Groups (c_in for depthwise).
+    pub groups: i64,
+}
+
+impl ConvShape {
+    /// Padding ceil((k·d − d + 1 − s) / 2), as the reference computes it.
+    pub fn padding(&self) -> i64 {
+        (self.kernel * self.dilation - self.dilation + 1 - self.stride + 1).div_euclid(2)
+    }
+}
+
+/// A bias-free convolution with PyTorch's default initialisation.
+pub fn conv(path: nn::Path, shape: ConvShape) -> nn::Conv2D {
+    let dims = [shape.c_out, shape.c_in / shape.groups, shape.kernel, shape.kernel];
+    let config = nn::ConvConfig {
+        stride: shape.stride,
+        padding: shape.padding(),
+        dilation: shape.dilation,
+        groups: shape.groups,
+        bias: false,
+        ws_init: init::pytorch_default_init(&dims),
+        ..Default::default()
+    };
+    nn::conv2d(path, shape.c_in, shape.c_out, shape.kernel, config)
+}
+
+/// Depthwise conv → pointwise 1×1 conv → BN: the shared body of sep-conv and dil-conv.
+#[derive(Debug)]
+struct DepthwisePointwise {
+    depthwise: nn::Conv2D,
+    pointwise: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl DepthwisePointwise {
+    fn new(path: &nn::Path, channels: i64, kernel: i64, stride: i64, dilation: i64) -> Self {
+        let depthwise = ConvShape {
+            c_in: channels,
+            c_out: channels,
+            kernel,
+            stride,
+            dilation,
+            groups: channels,
+        };
+        let pointwise = ConvShape {
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            ..depthwise
+        };
+        DepthwisePointwise {
+            depthwise: conv(path / "dw", depthwise),
+            pointwise: conv(path / "pw", pointwise),
+            bn: batch_norm(path / "bn", channels),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.apply(&self.depthwise).apply(&self.pointwise);
+        self.bn.forward_t(&y, train)
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        let mut out = vec![self.depthwise.ws.shallow_clone(), self.pointwise.ws.shallow_clone()];
+        out.extend(self.bn.ws.iter().map(Tensor::shallow_clone));
+        out.extend(self.bn.bs.iter().map(Tensor::shallow_clone));
+        out
+    }
+
+    fn reset(&self, scheme: InitScheme, rng: &mut ChaCha8Rng) {
+        init::reset_weight(&self.depthwise.ws, scheme, rng);
+        init::reset_weight(&self.pointwise.ws, scheme, rng);
+        init::reset_batch_norm(&self.bn);
+    }
+}
+
+#[derive(Debug)]
+enum Body {
+    Identity,
+    MaxPool,
+    AvgPool,
+    Separable(Box<(DepthwisePointwise, DepthwisePointwise)>),
+    Dilated(Box<DepthwisePointwise>),
+}
+
+/// One candidate operation with its weights.
+#[derive(Debug)]
+pub struct OpBlock {
+    /// Which of the seven ops this is.
+    pub op: Op,
+    /// Spatial stride (1, or 2 on a reduction cell's input edges).
+    pub stride: i64,
+    body: Body,
+}
+
+impl OpBlock {
+    /// Builds `op` for `channels` channels and the given stride, registering its weights under `path`.
+    pub fn new(path: &nn::Path, op: Op, channels: i64, stride: i64) -> Self {
+        let body = match op {
+            Op::Identity => Body::Identity,
+            Op::MaxPool3x3 => Body::MaxPool,
+            Op::AvgPool3x3 => Body::AvgPool,
+            Op::SepConv3x3 | Op::SepConv5x5 => {
+                let kernel = if op == Op::SepConv3x3 { 3 } else { 5 };
+                Body::Separable(Box::new((
+                    DepthwisePointwise::new(&(path / "first"), channels, kernel, stride, 1),
+                    DepthwisePointwise::new(&(path / "second"), channels, kernel, 1, 1),
+                )))
+            }
+            Op::DilConv3x3 | Op::DilConv5x5 => {
+                let kernel = if op == Op::DilConv3x3 { 3 } else { 5 };
+                Body::Dilated(Box::new(DepthwisePointwise::new(path, channels, kernel, stride, 2)))
+            }
+        };
+        OpBlock { op, stride, body }
+    }
+
+    /// Applies the op; `train` selects batch or running statistics in its batch norms.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let s = self.stride;
+        match &self.body {
+            Body::Identity if s == 1 => x.shallow_clone(),
+            Body::Identity => x.slice(2, 0, None, s).slice(3, 0, None, s),
+            Body::MaxPool => x.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
+            Body::AvgPool => x.avg_pool2d([3, 3], [s, s], [1, 1], false, true, None::<i64>),
+            Body::Separable(pair) => pair.1.forward_t(&pair.0.forward_t(x, train).relu(), train),
+            Body::Dilated(body) => body.forward_t(x, train),
+        }
+    }
+
+    /// The op's trainable tensors (conv weights, BN γ and β).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        match &self.body {
+            Body::Identity | Body::MaxPool | Body::AvgPool => Vec::new(),
+            Body::Separable(pair) => {
+                let mut out = pair.0.parameters();
+                out.extend(pair.1.parameters());
+                out
+            }
+            Body::Dilated(body) => body.parameters(),
+        }
+    }
+
+    /// Re-initialises the op's weights and batch norms.
+    pub fn reset(&self, scheme: InitScheme, rng: &mut ChaCha8Rng) {
+        match &self.body {
+            Body::Identity | Body::MaxPool | Body::AvgPool => {}
+            Body::Separable(pair) => {
+                pair.0.reset(scheme, rng);
+                pair.1.reset(scheme, rng);
+            }
+            Body::Dilated(body) => body.reset(scheme, rng),
+        }
+    }
+}
+
+/// Parameters of `op` at `channels` channels, without its pruner: 2Ck²+2C²+4C for sep-conv, Ck²+C²+2C for dil-conv.
+pub fn op_parameter_count(op: Op, channels: usize) -> usize {
+    let c = channels;
+    match op {
+        Op::Identity | Op::MaxPool3x3 | Op::AvgPool3x3 => 0,
+        Op::SepConv3x3 => 2 * c * 9 + 2 * c * c + 4 * c,
+        Op::SepConv5x5 => 2 * c * 25 + 2 * c * c + 4 * c,
+        Op::DilConv3x3 => c * 9 + c * c + 2 * c,
+        Op::DilConv5x5 => c * 25 + c * c + 2 * c,
+    }
+}

@@ -1,0 +1,116 @@
+//! The gated ops of one edge: each live op with its pruner weight and gate history.
+
+use crate::genotype::Op;
+use crate::init::InitScheme;
+use crate::ops::OpBlock;
+use crate::pruner::{self, GateHistory};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use tch::{Tensor, nn};
+
+/// One op on an edge, with its gate.
+#[derive(Debug)]
+pub struct GatedOp {
+    /// The op's weights.
+    pub block: OpBlock,
+    /// The gate weight w; the op contributes while w > 0.
+    pub pruner: Tensor,
+    /// Gate-open counts for the deadhead rule.
+    pub history: GateHistory,
+}
+
+impl GatedOp {
+    fn new(path: &nn::Path, op: Op, channels: i64, stride: i64, pruner_init: f64) -> Self {
+        let path = path / op.name();
+        GatedOp {
+            block: OpBlock::new(&path, op, channels, stride),
+            pruner: path.var("pruner", &[], nn::Init::Const(pruner_init)),
+            history: GateHistory::default(),
+        }
+    }
+
+    /// The gated output, with drop-path when `drop_path` > 0 (never on Identity): each sample's output is
+    /// zeroed with probability p, and kept ones are scaled by 1/(1−p).
+    pub fn forward(&self, x: &Tensor, train: bool, drop_path: f64, rng: &mut ChaCha8Rng) -> Tensor {
+        let y = pruner::gate(&self.pruner, &self.block.forward_t(x, train));
+        if drop_path > 0.0 && self.block.op != Op::Identity {
+            let keep = 1.0 - drop_path;
+            let mask: Vec<f32> = (0..y.size()[0])
+                .map(|_| {
+                    if rng.random::<f64>() < keep {
+                        (1.0 / keep) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_slice(&mask)
+                .view([-1, 1, 1, 1])
+                .to_kind(y.kind())
+                .to_device(y.device());
+            y * mask
+        } else {
+            y
+        }
+    }
+
+    /// Stops the op's tensors from training, once the op is dead.
+    pub fn freeze(&mut self) {
+        for tensor in self.block.parameters().into_iter().chain([self.pruner.shallow_clone()]) {
+            let _ = tensor.set_requires_grad(false);
+        }
+    }
+
+    fn reset(&mut self, scheme: InitScheme, pruner_init: f64, rng: &mut ChaCha8Rng) {
+        self.block.reset(scheme, rng);
+        tch::no_grad(|| {
+            let _ = self.pruner.fill_(pruner_init);
+        });
+        self.history = GateHistory::default();
+    }
+}
+
+/// The live ops of one edge.
+#[derive(Debug)]
+pub struct EdgeNet {
+    /// Live ops in genotype order.
+    pub ops: Vec<GatedOp>,
+}
+
+impl EdgeNet {
+    /// Builds the given ops under `path`.
+    pub fn new(path: &nn::Path, ops: &[Op], channels: i64, stride: i64, pruner_init: f64) -> Self {
+        EdgeNet {
+            ops: ops
+                .iter()
+                .map(|&op| GatedOp::new(path, op, channels, stride, pruner_init))
+                .collect(),
+        }
+    }
+
+    /// Sum of the gated outputs of every live op.
+    pub fn forward(&self, x: &Tensor, train: bool, drop_path: f64, rng: &mut ChaCha8Rng) -> Option<Tensor> {
+        self.ops
+            .iter()
+            .map(|op| op.forward(x, train, drop_path, rng))
+            .reduce(|a, b| a + b)
+    }
+
+    /// Removes `op`, freezing its tensors; returns whether it was present.
+    pub fn remove(&mut self, op: Op) -> bool {
+        match self.ops.iter().position(|g| g.block.op == op) {
+            Some(index) => {
+                self.ops.remove(index).freeze();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Re-initialises every op and resets its gate.
+    pub fn reset(&mut self, scheme: InitScheme, pruner_init: f64, rng: &mut ChaCha8Rng) {
+        for op in &mut self.ops {
+            op.reset(scheme, pruner_init, rng);
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! A differentiable network built from a `Genotype` at a given width (REFERENCE §2–§3).
+
+mod cell;
+mod count;
+mod edge;
+
+pub use cell::{CellNet, InputSpec, batch_norm_parameters};
+pub use count::parameter_count;
+pub use edge::{EdgeNet, GatedOp};
+
+use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};
+use crate::init::{self, InitScheme};
+use crate::ops::{self, ConvShape};
+use crate::pruner::{self, PrunerConfig, Verdict};
+use crate::seed::{self, Stream};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
+
+/// How a forward pass runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mode {
+    /// Batch norms use batch statistics (and update running ones) when true.
+    pub train: bool,
+    /// Drop-path probability for every op but Identity; 0 turns it off.
+    pub drop_path: f64,
+}
+
+impl Mode {
+    /// Training with the given drop-path probability.
+    pub fn train(drop_path: f64) -> Self {
+        Mode { train: true, drop_path }
+    }
+
+    /// Evaluation: running statistics, no drop-path.
+    pub fn eval() -> Self {
+        Mode {
+            train: false,
+            drop_path: 0.0,
+        }
+    }
+}
+
+/// An op removed by deadheading.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OpRef {
+    /// Cell index.
+    pub cell: usize,
+    /// Edge id within the cell.
+    pub edge: u32,
+    /// The op.
+    pub op: Op,
+}
+
+/// What one end-of-epoch deadhead did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeadheadReport {
+    /// Ops removed for good.
+    pub killed: Vec<OpRef>,
+    /// Ops the rule condemned but kept, because they carried a cell's last input→output path.
+    pub spared: Vec<OpRef>,
+}
+
+/// The supernet: stem, cells with gated ops, and one GAP + linear tower per cell.
+pub struct Supernet {
+    vs: nn::VarStore,
+    genotype: Genotype,
+    width: usize,
+    pruner: PrunerConfig,
+    stem: (nn::Conv2D, nn::BatchNorm),
+    cells: Vec<CellNet>,
+    towers: Vec<nn::Linear>,
+    disabled: Vec<Vec<u32>>,
+    drop_path_rng: RefCell<ChaCha8Rng>,
+}
+
+impl std::fmt::Debug for Supernet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supernet")
+            .field("width", &self.width)
+            .field("live_ops", &self.genotype.live_op_count())
+            .finish()
+    }
+}
+
+impl Supernet {
+    /// Builds the network of `genotype` with `width` channels in cell 0 (doubling per cell), initialised by
+    /// `scheme` from `seed`.
+    pub fn new(
+        genotype: &Genotype,
+        width: usize,
+        scheme: InitScheme,
+        pruner: PrunerConfig,
+        device: Device,
+        seed: u64,
+    ) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let width_of = |k: usize| (width << k) as i64;
+        let in_channels = genotype.input.channels as i64;
+        let stem_shape = ConvShape {
+            c_in: in_channels,
+            c_out: width_of(0),
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+        };
+        let stem = (
+            ops::conv(&root / "stem" / "conv", stem_shape),
+            ops::batch_norm(&root / "stem" / "bn", width_of(0)),
+        );
+        let mut cells = Vec::new();
+        let mut towers = Vec::new();
+        for (k, cell) in genotype.cells.iter().enumerate() {
+            let level = genotype.cell_input_level(k);
+            // Dense inputs: the stem (level 0), then every earlier cell's output (cell j at level j).
+            let inputs: Vec<InputSpec> = std::iter::once((width_of(0), 0))
+                .chain((0..k).map(|j| (width_of(j), j)))
+                .map(|(channels, input_level)| InputSpec {
+                    channels,
+                    halvings: level.saturating_sub(input_level),
+                })
+                .collect();
+            let (h, w) = genotype.cell_output_resolution(k);
+            let path = &root / format!("cell{k}");
+            cells.push(CellNet::new(
+                &path,
+                cell,
+                width_of(k),
+                &inputs,
+                (h as i64, w as i64),
+                pruner.init,
+            ));
+            let tower = nn::linear(
+                &root / format!("tower{k}"),
+                width_of(k),
+                genotype.classes as i64,
+                Default::default(),
+            );
+            towers.push(tower);
+        }
+        let disabled = vec![Vec::new(); genotype.cells.len()];
+        let mut net = Supernet {
+            vs,
+            genotype: genotype.clone(),
+            width,
+            pruner,
+            stem,
+            cells,
+            towers,
+            disabled,
+            drop_path_rng: RefCell::new(seed::rng(seed, Stream::DropPath, 0)),
+        };
+        net.reset_parameters(scheme, seed);
+        net
+    }
+
+    /// The architecture this network currently computes.
+    pub fn genotype(&self) -> &Genotype {
+        &self.genotype
+    }
+
+    /// Channels of cell 0.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The variable store holding every tensor, for optimisers and saving.
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Device the weights live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Logits of every cell's tower for a batch (N, C, H, W); the last entry is the classifier.
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Vec<Tensor> {
+        let stem = self.stem.1.forward_t(&x.apply(&self.stem.0), mode.train);
+        let mut outputs = vec![stem];
+        let mut logits = Vec::with_capacity(self.cells.len());
+        let mut rng = self.drop_path_rng.borrow_mut();
+        for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
+            let out = net.forward(cell, &outputs, mode, &self.disabled[k], &mut rng);
+            let pooled = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+            logits.push(pooled.apply(&self.towers[k]));
+            outputs.push(out);
+        }
+        logits
+    }
+
+    /// CE of the final head plus `aux_weight` times the CE of every earlier head.
+    pub fn loss(logits: &[Tensor], labels: &Tensor, aux_weight: f64) -> Tensor {
+        let (last, aux) = logits.split_last().expect("a network has at least one cell");
+        aux.iter().fold(last.cross_entropy_for_logits(labels), |total, head| {
+            total + head.cross_entropy_for_logits(labels) * aux_weight
+        })
+    }
+
+    /// Switches an edge on or off without removing it.
+    pub fn set_edge_enabled(&mut self, cell: usize, edge: u32, enabled: bool) -> Result<(), GenotypeError> {
+        let known = self.genotype.cells.get(cell).and_then(|c| c.edge(edge)).is_some();
+        if !known {
+            return Err(GenotypeError::UnknownEdge { cell, edge });
+        }
+        let disabled = &mut self.disabled[cell];
+        disabled.retain(|&e| e != edge);
+        if !enabled {
+            disabled.push(edge);
+        }
+        Ok(())
+    }
+
+    /// Gate weights of every live op, in a fixed order (cell, edge id, op).
+    pub fn pruner_weights(&self) -> Vec<Tensor> {
+        self.gated_ops().map(|(_, _, op)| op.pruner.shallow_clone()).collect()
+    }
+
+    /// The gate weight of one live op, if it exists.
+    pub fn gate_weight(&self, cell: usize, edge: u32, op: Op) -> Option<Tensor> {
+        self.gated_ops()
+            .find(|&(k, id, gated)| k == cell && id == edge && gated.block.op == op)
+            .map(|(_, _, gated)| gated.pruner.shallow_clone())
+    }
+
+    fn gated_ops(&self) -> impl Iterator<Item = (usize, u32, &GatedOp)> {
+        self.cells.iter().enumerate().flat_map(|(k, cell)| {
+            cell.edges
+                .iter()
+                .flat_map(move |(&id, edge)| edge.ops.iter().map(move |op| (k, id, op)))
+        })
+    }
+
+    /// Records, for every live op, whether its gate is open in this batch.
+    pub fn track_gates(&mut self) {
+        let open = pruner::open_gates(&self.pruner_weights());
+        let mut open = open.into_iter();
+        for cell in &mut self.cells {
+            for edge in cell.edges.values_mut() {
+                for op in &mut edge.ops {
+                    op.history.record(open.next().unwrap_or(false));
+                }
+            }
+        }
+    }
+
+    /// Clamps every gate weight to the configured bound.
+    pub fn clamp_pruners(&self) {
+        pruner::clamp_weights(&self.pruner_weights(), self.pruner.clamp_bound());
+    }
+
+    /// Ends an epoch of `batches_per_epoch` batches: applies the deadhead rule, removes dead ops from the
+    /// genotype and the network, and drops nodes and edges left without a live path.
+    pub fn deadhead(&mut self, batches_per_epoch: usize) -> DeadheadReport {
+        let mut report = DeadheadReport::default();
+        for k in 0..self.cells.len() {
+            let mut doomed = Vec::new();
+            for (&edge_id, edge) in self.cells[k].edges.iter_mut() {
+                for op in &mut edge.ops {
+                    let open_count = op.history.open_in_window(self.pruner.window_epochs);
+                    if op.history.end_epoch(batches_per_epoch, &self.pruner) == Verdict::Dead {
+                        doomed.push(Doomed {
+                            edge_id,
+                            op: op.block.op,
+                            open_count,
+                        });
+                    }
+                }
+            }
+            if doomed.is_empty() {
+                continue;
+            }
+            let outcome: DeadheadOutcome = self.genotype.cells[k].deadhead(&doomed);
+            self.cells[k].apply_deadhead(&outcome);
+            self.disabled[k].retain(|e| !outcome.removed_edges.contains(e));
+            let refs = |list: &[(u32, Op)]| {
+                list.iter()
+                    .map(|&(edge, op)| OpRef { cell: k, edge, op })
+                    .collect::<Vec<_>>()
+            };
+            report.killed.extend(refs(&outcome.killed));
+            report.spared.extend(refs(&outcome.spared));
+        }
+        report
+    }
+
+    /// Trainable tensors of the live network (stem, rescalers, node BNs, live ops and their pruners, towers).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        let mut out = vec![self.stem.0.ws.shallow_clone()];
+        out.extend(batch_norm_parameters(&self.stem.1));
+        for (cell, tower) in self.cells.iter().zip(&self.towers) {
+            out.extend(cell.parameters());
+            out.push(tower.ws.shallow_clone());
+            out.extend(tower.bs.iter().map(Tensor::shallow_clone));
+        }
+        out
+    }
+
+    /// Number of scalars in `parameters`.
+    pub fn parameter_count(&self) -> usize {
+        self.parameters().iter().map(|t| t.numel()).sum()
+    }
+
+    /// Re-initialises every weight with `scheme` from `seed`, resets batch norms, gate weights and gate
+    /// histories. The architecture, dead ops included, is kept.
+    pub fn reset_parameters(&mut self, scheme: InitScheme, seed: u64) {
+        let rng = &mut seed::rng(seed, Stream::Init, 0);
+        init::reset_weight(&self.stem.0.ws, scheme, rng);
+        init::reset_batch_norm(&self.stem.1);
+        for (cell, tower) in self.cells.iter_mut().zip(&self.towers) {
+            cell.reset(scheme, rng);
+            init::reset_weight(&tower.ws, scheme, rng);
+            if let Some(bias) = &tower.bs {
+                init::reset_bias(bias, init::fans(&tower.ws).0, scheme, rng);
+            }
+        }
+    }
+
+    /// Restarts the drop-path masks from `seed`.
+    pub fn seed_drop_path(&self, seed: u64) {
+        *self.drop_path_rng.borrow_mut() = seed::rng(seed, Stream::DropPath, 0);
+    }
+
+    /// Fraction of samples whose final-head prediction matches the label.
+    pub fn accuracy(logits: &Tensor, labels: &Tensor) -> f64 {
+        logits
+            .argmax(-1, false)
+            .eq_tensor(labels)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[])
+    }
+}

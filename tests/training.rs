@@ -1,0 +1,125 @@
+//! Training the supernet on the embedded digits: accuracy, reproducibility and deadheading.
+
+use spidernet::data::{DataSource, Dataset, Digits};
+use spidernet::genotype::{Genotype, Op};
+use spidernet::init::InitScheme;
+use spidernet::pruner::PrunerConfig;
+use spidernet::supernet::{Mode, Supernet, parameter_count};
+use spidernet::train::{self, EpochReport, Silent, TrainConfig};
+use std::collections::HashMap;
+use tch::{Device, Tensor};
+
+fn supernet(data: &Dataset, reductions: usize, channels: usize, seed: u64, pruner: PrunerConfig) -> Supernet {
+    let genotype = Genotype::minimal(reductions, channels, data.shape, data.classes).unwrap();
+    Supernet::new(
+        &genotype,
+        channels,
+        InitScheme::PytorchDefault,
+        pruner,
+        Device::Cpu,
+        seed,
+    )
+}
+
+fn run(reductions: usize, channels: usize, epochs: usize, seed: u64) -> (Vec<EpochReport>, Supernet) {
+    let data = Digits::default().load(seed).unwrap();
+    let mut net = supernet(&data, reductions, channels, seed, PrunerConfig::default());
+    let config = TrainConfig {
+        epochs,
+        ..TrainConfig::default()
+    };
+    let reports = train::train_on(&mut net, &data, &config, seed, &mut Silent).unwrap();
+    (reports, net)
+}
+
+#[test]
+fn minimal_supernet_reaches_95_percent_on_digits_within_20_epochs() {
+    let (reports, _) = run(2, 16, 20, 0);
+    let last = reports.last().unwrap();
+    assert!(
+        last.eval.accuracy >= 0.95,
+        "test accuracy {:.2}% after 20 epochs",
+        100.0 * last.eval.accuracy
+    );
+    assert!(reports[0].train_loss > last.train_loss, "training must reduce the loss");
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_another_seed_does_not() {
+    let losses = |seed| {
+        let (reports, _) = run(1, 4, 2, seed);
+        reports.iter().map(|r| (r.train_loss, r.eval.loss)).collect::<Vec<_>>()
+    };
+    let first = losses(5);
+    assert_eq!(first, losses(5));
+    assert_ne!(first, losses(6));
+}
+
+#[test]
+fn deadheading_shrinks_genotype_parameters_and_forward_pass_consistently() {
+    let data = Digits::default().load(0).unwrap();
+    // A two-epoch window lets the deadhead rule act within a short test.
+    let pruner = PrunerConfig {
+        window_epochs: 2,
+        ..PrunerConfig::default()
+    };
+    let mut net = supernet(&data, 1, 8, 0, pruner);
+    let initial_ops = net.genotype().live_op_count();
+    let initial_params = net.parameter_count();
+    let mut gates: HashMap<(usize, u32, Op), Tensor> = HashMap::new();
+    for (k, cell) in net.genotype().cells.iter().enumerate() {
+        for edge in &cell.edges {
+            for &op in &edge.ops {
+                gates.insert((k, edge.id, op), net.gate_weight(k, edge.id, op).unwrap());
+            }
+        }
+    }
+    let config = TrainConfig {
+        epochs: 6,
+        ..TrainConfig::default()
+    };
+    let reports = train::train_on(&mut net, &data, &config, 0, &mut Silent).unwrap();
+    let killed: Vec<_> = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
+    assert!(!killed.is_empty(), "some gates must close for good within 6 epochs");
+
+    // The genotype lost the killed ops, and the network holds exactly the genotype's live ops.
+    let genotype = net.genotype().clone();
+    genotype.check().unwrap();
+    assert!(genotype.live_op_count() <= initial_ops - killed.len());
+    for op in &killed {
+        let edge = genotype.cells[op.cell].edge(op.edge);
+        assert!(edge.is_none_or(|e| !e.has_op(op.op)), "{op:?} still in the genotype");
+    }
+    assert_eq!(net.pruner_weights().len(), genotype.live_op_count());
+
+    // Parameters shrink by exactly what the architecture says.
+    assert!(net.parameter_count() < initial_params);
+    assert_eq!(net.parameter_count(), parameter_count(&genotype, 8));
+    assert_eq!(reports.last().unwrap().parameters, net.parameter_count());
+
+    // The forward pass no longer computes dead ops: their gates get no gradient; every live gate does.
+    for (_, tensor) in net.var_store().variables() {
+        let mut tensor = tensor;
+        tensor.zero_grad();
+    }
+    let (images, labels) = spidernet::data::Batches::in_order(&data.train, 64, Device::Cpu)
+        .next()
+        .unwrap();
+    let logits = net.forward(&images, Mode::train(0.0));
+    Supernet::loss(&logits, &labels, 0.4).backward();
+    for op in &killed {
+        let gate = &gates[&(op.cell, op.edge, op.op)];
+        assert!(!gate.requires_grad(), "{op:?} must be frozen");
+        let grad = gate.grad();
+        assert!(
+            !grad.defined() || grad.abs().sum(tch::Kind::Float).double_value(&[]) == 0.0,
+            "{op:?} was computed"
+        );
+    }
+    for weight in net.pruner_weights() {
+        assert!(
+            weight.grad().abs().double_value(&[]) > 0.0,
+            "a live gate got no gradient"
+        );
+    }
+}
