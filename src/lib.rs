@@ -3,6 +3,7 @@
 pub mod data;
 pub mod genotype;
 pub mod init;
+pub mod metrics;
 pub mod ops;
 pub mod pruner;
 pub mod seed;

@@ -151,13 +151,24 @@ impl OpBlock {
 
     /// Applies the op; `train` selects batch or running statistics in its batch norms.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward_recording(x, train, None)
+    }
+
+    /// Applies the op and, when `relus` is given, appends the output of its ReLU (sep-convs only).
+    pub fn forward_recording(&self, x: &Tensor, train: bool, relus: Option<&mut Vec<Tensor>>) -> Tensor {
         let s = self.stride;
         match &self.body {
             Body::Identity if s == 1 => x.shallow_clone(),
             Body::Identity => x.slice(2, 0, None, s).slice(3, 0, None, s),
             Body::MaxPool => x.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
             Body::AvgPool => x.avg_pool2d([3, 3], [s, s], [1, 1], false, true, None::<i64>),
-            Body::Separable(pair) => pair.1.forward_t(&pair.0.forward_t(x, train).relu(), train),
+            Body::Separable(pair) => {
+                let hidden = pair.0.forward_t(x, train).relu();
+                if let Some(relus) = relus {
+                    relus.push(hidden.shallow_clone());
+                }
+                pair.1.forward_t(&hidden, train)
+            }
             Body::Dilated(body) => body.forward_t(x, train),
         }
     }

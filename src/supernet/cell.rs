@@ -1,6 +1,6 @@
 //! One cell of the supernet: input rescalers, per-node batch norms and gated edges, run in node order.
 
-use super::Mode;
+use super::Pass;
 use super::edge::EdgeNet;
 use crate::genotype::{Cell, DeadheadOutcome};
 use crate::init::{self, InitScheme};
@@ -133,15 +133,8 @@ impl CellNet {
     }
 
     /// Runs the cell on its dense inputs; edges in `disabled` contribute nothing.
-    pub fn forward(
-        &self,
-        cell: &Cell,
-        inputs: &[Tensor],
-        mode: Mode,
-        disabled: &[u32],
-        rng: &mut ChaCha8Rng,
-    ) -> Tensor {
-        let train = mode.train;
+    pub fn forward(&self, cell: &Cell, inputs: &[Tensor], disabled: &[u32], pass: &mut Pass) -> Tensor {
+        let train = pass.mode.train;
         let mut inbox: Vec<Option<Tensor>> = (0..cell.n_nodes).map(|_| None).collect();
         for (i, (x, rescaler)) in inputs.iter().zip(&self.rescalers).enumerate() {
             inbox[i] = Some(rescaler.forward(x, train));
@@ -164,11 +157,7 @@ impl CellNet {
                 return h;
             }
             for edge in outgoing {
-                let Some(y) = self
-                    .edges
-                    .get(&edge.id)
-                    .and_then(|e| e.forward(&h, train, mode.drop_path, rng))
-                else {
+                let Some(y) = self.edges.get(&edge.id).and_then(|e| e.forward(&h, pass)) else {
                     continue;
                 };
                 inbox[edge.to] = Some(match inbox[edge.to].take() {

@@ -1,5 +1,6 @@
 //! The gated ops of one edge: each live op with its pruner weight and gate history.
 
+use super::Pass;
 use crate::genotype::Op;
 use crate::init::InitScheme;
 use crate::ops::OpBlock;
@@ -31,9 +32,13 @@ impl GatedOp {
 
     /// The gated output, with drop-path when `drop_path` > 0 (never on Identity): each sample's output is
     /// zeroed with probability p, and kept ones are scaled by 1/(1−p).
-    pub fn forward(&self, x: &Tensor, train: bool, drop_path: f64, rng: &mut ChaCha8Rng) -> Tensor {
-        let y = pruner::gate(&self.pruner, &self.block.forward_t(x, train));
+    pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
+        let train = pass.mode.train;
+        let drop_path = pass.mode.drop_path;
+        let output = self.block.forward_recording(x, train, pass.relus.as_deref_mut());
+        let y = pruner::gate(&self.pruner, &output);
         if drop_path > 0.0 && self.block.op != Op::Identity {
+            let rng = &mut *pass.rng;
             let keep = 1.0 - drop_path;
             let mask: Vec<f32> = (0..y.size()[0])
                 .map(|_| {
@@ -89,11 +94,8 @@ impl EdgeNet {
     }
 
     /// Sum of the gated outputs of every live op.
-    pub fn forward(&self, x: &Tensor, train: bool, drop_path: f64, rng: &mut ChaCha8Rng) -> Option<Tensor> {
-        self.ops
-            .iter()
-            .map(|op| op.forward(x, train, drop_path, rng))
-            .reduce(|a, b| a + b)
+    pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Option<Tensor> {
+        self.ops.iter().map(|op| op.forward(x, pass)).reduce(|a, b| a + b)
     }
 
     /// Removes `op`, freezing its tensors; returns whether it was present.

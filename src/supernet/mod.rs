@@ -41,6 +41,17 @@ impl Mode {
     }
 }
 
+/// State threaded through one forward pass: the mode, the drop-path generator and, optionally, a sink for
+/// every ReLU output (for the linear-region count).
+pub struct Pass<'a> {
+    /// How the pass runs.
+    pub mode: Mode,
+    /// Source of drop-path masks.
+    pub rng: &'a mut ChaCha8Rng,
+    /// Where ReLU outputs go, when recorded.
+    pub relus: Option<&'a mut Vec<Tensor>>,
+}
+
 /// An op removed by deadheading.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OpRef {
@@ -178,12 +189,34 @@ impl Supernet {
 
     /// Logits of every cell's tower for a batch (N, C, H, W); the last entry is the classifier.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Vec<Tensor> {
-        let stem = self.stem.1.forward_t(&x.apply(&self.stem.0), mode.train);
+        let mut rng = self.drop_path_rng.borrow_mut();
+        let mut pass = Pass {
+            mode,
+            rng: &mut rng,
+            relus: None,
+        };
+        self.run(x, &mut pass)
+    }
+
+    /// Logits of every tower, and the output of every ReLU in the network (one per live sep-conv), in node order.
+    pub fn forward_with_relus(&self, x: &Tensor, mode: Mode) -> (Vec<Tensor>, Vec<Tensor>) {
+        let mut rng = self.drop_path_rng.borrow_mut();
+        let mut relus = Vec::new();
+        let mut pass = Pass {
+            mode,
+            rng: &mut rng,
+            relus: Some(&mut relus),
+        };
+        let logits = self.run(x, &mut pass);
+        (logits, relus)
+    }
+
+    fn run(&self, x: &Tensor, pass: &mut Pass) -> Vec<Tensor> {
+        let stem = self.stem.1.forward_t(&x.apply(&self.stem.0), pass.mode.train);
         let mut outputs = vec![stem];
         let mut logits = Vec::with_capacity(self.cells.len());
-        let mut rng = self.drop_path_rng.borrow_mut();
         for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
-            let out = net.forward(cell, &outputs, mode, &self.disabled[k], &mut rng);
+            let out = net.forward(cell, &outputs, &self.disabled[k], pass);
             let pooled = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
             logits.push(pooled.apply(&self.towers[k]));
             outputs.push(out);
@@ -296,6 +329,19 @@ impl Supernet {
             out.extend(tower.bs.iter().map(Tensor::shallow_clone));
         }
         out
+    }
+
+    /// The tensors the NTK differentiates: every trainable weight (conv, linear, BN γ) and gate, sorted by name;
+    /// biases and BN β are left out, as in the reference.
+    pub fn weight_tensors(&self) -> Vec<Tensor> {
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, tensor)| tensor.requires_grad() && (name.ends_with(".weight") || name.ends_with(".pruner")))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named.into_iter().map(|(_, tensor)| tensor).collect()
     }
 
     /// Number of scalars in `parameters`.

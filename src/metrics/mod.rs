@@ -1,0 +1,8 @@
+//! Train-free metrics of REFERENCE §8: NTK condition number, linear-region count, and candidate scoring.
+
+pub mod candidate;
+pub mod lrc;
+pub mod ntk;
+pub mod score;
+
+pub use score::{CandidateReport, CellDecision, MetricsConfig, NtkMode};

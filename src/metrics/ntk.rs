@@ -1,0 +1,99 @@
+//! Condition number of the empirical neural tangent kernel Θ = G·Gᵀ, from per-sample gradients.
+
+use tch::{Kind, Tensor};
+
+/// Value used for the faithful κ when it is NaN, as the reference does.
+pub const FAITHFUL_NAN_VALUE: f64 = 1e5;
+
+/// Both condition numbers of one kernel, and what the sound one skipped.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Conditioning {
+    /// λ_max / the smallest eigenvalue above `threshold · λ_max`, from Θ in f64.
+    pub sound: f64,
+    /// The reference's κ: λ_max / λ_min of Θ in f32, NaN replaced by 1e5. Often rounding noise (REFERENCE §9.1).
+    pub faithful: f64,
+    /// Eigenvalues at or below the threshold, left out of the sound κ.
+    pub dropped: usize,
+    /// Largest eigenvalue (f64).
+    pub lambda_max: f64,
+    /// Number of samples (rows of G).
+    pub samples: usize,
+}
+
+/// Per-sample gradients G (n × P, f32): for each batch, one forward through `forward`; then for each sample,
+/// one backward of the sum of that sample's logits, keeping the graph, w.r.t. `parameters`.
+/// Parameters the graph does not reach contribute zero columns.
+pub fn gradient_rows(forward: impl Fn(&Tensor) -> Tensor, parameters: &[Tensor], batches: &[Tensor]) -> Tensor {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let logits = forward(batch);
+        let samples = logits.size()[0];
+        let per_sample = logits.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
+        for n in 0..samples {
+            let grads = Tensor::run_backward(&[per_sample.get(n)], parameters, true, false);
+            let flat: Vec<Tensor> = grads
+                .iter()
+                .zip(parameters)
+                .map(|(grad, parameter)| {
+                    if grad.defined() {
+                        grad.flatten(0, -1)
+                    } else {
+                        Tensor::zeros([parameter.numel() as i64], (Kind::Float, parameter.device()))
+                    }
+                })
+                .collect();
+            rows.push(Tensor::cat(&flat, 0));
+        }
+    }
+    Tensor::stack(&rows, 0)
+}
+
+/// Condition numbers of Θ = G·Gᵀ; `threshold` is the relative cut of the sound κ (1e-9 by default).
+pub fn conditioning(gradients: &Tensor, threshold: f64) -> Conditioning {
+    let samples = gradients.size()[0] as usize;
+    let g64 = gradients.to_kind(Kind::Double);
+    let eigen64 = eigenvalues(&g64.matmul(&g64.tr()));
+    let lambda_max = eigen64.last().copied().unwrap_or(f64::NAN);
+    let cut = threshold * lambda_max;
+    let kept: Vec<f64> = eigen64.iter().copied().filter(|&l| l > cut).collect();
+    let sound = match kept.first() {
+        Some(&smallest) => lambda_max / smallest,
+        None => f64::INFINITY,
+    };
+    let g32 = gradients.to_kind(Kind::Float);
+    let eigen32 = eigenvalues(&g32.matmul(&g32.tr()));
+    let faithful = match (eigen32.first(), eigen32.last()) {
+        (Some(&min), Some(&max)) => (max as f32 / min as f32) as f64,
+        _ => f64::NAN,
+    };
+    Conditioning {
+        sound,
+        faithful: if faithful.is_nan() {
+            FAITHFUL_NAN_VALUE
+        } else {
+            faithful
+        },
+        dropped: eigen64.len() - kept.len(),
+        lambda_max,
+        samples,
+    }
+}
+
+/// Ascending eigenvalues of a symmetric matrix, in the matrix's precision (read from its upper triangle).
+fn eigenvalues(matrix: &Tensor) -> Vec<f64> {
+    let values = matrix
+        .linalg_eigvalsh("U")
+        .to_kind(Kind::Double)
+        .to_device(tch::Device::Cpu);
+    Vec::<f64>::try_from(values).unwrap_or_default()
+}
+
+/// Per-sample gradients then conditioning: the NTK condition number of a network on some batches.
+pub fn condition_number(
+    forward: impl Fn(&Tensor) -> Tensor,
+    parameters: &[Tensor],
+    batches: &[Tensor],
+    threshold: f64,
+) -> Conditioning {
+    conditioning(&gradient_rows(forward, parameters, batches), threshold)
+}

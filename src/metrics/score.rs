@@ -1,0 +1,385 @@
+//! Scoring candidate splits: NTK and LRC ratios between the "on" and "off" networks, acceptance, and the
+//! min-max combination that picks one split per cell (REFERENCE §8, DESIGN §4.1–4.3).
+
+use super::candidate::Candidate;
+use super::lrc::{self, RegionCount};
+use super::ntk::{self, Conditioning};
+use crate::data::Split;
+use crate::genotype::{Genotype, InputShape};
+use crate::init::{Fan, InitScheme};
+use crate::seed::{self, Stream};
+use crate::supernet::{Mode, Supernet};
+use rand::seq::SliceRandom;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+/// Which NTK condition number drives acceptance and choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NtkMode {
+    /// κ over the non-null spectrum, in f64 (the default).
+    Sound,
+    /// The reference's f32 λ_max/λ_min.
+    Faithful,
+}
+
+/// Settings of the train-free scoring; the defaults are the reference's.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricsConfig {
+    /// Repeats averaged per metric.
+    pub repeats: usize,
+    /// Width of the NTK network's first cell.
+    pub ntk_width: usize,
+    /// Batches of NTK samples.
+    pub ntk_batches: usize,
+    /// Samples per NTK batch.
+    pub ntk_batch_size: usize,
+    /// Relative eigenvalue cut of the sound κ.
+    pub ntk_threshold: f64,
+    /// Condition number used by the search.
+    pub ntk_mode: NtkMode,
+    /// Width of the LRC network's first cell.
+    pub lrc_width: usize,
+    /// Batches of LRC crops.
+    pub lrc_batches: usize,
+    /// Crops per LRC batch.
+    pub lrc_batch_size: usize,
+    /// Side of an LRC crop.
+    pub lrc_crop: usize,
+    /// Accepted candidates per cell after which the walk stops.
+    pub candidates_per_cell: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            repeats: 3,
+            ntk_width: 3,
+            ntk_batches: 3,
+            ntk_batch_size: 64,
+            ntk_threshold: 1e-9,
+            ntk_mode: NtkMode::Sound,
+            lrc_width: 1,
+            lrc_batches: 3,
+            lrc_batch_size: 1000,
+            lrc_crop: 3,
+            candidates_per_cell: 3,
+        }
+    }
+}
+
+/// Both metrics of one repeat, on and off.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RepeatReport {
+    /// NTK of the network with the split.
+    pub ntk_on: Conditioning,
+    /// NTK of the same network with the new edges off.
+    pub ntk_off: Conditioning,
+    /// Linear regions with the split.
+    pub lrc_on: RegionCount,
+    /// Linear regions with the new edges off.
+    pub lrc_off: RegionCount,
+}
+
+/// Everything measured about one candidate split.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CandidateReport {
+    /// Cell index.
+    pub cell: usize,
+    /// Id of the edge that would be split.
+    pub edge: u32,
+    /// Source node of that edge.
+    pub from: usize,
+    /// Target node of that edge.
+    pub to: usize,
+    /// Per-repeat raw values.
+    pub repeats: Vec<RepeatReport>,
+    /// Mean of (κ_on − κ_off)/κ_off over repeats, with the configured κ.
+    pub r_ntk: f64,
+    /// Mean of (LRC_on − LRC_off)/LRC_off over repeats.
+    pub r_lrc: f64,
+    /// Whether the candidate passed acceptance (r_lrc > 0, r_ntk ≤ 0, both finite).
+    pub accepted: bool,
+    /// Why it was rejected, if it was.
+    pub rejection: Option<String>,
+    /// Combined min-max score among the cell's accepted candidates (lower is better).
+    pub score: Option<f64>,
+    /// Wall time spent scoring it.
+    pub seconds: f64,
+}
+
+/// The outcome of scoring one cell.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CellDecision {
+    /// Cell index.
+    pub cell: usize,
+    /// Every candidate tried, in the order tried.
+    pub tried: Vec<CandidateReport>,
+    /// The edge to split, if any candidate was accepted.
+    pub chosen: Option<u32>,
+}
+
+fn ratio(on: f64, off: f64) -> f64 {
+    (on - off) / off
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n as f64
+}
+
+fn acceptance(r_ntk: f64, r_lrc: f64) -> Result<(), String> {
+    if !r_ntk.is_finite() || !r_lrc.is_finite() {
+        Err(format!("non-finite ratio (r_ntk {r_ntk}, r_lrc {r_lrc})"))
+    } else if r_lrc <= 0.0 {
+        Err(format!("linear regions did not grow (r_lrc {r_lrc:.4})"))
+    } else if r_ntk > 0.0 {
+        Err(format!("NTK conditioning got worse (r_ntk {r_ntk:.4})"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Inputs shared by every candidate of a repeat, so candidates are compared on the same data.
+struct RepeatInputs {
+    ntk: Vec<Tensor>,
+    lrc: Vec<Tensor>,
+}
+
+fn repeat_inputs(train: &Split, config: &MetricsConfig, seed: u64, repeat: usize, device: Device) -> RepeatInputs {
+    let mut rng = seed::rng(seed, Stream::Metrics, repeat as u64);
+    let mut order: Vec<i64> = (0..train.len() as i64).collect();
+    order.shuffle(&mut rng);
+    let ntk = order
+        .chunks(config.ntk_batch_size.max(1))
+        .take(config.ntk_batches)
+        .map(|chunk| {
+            train
+                .images
+                .index_select(0, &Tensor::from_slice(chunk))
+                .to_device(device)
+        })
+        .collect();
+    let lrc = (0..config.lrc_batches)
+        .map(|_| lrc::random_crops(train, config.lrc_batch_size, config.lrc_crop, &mut rng).to_device(device))
+        .collect();
+    RepeatInputs { ntk, lrc }
+}
+
+fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
+    tch::no_grad(|| {
+        let patterns: Vec<Tensor> = batches
+            .iter()
+            .map(|batch| lrc::sign_pattern(&net.forward_with_relus(batch, Mode::train(0.0)).1))
+            .collect();
+        lrc::count_regions(&patterns)
+    })
+}
+
+fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64) -> Conditioning {
+    let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().expect("one head at least");
+    ntk::condition_number(forward, &net.weight_tensors(), batches, threshold)
+}
+
+/// The train-free scorer for one data set.
+pub struct Scorer {
+    config: MetricsConfig,
+    device: Device,
+    seed: u64,
+    inputs: Vec<RepeatInputs>,
+}
+
+impl Scorer {
+    /// A scorer drawing its inputs from `train`; `seed` fixes inputs, initialisations and candidate order.
+    pub fn new(train: &Split, config: MetricsConfig, seed: u64, device: Device) -> Self {
+        let inputs = (0..config.repeats)
+            .map(|r| repeat_inputs(train, &config, seed, r, device))
+            .collect();
+        Scorer {
+            config,
+            device,
+            seed,
+            inputs,
+        }
+    }
+
+    /// Scores splitting `edge` of `cell` (acceptance decided, no score yet).
+    pub fn score_candidate(&self, genotype: &Genotype, cell: usize, edge: u32) -> anyhow::Result<CandidateReport> {
+        let start = Instant::now();
+        let candidate = Candidate::split(genotype, cell, edge)?;
+        let original = &genotype.cells[cell];
+        let parent = original.edge(edge).expect("split succeeded, so the edge exists");
+        let (from, to) = (parent.from, parent.to);
+        let crop = InputShape {
+            channels: 1,
+            height: self.config.lrc_crop,
+            width: self.config.lrc_crop,
+        };
+        let ntk_scheme = InitScheme::KaimingNormal(Fan::Out);
+        let lrc_scheme = InitScheme::KaimingNormal(Fan::In);
+        let mut ntk_net = candidate.network(self.config.ntk_width, ntk_scheme, None, self.device);
+        let mut lrc_net = candidate.network(self.config.lrc_width, lrc_scheme, Some(crop), self.device);
+        let mut repeats = Vec::with_capacity(self.config.repeats);
+        for (r, inputs) in self.inputs.iter().enumerate() {
+            let init_seed = seed::derive(
+                self.seed,
+                Stream::Init,
+                (cell as u64) << 40 | (edge as u64) << 8 | r as u64,
+            );
+            ntk_net.reset_parameters(ntk_scheme, init_seed);
+            lrc_net.reset_parameters(lrc_scheme, init_seed);
+            candidate.set_off(&mut ntk_net, false)?;
+            candidate.set_off(&mut lrc_net, false)?;
+            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold);
+            let lrc_on = regions(&lrc_net, &inputs.lrc);
+            candidate.set_off(&mut ntk_net, true)?;
+            candidate.set_off(&mut lrc_net, true)?;
+            let ntk_off = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold);
+            let lrc_off = regions(&lrc_net, &inputs.lrc);
+            repeats.push(RepeatReport {
+                ntk_on,
+                ntk_off,
+                lrc_on,
+                lrc_off,
+            });
+        }
+        let kappa = |c: &Conditioning| match self.config.ntk_mode {
+            NtkMode::Sound => c.sound,
+            NtkMode::Faithful => c.faithful,
+        };
+        let r_ntk = mean(repeats.iter().map(|r| ratio(kappa(&r.ntk_on), kappa(&r.ntk_off))));
+        let r_lrc = mean(
+            repeats
+                .iter()
+                .map(|r| ratio(r.lrc_on.regions as f64, r.lrc_off.regions as f64)),
+        );
+        let verdict = acceptance(r_ntk, r_lrc);
+        Ok(CandidateReport {
+            cell,
+            edge,
+            from,
+            to,
+            repeats,
+            r_ntk,
+            r_lrc,
+            accepted: verdict.is_ok(),
+            rejection: verdict.err(),
+            score: None,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Walks the cell's edges in a seeded random order until enough candidates are accepted (or all were
+    /// tried), then picks the accepted one with the lowest combined score. `round` varies the order between
+    /// search iterations. `on_candidate` sees each report as it is made.
+    pub fn decide(
+        &self,
+        genotype: &Genotype,
+        cell: usize,
+        round: u64,
+        on_candidate: &mut dyn FnMut(&CandidateReport),
+    ) -> anyhow::Result<CellDecision> {
+        let Some(target) = genotype.cells.get(cell) else {
+            anyhow::bail!(
+                "cell {cell} does not exist (the genotype has {} cells)",
+                genotype.cells.len()
+            );
+        };
+        let mut order: Vec<u32> = target.edges.iter().map(|e| e.id).collect();
+        order.shuffle(&mut seed::rng(self.seed, Stream::Candidates, round << 16 | cell as u64));
+        let mut tried = Vec::new();
+        for edge in order {
+            let report = self.score_candidate(genotype, cell, edge)?;
+            on_candidate(&report);
+            tried.push(report);
+            if tried.iter().filter(|r| r.accepted).count() >= self.config.candidates_per_cell {
+                break;
+            }
+        }
+        let chosen = combine(&mut tried);
+        Ok(CellDecision { cell, tried, chosen })
+    }
+}
+
+/// Min-max combination over accepted candidates: s_lrc = 1 − normalised r_lrc, s_ntk = normalised r_ntk,
+/// score = their mean; the lowest wins, ties going to the first tried. Writes each accepted score.
+pub fn combine(reports: &mut [CandidateReport]) -> Option<u32> {
+    let accepted: Vec<usize> = (0..reports.len()).filter(|&i| reports[i].accepted).collect();
+    // None when every value is the same: the reference then gives that metric a score of 0.
+    let range = |values: Vec<f64>| {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        move |v: f64| (max > min).then(|| (v - min) / (max - min))
+    };
+    let lrc_norm = range(accepted.iter().map(|&i| reports[i].r_lrc).collect());
+    let ntk_norm = range(accepted.iter().map(|&i| reports[i].r_ntk).collect());
+    let mut best: Option<(f64, usize)> = None;
+    for &i in &accepted {
+        let s_lrc = lrc_norm(reports[i].r_lrc).map_or(0.0, |n| 1.0 - n);
+        let s_ntk = ntk_norm(reports[i].r_ntk).unwrap_or(0.0);
+        let score = (s_lrc + s_ntk) / 2.0;
+        reports[i].score = Some(score);
+        if best.is_none_or(|(b, _)| score < b) {
+            best = Some((score, i));
+        }
+    }
+    best.map(|(_, i)| reports[i].edge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(edge: u32, r_ntk: f64, r_lrc: f64) -> CandidateReport {
+        let verdict = acceptance(r_ntk, r_lrc);
+        CandidateReport {
+            cell: 0,
+            edge,
+            from: 0,
+            to: 1,
+            repeats: Vec::new(),
+            r_ntk,
+            r_lrc,
+            accepted: verdict.is_ok(),
+            rejection: verdict.err(),
+            score: None,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn acceptance_needs_more_regions_and_no_worse_conditioning_and_finite_values() {
+        assert!(acceptance(-0.1, 0.2).is_ok());
+        assert!(acceptance(0.0, 0.2).is_ok());
+        assert!(acceptance(0.1, 0.2).unwrap_err().contains("NTK"));
+        assert!(acceptance(-0.1, 0.0).unwrap_err().contains("regions"));
+        assert!(acceptance(f64::NAN, 0.2).unwrap_err().contains("non-finite"));
+        assert!(acceptance(-0.1, f64::INFINITY).unwrap_err().contains("non-finite"));
+    }
+
+    #[test]
+    fn combination_is_the_mean_of_min_max_scores_over_accepted_only() {
+        let mut reports = vec![
+            report(4, -1.0, 0.25), // best NTK, worst LRC: (1 + 0) / 2
+            report(7, 0.3, 0.90),  // rejected: NTK got worse
+            report(9, 0.0, 0.75),  // worst NTK, best LRC: (0 + 1) / 2
+            report(2, -0.5, 0.5),  // (0.5 + 0.5) / 2
+        ];
+        let chosen = combine(&mut reports);
+        let scores: Vec<Option<f64>> = reports.iter().map(|r| r.score).collect();
+        assert_eq!(scores, vec![Some(0.5), None, Some(0.5), Some(0.5)]);
+        assert_eq!(chosen, Some(4), "a tie goes to the first tried");
+        reports[3].r_lrc = 0.625;
+        assert_eq!(combine(&mut reports), Some(2));
+        assert_eq!(reports[3].score, Some(0.375));
+    }
+
+    #[test]
+    fn equal_values_score_zero_and_nothing_accepted_chooses_nothing() {
+        let mut same = vec![report(1, -0.2, 0.4), report(2, -0.2, 0.4)];
+        assert_eq!(combine(&mut same), Some(1));
+        assert_eq!(same[1].score, Some(0.0));
+        let mut none = vec![report(1, 0.2, 0.4), report(2, -0.2, -0.4)];
+        assert_eq!(combine(&mut none), None);
+    }
+}
