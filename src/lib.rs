@@ -1,11 +1,15 @@
 //! SpiderNet architecture search: grow cells by edge splits, prune ops with learned gates, train the result.
 
+pub mod atomic;
 pub mod data;
 pub mod genotype;
 pub mod init;
+pub mod memory;
+pub mod memory_probe;
 pub mod metrics;
 pub mod ops;
 pub mod pruner;
+pub mod search;
 pub mod seed;
 pub mod supernet;
 pub mod train;

@@ -1,14 +1,20 @@
 //! Command line of spidernet: parse, wire, print.
 
+mod progress;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use spidernet::data::{DataSource, Digits};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use progress::Progress;
+use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::genotype::Genotype;
 use spidernet::init::InitScheme;
+use spidernet::memory::{self, format_size};
+use spidernet::metrics::NtkMode;
 use spidernet::pruner::PrunerConfig;
+use spidernet::search::{self, Checkpoint, Profile, RunDir, SearchConfig, Strategy};
 use spidernet::supernet::Supernet;
-use spidernet::train::{self, EpochReport, TrainConfig, TrainObserver};
+use spidernet::train::{self, TrainConfig};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -20,8 +26,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the minimal supernet (every edge holds all 7 gated ops) with deadheading, and report test accuracy.
+    /// Search an architecture: grow cells by scored edge splits, prune ops, then train the result from scratch.
+    Search(SearchArgs),
+    /// Train a genotype (genotype.json) from scratch and report its test accuracy.
+    Train(TrainArgs),
+    /// Train the minimal supernet (every edge holds all 7 gated ops) with deadheading.
     TrainSupernet(TrainSupernetArgs),
+    /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
+    BenchMemory(BenchMemoryArgs),
+}
+
+#[derive(Args)]
+struct BenchMemoryArgs {
+    /// Training batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Measure one genotype grown by this many splits in this process and print JSON (used internally).
+    #[arg(long, hide = true)]
+    probe_splits: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -36,11 +58,91 @@ enum DeviceChoice {
     Cuda,
 }
 
-#[derive(clap::Args)]
-struct TrainSupernetArgs {
+#[derive(Args)]
+struct DataArgs {
     /// Data set.
     #[arg(long, value_enum, default_value = "digits")]
     data: DataChoice,
+    /// Device to train on.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Reduction cells R (the network has R+1 cells).
+    #[arg(long, default_value_t = 2)]
+    reductions: usize,
+    /// Channels C of the first cell (doubling per reduction).
+    #[arg(long, default_value_t = 16)]
+    channels: usize,
+    /// Training-memory budget, e.g. 512MiB or 4GiB [default: half the machine's memory].
+    #[arg(long, value_parser = memory::parse_size)]
+    memory_budget: Option<u64>,
+    /// Settings preset; the flags below override it.
+    #[arg(long, value_enum, default_value = "quick")]
+    profile: Profile,
+    /// Search iterations at most [quick: 2, reference: 30].
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Supernet training epochs per iteration.
+    #[arg(long, default_value_t = 4)]
+    epochs_per_iteration: usize,
+    /// Epochs of the final training from scratch [quick: 30, reference: 600].
+    #[arg(long)]
+    final_epochs: Option<usize>,
+    /// How splits are chosen.
+    #[arg(long, value_enum, default_value = "spidernet")]
+    strategy: Strategy,
+    /// Which NTK condition number scores candidates.
+    #[arg(long, value_enum, default_value = "sound")]
+    ntk: NtkChoice,
+    /// Train the search phases on a seeded subset of this many images.
+    #[arg(long)]
+    search_samples: Option<usize>,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run folder [default: runs/<time>-<data>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the final training.
+    #[arg(long)]
+    no_final: bool,
+    /// Continue the search in this run folder from its last complete iteration (its settings are used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
+        "final_epochs", "strategy", "ntk", "search_samples", "seed", "no_final",
+    ])]
+    resume: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NtkChoice {
+    Sound,
+    Faithful,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The architecture to train.
+    genotype: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Training epochs.
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct TrainSupernetArgs {
+    #[command(flatten)]
+    data: DataArgs,
     /// Reduction cells R (the network has R+1 cells).
     #[arg(long, default_value_t = 2)]
     reductions: usize,
@@ -53,15 +155,15 @@ struct TrainSupernetArgs {
     /// Seed for every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Device to train on.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceChoice,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Search(args) => search_command(args),
+        Command::Train(args) => train_command(args),
         Command::TrainSupernet(args) => train_supernet(args),
+        Command::BenchMemory(args) => bench_memory(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,16 +182,10 @@ fn device(choice: DeviceChoice) -> anyhow::Result<tch::Device> {
     }
 }
 
-fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
-    if args.epochs == 0 {
-        anyhow::bail!("--epochs must be at least 1");
-    }
-    let device = device(args.device)?;
-    let data = match args.data {
-        DataChoice::Digits => Digits::default().load(args.seed)?,
+fn load_data(choice: DataChoice, seed: u64) -> anyhow::Result<Dataset> {
+    let data = match choice {
+        DataChoice::Digits => Digits::default().load(seed)?,
     };
-    let genotype = Genotype::minimal(args.reductions, args.channels, data.shape, data.classes)
-        .with_context(|| format!("--reductions {} --channels {}", args.reductions, args.channels))?;
     eprintln!(
         "data {}: {} train / {} test images of {}x{}x{}, {} classes",
         data.name,
@@ -100,6 +196,162 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
         data.shape.width,
         data.classes
     );
+    Ok(data)
+}
+
+fn data_name(choice: DataChoice) -> &'static str {
+    match choice {
+        DataChoice::Digits => "digits",
+    }
+}
+
+fn search_config(args: &SearchArgs) -> anyhow::Result<SearchConfig> {
+    if args.epochs_per_iteration == 0 {
+        anyhow::bail!("--epochs-per-iteration must be at least 1");
+    }
+    let data = data_name(args.data.data);
+    let mut config = SearchConfig::new(args.profile, data, args.reductions, args.channels, args.seed);
+    config.strategy = args.strategy;
+    config.metrics.ntk_mode = match args.ntk {
+        NtkChoice::Sound => NtkMode::Sound,
+        NtkChoice::Faithful => NtkMode::Faithful,
+    };
+    if let Some(iterations) = args.iterations {
+        config.iterations = iterations;
+    }
+    if let Some(budget) = args.memory_budget {
+        config.memory_budget = budget;
+    }
+    if let Some(epochs) = args.final_epochs {
+        config.final_train.epochs = epochs;
+    }
+    config.search_samples = args.search_samples;
+    config.train.epochs = args.epochs_per_iteration;
+    config.final_training = !args.no_final;
+    Ok(config)
+}
+
+fn default_run_dir(data: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("runs").join(format!("{stamp}-{data}"))
+}
+
+fn search_command(args: SearchArgs) -> anyhow::Result<()> {
+    let device = device(args.data.device)?;
+    let (dir, config, checkpoint) = match &args.resume {
+        Some(root) => {
+            let (dir, config, checkpoint) = RunDir::open(root)?;
+            eprintln!(
+                "resuming {} after {} completed steps",
+                root.display(),
+                checkpoint.completed
+            );
+            (dir, config, checkpoint)
+        }
+        None => {
+            let config = search_config(&args)?;
+            let data_shape = load_data(args.data.data, config.seed)?;
+            let genotype = Genotype::minimal(config.reductions, config.channels, data_shape.shape, data_shape.classes)
+                .with_context(|| format!("--reductions {} --channels {}", config.reductions, config.channels))?;
+            let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
+            let dir = RunDir::create(&root, &config)?;
+            let checkpoint = Checkpoint::start(genotype, config.seed);
+            (dir, config, checkpoint)
+        }
+    };
+    let data = match config.data.as_str() {
+        "digits" => Digits::default().load(config.seed)?,
+        other => anyhow::bail!("{}: unknown data set '{other}'", dir.config_path().display()),
+    };
+    eprintln!(
+        "search: {} strategy, R={} C={}, up to {} iterations, memory budget {}, run folder {}",
+        match config.strategy {
+            Strategy::Spidernet => "spidernet",
+            Strategy::Random => "random",
+        },
+        config.reductions,
+        config.channels,
+        config.iterations,
+        format_size(config.memory_budget),
+        dir.root().display()
+    );
+    let mut progress = Progress::default();
+    let summary = search::run(&dir, &config, &data, checkpoint, device, &mut progress)?;
+    match summary.test_accuracy {
+        Some(accuracy) => println!(
+            "test accuracy {:.2}% with {} parameters, {} live ops, edges per cell {:?}",
+            100.0 * accuracy,
+            summary.parameters,
+            summary.live_ops,
+            summary.edges_per_cell
+        ),
+        None => println!("search done (no final training); {} live ops", summary.live_ops),
+    }
+    println!("run folder: {}", dir.root().display());
+    Ok(())
+}
+
+fn train_command(args: TrainArgs) -> anyhow::Result<()> {
+    if args.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    let device = device(args.data.device)?;
+    let genotype = Genotype::load(&args.genotype)?;
+    let data = load_data(args.data.data, args.seed)?;
+    if genotype.input != data.shape || genotype.classes != data.classes {
+        anyhow::bail!(
+            "{}: the genotype expects {}x{}x{} images in {} classes, but {} has {}x{}x{} in {}",
+            args.genotype.display(),
+            genotype.input.channels,
+            genotype.input.height,
+            genotype.input.width,
+            genotype.classes,
+            data.name,
+            data.shape.channels,
+            data.shape.height,
+            data.shape.width,
+            data.classes
+        );
+    }
+    let config = TrainConfig {
+        epochs: args.epochs,
+        augment: Some(data.augment()),
+        ..TrainConfig::default()
+    };
+    let pruner = PrunerConfig::default();
+    let mut net = Supernet::new(
+        &genotype,
+        genotype.channels,
+        InitScheme::PytorchDefault,
+        pruner,
+        device,
+        args.seed,
+    );
+    let mut progress = Progress::training(args.epochs);
+    train::train(&mut net, &data.train, None, &config, args.seed, &mut progress)?;
+    let evaluation = train::evaluate(&net, &data.test, config.eval_batch_size);
+    println!(
+        "test accuracy {:.2}% after {} epochs; {} live ops, {} parameters",
+        100.0 * evaluation.accuracy,
+        args.epochs,
+        net.genotype().live_op_count(),
+        net.parameter_count()
+    );
+    Ok(())
+}
+
+fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
+    if args.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    let device = device(args.data.device)?;
+    let data = load_data(args.data.data, args.seed)?;
+    let genotype = Genotype::minimal(args.reductions, args.channels, data.shape, data.classes)
+        .with_context(|| format!("--reductions {} --channels {}", args.reductions, args.channels))?;
     let pruner = PrunerConfig::default();
     let mut net = Supernet::new(
         &genotype,
@@ -120,12 +372,12 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
         epochs: args.epochs,
         ..TrainConfig::default()
     };
-    let mut progress = EpochProgress::new(args.epochs);
+    let mut progress = Progress::training(args.epochs);
     let reports = train::train_on(&mut net, &data, &config, args.seed, &mut progress)?;
     let last = reports.last().context("no epoch ran")?;
     println!(
         "test accuracy {:.2}% after {} epochs; {} live ops, {} parameters",
-        100.0 * last.eval.accuracy,
+        100.0 * last.eval.map_or(f64::NAN, |e| e.accuracy),
         last.epoch,
         last.live_ops,
         last.parameters
@@ -133,52 +385,60 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One progress bar per epoch, then a summary line.
-struct EpochProgress {
-    epochs: usize,
-    bar: Option<ProgressBar>,
-}
+/// The benchmark workload: Fashion-MNIST-shaped input, R=2, C=16, grown by seeded random splits.
+const BENCH_INPUT: spidernet::genotype::InputShape = spidernet::genotype::InputShape {
+    channels: 1,
+    height: 28,
+    width: 28,
+};
 
-impl EpochProgress {
-    fn new(epochs: usize) -> Self {
-        EpochProgress { epochs, bar: None }
+fn bench_memory(args: BenchMemoryArgs) -> anyhow::Result<()> {
+    use spidernet::memory_probe::{grown_genotype, measure_training_peak};
+    if let Some(splits) = args.probe_splits {
+        let genotype = grown_genotype(BENCH_INPUT, 2, 16, splits, 0);
+        let measured = measure_training_peak(&genotype, 16, args.batch, 3)?;
+        println!("{measured}");
+        return Ok(());
     }
-}
-
-impl TrainObserver for EpochProgress {
-    fn batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
-        let epochs = self.epochs;
-        let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::new(batches as u64);
-            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style.progress_chars("=> "));
-            bar.set_prefix(format!("epoch {epoch:>3}/{epochs}"));
-            bar
-        });
-        bar.set_position(batch as u64);
-        bar.set_message(format!("loss {loss:.3}"));
-    }
-
-    fn epoch(&mut self, report: &EpochReport) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+    let exe = std::env::current_exe().context("cannot find this executable to run the probes")?;
+    println!(
+        "training memory, 1x28x28 input, R=2, C=16, batch {}, 3 SGD steps, CPU",
+        args.batch
+    );
+    println!(
+        "{:>7} {:>6} {:>10} {:>12} {:>12} {:>7}",
+        "splits", "edges", "params", "estimate", "measured", "ratio"
+    );
+    for splits in [0, 6, 12, 21, 30] {
+        // Each genotype runs in its own process, so memory freed by one cannot hide the next one's peak.
+        let output = std::process::Command::new(&exe)
+            .args([
+                "bench-memory",
+                "--batch",
+                &args.batch.to_string(),
+                "--probe-splits",
+                &splits.to_string(),
+            ])
+            .output()
+            .context("cannot run a memory probe")?;
+        if !output.status.success() {
+            anyhow::bail!("memory probe failed: {}", String::from_utf8_lossy(&output.stderr));
         }
-        let mut line = format!(
-            "epoch {:>3}/{}  lr {:.5}  loss {:.4}  train {:5.1}%  test {:5.1}%  live ops {:>3}  params {:>7}  {:.1}s",
-            report.epoch,
-            self.epochs,
-            report.lr,
-            report.train_loss,
-            100.0 * report.train_accuracy,
-            100.0 * report.eval.accuracy,
-            report.live_ops,
-            report.parameters,
-            report.seconds
+        let measured: u64 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .context("probe output")?;
+        let genotype = grown_genotype(BENCH_INPUT, 2, 16, splits, 0);
+        let estimate = memory::estimate(&genotype, 16, args.batch).total();
+        println!(
+            "{:>7} {:>6} {:>10} {:>12} {:>12} {:>7.2}",
+            splits,
+            genotype.edge_count(),
+            spidernet::supernet::parameter_count(&genotype, 16),
+            format_size(estimate),
+            format_size(measured),
+            estimate as f64 / measured as f64
         );
-        if !report.deadhead.killed.is_empty() {
-            line.push_str(&format!("  deadheaded {}", report.deadhead.killed.len()));
-        }
-        eprintln!("{line}");
     }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (REFERENCE §10).
 
-use crate::data::{Batches, Dataset, Split};
+use crate::data::{Augment, Batches, Dataset, Split};
 use crate::seed::{self, Stream};
 use crate::supernet::{DeadheadReport, Mode, Supernet};
 use std::time::Instant;
@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub deadhead: bool,
     /// Batch size for evaluation.
     pub eval_batch_size: usize,
+    /// Augmentation of training batches, if any.
+    pub augment: Option<Augment>,
 }
 
 impl Default for TrainConfig {
@@ -41,6 +43,7 @@ impl Default for TrainConfig {
             aux_weight: 0.4,
             deadhead: true,
             eval_batch_size: 256,
+            augment: None,
         }
     }
 }
@@ -70,8 +73,8 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// Training accuracy of the final head, with drop-path on.
     pub train_accuracy: f64,
-    /// Evaluation on the held-out split.
-    pub eval: Evaluation,
+    /// Evaluation on the held-out split, when one was given.
+    pub eval: Option<Evaluation>,
     /// Live ops after this epoch's deadhead.
     pub live_ops: usize,
     /// Trainable parameters after this epoch's deadhead.
@@ -95,12 +98,12 @@ pub struct Silent;
 
 impl TrainObserver for Silent {}
 
-/// Trains `net` on `train` for `config.epochs` epochs and evaluates on `eval` after each.
+/// Trains `net` on `train` for `config.epochs` epochs and evaluates on `eval` (if any) after each.
 /// `seed` drives batch order and drop-path masks.
 pub fn train(
     net: &mut Supernet,
     train: &Split,
-    eval: &Split,
+    eval: Option<&Split>,
     config: &TrainConfig,
     seed: u64,
     observer: &mut dyn TrainObserver,
@@ -128,8 +131,13 @@ pub fn train(
         let lr = cosine_lr(config.lr_max, epoch, config.epochs);
         optimizer.set_lr(lr);
         let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
+        let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
         for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
+            let images = match &config.augment {
+                Some(augment) => augment.apply(&images, &mut augment_rng),
+                None => images,
+            };
             let logits = net.forward(&images, Mode::train(config.drop_path));
             let loss = Supernet::loss(&logits, &labels, config.aux_weight);
             optimizer.zero_grad();
@@ -154,7 +162,7 @@ pub fn train(
             lr,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct / seen as f64,
-            eval: evaluate(net, eval, config.eval_batch_size),
+            eval: eval.map(|split| evaluate(net, split, config.eval_batch_size)),
             live_ops: net.genotype().live_op_count(),
             parameters: net.parameter_count(),
             deadhead,
@@ -198,7 +206,7 @@ pub fn train_on(
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<Vec<EpochReport>> {
-    train(net, &data.train, &data.test, config, seed, observer)
+    train(net, &data.train, Some(&data.test), config, seed, observer)
 }
 
 #[cfg(test)]

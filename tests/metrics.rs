@@ -1,6 +1,9 @@
 //! Train-free metrics: the NTK against closed forms and brute force, linear regions against hand counts,
 //! and scoring on the embedded digits.
 
+mod common;
+
+use common::turn;
 use proptest::prelude::*;
 use spidernet::data::{DataSource, Digits};
 use spidernet::genotype::{Genotype, InputShape};
@@ -21,6 +24,7 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn ntk_of_a_linear_layer_matches_its_closed_form() {
+    let _turn = turn();
     // f(x) = W x + b with K outputs: ∂Σ_c f_c/∂W = 1 xᵀ and ∂Σ_c f_c/∂b = 1, so Θ_ij = K (x_i·x_j + 1).
     tch::manual_seed(0);
     let (k, d) = (4, 6);
@@ -64,6 +68,7 @@ fn digit_batches(count: usize, size: i64) -> Vec<Tensor> {
 
 #[test]
 fn per_sample_gradients_through_train_mode_bn_equal_a_fresh_forward_per_sample() {
+    let _turn = turn();
     let net = thin_net(
         3,
         InputShape {
@@ -99,6 +104,7 @@ fn per_sample_gradients_through_train_mode_bn_equal_a_fresh_forward_per_sample()
 
 #[test]
 fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_ratio() {
+    let _turn = turn();
     let net = thin_net(
         3,
         InputShape {
@@ -143,6 +149,7 @@ fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_r
 
 #[test]
 fn linear_regions_of_a_tiny_network_match_a_hand_count() {
+    let _turn = turn();
     // relu(x − t) for t ∈ {−1, 0, 1} on a line cuts it into 4 intervals: 4 patterns.
     let x = Tensor::linspace(-2.0, 2.0, 41, CPU).view([41, 1]) + 0.013;
     let thresholds = Tensor::from_slice(&[-1.0f64, 0.0, 1.0]).view([1, 3]);
@@ -178,6 +185,7 @@ proptest! {
 
 #[test]
 fn scoring_on_digits_reports_every_edge_accepts_some_and_is_reproducible() {
+    let _turn = turn();
     let data = Digits::default().load(0).unwrap();
     let genotype = Genotype::minimal(2, 16, data.shape, data.classes).unwrap();
     // Fewer and smaller NTK batches than the reference keep this test quick; the procedure is the same.

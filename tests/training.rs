@@ -1,5 +1,8 @@
 //! Training the supernet on the embedded digits: accuracy, reproducibility and deadheading.
 
+mod common;
+
+use common::turn;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::genotype::{Genotype, Op};
 use spidernet::init::InitScheme;
@@ -34,21 +37,26 @@ fn run(reductions: usize, channels: usize, epochs: usize, seed: u64) -> (Vec<Epo
 
 #[test]
 fn minimal_supernet_reaches_95_percent_on_digits_within_20_epochs() {
+    let _turn = turn();
     let (reports, _) = run(2, 16, 20, 0);
     let last = reports.last().unwrap();
     assert!(
-        last.eval.accuracy >= 0.95,
+        last.eval.unwrap().accuracy >= 0.95,
         "test accuracy {:.2}% after 20 epochs",
-        100.0 * last.eval.accuracy
+        100.0 * last.eval.unwrap().accuracy
     );
     assert!(reports[0].train_loss > last.train_loss, "training must reduce the loss");
 }
 
 #[test]
 fn same_seed_gives_identical_losses_and_another_seed_does_not() {
+    let _turn = turn();
     let losses = |seed| {
         let (reports, _) = run(1, 4, 2, seed);
-        reports.iter().map(|r| (r.train_loss, r.eval.loss)).collect::<Vec<_>>()
+        reports
+            .iter()
+            .map(|r| (r.train_loss, r.eval.unwrap().loss))
+            .collect::<Vec<_>>()
     };
     let first = losses(5);
     assert_eq!(first, losses(5));
@@ -57,6 +65,7 @@ fn same_seed_gives_identical_losses_and_another_seed_does_not() {
 
 #[test]
 fn deadheading_shrinks_genotype_parameters_and_forward_pass_consistently() {
+    let _turn = turn();
     let data = Digits::default().load(0).unwrap();
     // A two-epoch window lets the deadhead rule act within a short test.
     let pruner = PrunerConfig {

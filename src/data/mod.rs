@@ -1,8 +1,10 @@
 //! Image-classification data: the `Dataset` type, its sources, normalisation and batching.
 
+mod augment;
 mod batches;
 mod digits;
 
+pub use augment::Augment;
 pub use batches::Batches;
 pub use digits::Digits;
 
@@ -27,6 +29,24 @@ impl Split {
     /// Whether the split holds no sample.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[i64]) -> Split {
+        let index = Tensor::from_slice(indices);
+        Split {
+            images: self.images.index_select(0, &index),
+            labels: self.labels.index_select(0, &index),
+        }
+    }
+
+    /// A seeded split into (rest, held out), holding out `fraction` of the samples (at least one of each).
+    pub fn hold_out(&self, fraction: f64, rng: &mut rand_chacha::ChaCha8Rng) -> (Split, Split) {
+        use rand::seq::SliceRandom;
+        let mut order: Vec<i64> = (0..self.len() as i64).collect();
+        order.shuffle(rng);
+        let held = ((self.len() as f64 * fraction).round() as usize).clamp(1, self.len().saturating_sub(1));
+        (self.select(&order[held..]), self.select(&order[..held]))
     }
 }
 
@@ -54,6 +74,8 @@ pub struct Dataset {
     pub test: Split,
     /// Statistics used to normalise both splits.
     pub normalization: Normalization,
+    /// Whether a horizontal flip keeps an image in its class (false for digits and characters).
+    pub horizontal_flip: bool,
 }
 
 /// Something that can produce a `Dataset`.
@@ -93,7 +115,20 @@ impl Dataset {
                 labels: test_labels,
             },
             normalization,
+            horizontal_flip: false,
         }
+    }
+
+    /// The augmentation recipe suited to this data set.
+    pub fn augment(&self) -> Augment {
+        let black: Vec<f64> = self
+            .normalization
+            .mean
+            .iter()
+            .zip(&self.normalization.std)
+            .map(|(m, s)| -m / if *s > 1e-12 { *s } else { 1.0 })
+            .collect();
+        Augment::for_images(self.shape.height.min(self.shape.width), self.horizontal_flip, black)
     }
 }
 

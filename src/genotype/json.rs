@@ -1,9 +1,7 @@
 //! JSON text and file storage of genotypes.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -51,35 +49,10 @@ impl Genotype {
             path: path.to_path_buf(),
             source,
         };
-        let temp = temp_path_beside(path).map_err(write_error)?;
         let mut text = self.to_json();
         text.push('\n');
-        let written = write_synced(&temp, text.as_bytes()).and_then(|()| fs::rename(&temp, path));
-        if written.is_err() {
-            // Best effort: the original error is the one worth reporting.
-            let _ = fs::remove_file(&temp);
-        }
-        written.map_err(write_error)
+        crate::atomic::write_atomic(path, text.as_bytes()).map_err(write_error)
     }
-}
-
-/// A fresh hidden file name next to `path`, unique per process and call.
-fn temp_path_beside(path: &Path) -> std::io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}-{serial}", std::process::id()));
-    Ok(path.with_file_name(temp_name))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// Finds the first cell, and within it the first edge, that does not deserialize on its own.
@@ -133,7 +106,7 @@ mod tests {
     }
 
     /// A fresh empty directory under the system temp dir.
-    fn scratch_dir(name: &str) -> PathBuf {
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("genotype-test-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("temp dir is writable");

@@ -53,7 +53,7 @@ pub struct Pass<'a> {
 }
 
 /// An op removed by deadheading.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpRef {
     /// Cell index.
     pub cell: usize,
@@ -64,7 +64,7 @@ pub struct OpRef {
 }
 
 /// What one end-of-epoch deadhead did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadheadReport {
     /// Ops removed for good.
     pub killed: Vec<OpRef>,
@@ -342,6 +342,35 @@ impl Supernet {
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named.into_iter().map(|(_, tensor)| tensor).collect()
+    }
+
+    /// Every tensor of the live network (weights, gates, BN statistics) by variable-store name; tensors of
+    /// dead ops are left out.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut live_ops = std::collections::HashSet::new();
+        for (k, cell) in self.genotype.cells.iter().enumerate() {
+            for edge in &cell.edges {
+                for op in &edge.ops {
+                    live_ops.insert(format!("cell{k}.edge{}.{}.", edge.id, op.name()));
+                }
+            }
+        }
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| {
+                let mut parts = name.splitn(4, '.');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(cell), Some(edge), Some(op)) if edge.starts_with("edge") => {
+                        live_ops.contains(&format!("{cell}.{edge}.{op}."))
+                    }
+                    _ => true,
+                }
+            })
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
     }
 
     /// Number of scalars in `parameters`.

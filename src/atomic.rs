@@ -1,0 +1,36 @@
+//! Atomic file writes: a temporary file beside the target, synced, then renamed over it.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = temp_path_beside(path)?;
+    let written = write_synced(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if written.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A fresh hidden file name next to `path`, unique per process and call.
+fn temp_path_beside(path: &Path) -> std::io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}-{serial}", std::process::id()));
+    Ok(path.with_file_name(temp_name))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}

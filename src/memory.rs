@@ -1,0 +1,203 @@
+//! Analytic estimate of the memory a training step of a genotype's network needs (DESIGN §4.5), and the
+//! budget check applied before a mutation.
+
+use crate::genotype::{Genotype, Op};
+use crate::supernet::parameter_count;
+
+const FLOAT: u64 = 4;
+
+/// The parts of the estimate, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryEstimate {
+    /// Weights.
+    pub parameters: u64,
+    /// Gradients of the weights.
+    pub gradients: u64,
+    /// SGD momentum buffers.
+    pub momentum: u64,
+    /// BN running statistics.
+    pub buffers: u64,
+    /// Activations kept for backward, plus the gradient buffers alive at the peak of backward.
+    pub activations: u64,
+}
+
+impl MemoryEstimate {
+    /// Everything together.
+    pub fn total(&self) -> u64 {
+        self.parameters + self.gradients + self.momentum + self.buffers + self.activations
+    }
+}
+
+/// Feature maps (of one channel-width tensor at the op's output) an op creates in a training forward pass,
+/// including its gate product and, for all but Identity, the drop-path product.
+fn op_tensors(op: Op, stride: usize) -> u64 {
+    let body = match op {
+        Op::Identity if stride == 1 => 0,
+        Op::Identity => 1,
+        // Output plus int64 indices (two floats' worth).
+        Op::MaxPool3x3 => 3,
+        Op::AvgPool3x3 => 1,
+        // dw, pw, BN, ReLU, dw, pw, BN.
+        Op::SepConv3x3 | Op::SepConv5x5 => 7,
+        // dw, pw, BN.
+        Op::DilConv3x3 | Op::DilConv5x5 => 3,
+    };
+    let gate = 1;
+    let drop_path = u64::from(op != Op::Identity);
+    // Summing into the target node's inbox makes one more map per op.
+    body + gate + drop_path + 1
+}
+
+/// Estimated training memory of the supernet of `genotype` at `width`, for mini-batches of `batch` images.
+pub fn estimate(genotype: &Genotype, width: usize, batch: usize) -> MemoryEstimate {
+    let params = parameter_count(genotype, width) as u64;
+    let batch = batch as u64;
+    let map = |channels: usize, (h, w): (usize, usize)| batch * channels as u64 * (h * w) as u64 * FLOAT;
+    let (h0, w0) = (genotype.input.height, genotype.input.width);
+    // Input batch, stem conv and stem BN.
+    let mut activations = batch * (genotype.input.channels * h0 * w0) as u64 * FLOAT + 2 * map(width, (h0, w0));
+    let mut buffers = 2 * width as u64 * FLOAT;
+    for (k, cell) in genotype.cells.iter().enumerate() {
+        let channels = width << k;
+        let working = genotype.level_resolution(genotype.cell_input_level(k));
+        let output = genotype.cell_output_resolution(k);
+        // Rescalers: 1×1 conv + BN at the input's own resolution when the width changes.
+        for (i, input_channels) in std::iter::once(width).chain((0..k).map(|j| width << j)).enumerate() {
+            if input_channels != channels {
+                let level = if i == 0 { 0 } else { i - 1 };
+                activations += 2 * map(channels, genotype.level_resolution(level));
+                buffers += 2 * channels as u64 * FLOAT;
+            }
+        }
+        // Node BNs: input nodes work at the cell's input resolution, all others at its output resolution.
+        for node in 0..cell.n_nodes {
+            let resolution = if cell.is_input(node) { working } else { output };
+            activations += map(channels, resolution);
+            buffers += 2 * channels as u64 * FLOAT;
+        }
+        for edge in &cell.edges {
+            let stride = cell.stride(edge);
+            for &op in &edge.ops {
+                // Every op works at the cell's output resolution (reductions happen on the input edges).
+                activations += op_tensors(op, stride) * map(channels, output);
+                buffers += op_buffers(op, channels);
+            }
+        }
+    }
+    // During backward, gradients of the activations roughly double the largest live feature maps; a quarter
+    // of the saved activations covers it on the networks measured (see docs/PERFORMANCE.md).
+    activations += activations / 4;
+    MemoryEstimate {
+        parameters: params * FLOAT,
+        gradients: params * FLOAT,
+        momentum: params * FLOAT,
+        buffers,
+        activations,
+    }
+}
+
+fn op_buffers(op: Op, channels: usize) -> u64 {
+    let norms = match op {
+        Op::SepConv3x3 | Op::SepConv5x5 => 2,
+        Op::DilConv3x3 | Op::DilConv5x5 => 1,
+        _ => 0,
+    };
+    norms * 2 * channels as u64 * FLOAT
+}
+
+/// Parses a size such as `512MiB`, `4GiB`, `1.5GB` or `1000000` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: expected a number with an optional unit, like 4GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ));
+        }
+    };
+    let bytes = value * scale;
+    if !(bytes.is_finite() && bytes >= 1.0) {
+        return Err(format!("'{text}' is not a positive size"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Formats bytes with a binary unit, e.g. `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// Physical memory of this machine in bytes, from /proc/meminfo, if it can be read.
+pub fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The default budget: half the machine's memory on CPU (the rest is left to the OS, libtorch and data),
+/// or 4 GiB when it cannot be read.
+pub fn default_budget() -> u64 {
+    physical_memory().map_or(4 << 30, |total| total / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genotype::InputShape;
+
+    #[test]
+    fn sizes_parse_with_units_and_reject_nonsense() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("4 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("0MiB").unwrap_err().contains("positive"));
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn estimate_grows_with_splits_batch_and_width_and_counts_optimizer_state() {
+        let input = InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
+        let small = estimate(&genotype, 16, 64);
+        assert_eq!(small.parameters, 4 * parameter_count(&genotype, 16) as u64);
+        assert_eq!(small.momentum, small.parameters);
+        assert!(estimate(&genotype, 16, 128).activations > small.activations);
+        assert!(estimate(&genotype, 32, 64).total() > small.total());
+        let first = genotype.cells[1].edges[0].id;
+        genotype.cells[1].split(first).unwrap();
+        assert!(estimate(&genotype, 16, 64).total() > small.total());
+    }
+}

@@ -1,0 +1,84 @@
+//! Measures the real peak memory of training steps, to check the analytic estimate against it.
+
+use crate::genotype::{Genotype, InputShape};
+use crate::init::InitScheme;
+use crate::pruner::PrunerConfig;
+use crate::seed::{self, Stream};
+use crate::supernet::{Mode, Supernet};
+use anyhow::Context;
+use rand::RngExt;
+use tch::nn::OptimizerConfig;
+use tch::{Device, Kind, Tensor};
+
+/// A value from /proc/self/status in bytes (`VmRSS`, `VmHWM`, …).
+fn status_bytes(field: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("/proc/self/status has no {field}"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("cannot parse {line}"))?;
+    Ok(kib * 1024)
+}
+
+/// The minimal genotype grown by `splits` seeded random edge splits (cells taken in turn).
+pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, splits: usize, seed: u64) -> Genotype {
+    let mut genotype = Genotype::minimal(reductions, channels, input, 10).expect("valid benchmark shape");
+    let mut rng = seed::rng(seed, Stream::Candidates, 0);
+    for step in 0..splits {
+        let cell = step % genotype.cells.len();
+        let edges = &genotype.cells[cell].edges;
+        let edge = edges[rng.random_range(0..edges.len())].id;
+        genotype.cells[cell].split(edge).expect("edge exists");
+    }
+    genotype
+}
+
+/// Resident memory added by `steps` SGD training steps of `genotype` at `width` on random batches of `batch`:
+/// the peak RSS during the steps minus the RSS before the network was built.
+pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
+    let baseline = status_bytes("VmRSS:")?;
+    // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+    std::fs::write("/proc/self/clear_refs", "5").context("cannot reset the peak RSS via /proc/self/clear_refs")?;
+    let mut net = Supernet::new(
+        genotype,
+        width,
+        InitScheme::PytorchDefault,
+        PrunerConfig::default(),
+        Device::Cpu,
+        0,
+    );
+    let mut optimizer = tch::nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 3e-4,
+        nesterov: false,
+    }
+    .build(net.var_store(), 0.01)?;
+    let input = genotype.input;
+    for _ in 0..steps {
+        let images = Tensor::randn(
+            [
+                batch as i64,
+                input.channels as i64,
+                input.height as i64,
+                input.width as i64,
+            ],
+            (Kind::Float, Device::Cpu),
+        );
+        let labels = Tensor::randint(genotype.classes as i64, [batch as i64], (Kind::Int64, Device::Cpu));
+        let logits = net.forward(&images, Mode::train(0.2));
+        let loss = Supernet::loss(&logits, &labels, 0.4);
+        optimizer.zero_grad();
+        loss.backward();
+        net.track_gates();
+        net.clamp_pruners();
+        optimizer.step();
+    }
+    let peak = status_bytes("VmHWM:")?;
+    Ok(peak.saturating_sub(baseline))
+}

@@ -1,0 +1,312 @@
+//! The SpiderNet search loop (REFERENCE §1, §10; DESIGN §4): train with deadheading, grow each cell by the best
+//! train-free-scored split that fits the memory budget, re-initialise, repeat; then train the result from scratch.
+
+mod mutate;
+pub mod record;
+mod run_dir;
+
+pub use mutate::Strategy;
+pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
+pub use run_dir::RunDir;
+
+use crate::data::{Dataset, Split};
+use crate::genotype::Genotype;
+use crate::init::InitScheme;
+use crate::memory;
+use crate::metrics::{CandidateReport, MetricsConfig};
+use crate::pruner::PrunerConfig;
+use crate::seed::{self, Stream};
+use crate::supernet::{Supernet, parameter_count};
+use crate::train::{self, EpochReport, Evaluation, TrainConfig, TrainObserver};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tch::Device;
+
+/// Every setting of a search; stored as `config.json` in the run folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchConfig {
+    /// Data set, as given on the command line.
+    pub data: String,
+    /// Reduction cells R.
+    pub reductions: usize,
+    /// Channels C of cell 0.
+    pub channels: usize,
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// How mutations are chosen.
+    pub strategy: Strategy,
+    /// Search iterations at most.
+    pub iterations: usize,
+    /// Whether one mutation pass runs before the first training (as the reference does).
+    pub premutate: bool,
+    /// Stop after this many iterations in a row without an applied mutation.
+    pub patience: usize,
+    /// Training-memory budget in bytes.
+    pub memory_budget: u64,
+    /// Use a seeded subset of this many training images for the search's training phases.
+    pub search_samples: Option<usize>,
+    /// Fraction of the training data held out for validation during the search.
+    pub validation_fraction: f64,
+    /// Training of each search iteration (epochs T per iteration).
+    pub train: TrainConfig,
+    /// Final training from scratch (its augmentation is set from the data).
+    pub final_train: TrainConfig,
+    /// Whether the final training runs at the end.
+    pub final_training: bool,
+    /// Train-free scoring settings.
+    pub metrics: MetricsConfig,
+    /// Pruner constants.
+    pub pruner: PrunerConfig,
+}
+
+/// A preset of search settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Minutes on a laptop CPU: 2 iterations, 30 final epochs, NTK on 2 repeats of 2×16 images.
+    Quick,
+    /// The reference's settings: 30 iterations, 600 final epochs, NTK on 3 repeats of 3×64 images.
+    Reference,
+}
+
+impl SearchConfig {
+    /// The settings of `profile` for a search on `data` with R reductions and C channels.
+    pub fn new(profile: Profile, data: &str, reductions: usize, channels: usize, seed: u64) -> Self {
+        let reference = profile == Profile::Reference;
+        let metrics = if reference {
+            MetricsConfig::default()
+        } else {
+            MetricsConfig {
+                repeats: 2,
+                ntk_batches: 2,
+                ntk_batch_size: 16,
+                ..MetricsConfig::default()
+            }
+        };
+        SearchConfig {
+            data: data.to_string(),
+            reductions,
+            channels,
+            seed,
+            strategy: Strategy::Spidernet,
+            iterations: if reference { 30 } else { 2 },
+            premutate: true,
+            patience: 2,
+            memory_budget: memory::default_budget(),
+            search_samples: None,
+            validation_fraction: 0.1,
+            train: TrainConfig::default(),
+            final_train: TrainConfig {
+                epochs: if reference { 600 } else { 30 },
+                ..TrainConfig::default()
+            },
+            final_training: true,
+            metrics,
+            pruner: PrunerConfig::default(),
+        }
+    }
+}
+
+/// Receives what the search does, for progress display and logs.
+pub trait SearchObserver: TrainObserver {
+    /// A training phase begins (`iteration` 0 means final training).
+    fn phase(&mut self, _iteration: usize, _epochs: usize) {}
+    /// A candidate was scored.
+    fn candidate(&mut self, _report: &CandidateReport) {}
+    /// An iteration finished and was checkpointed.
+    fn iteration(&mut self, _record: &IterationRecord, _config: &SearchConfig) {}
+    /// The search loop stopped.
+    fn stopped(&mut self, _reason: &str) {}
+}
+
+/// The splits a search trains, validates and tests on.
+struct SearchData<'a> {
+    search_train: Split,
+    validation: Split,
+    full: &'a Dataset,
+}
+
+fn search_data<'a>(data: &'a Dataset, config: &SearchConfig) -> SearchData<'a> {
+    let mut rng = seed::rng(config.seed, Stream::DataSplit, 1);
+    let (rest, validation) = data.train.hold_out(config.validation_fraction, &mut rng);
+    let search_train = match config.search_samples {
+        Some(k) if k < rest.len() => rest.hold_out(k as f64 / rest.len() as f64, &mut rng).1,
+        _ => rest,
+    };
+    SearchData {
+        search_train,
+        validation,
+        full: data,
+    }
+}
+
+/// Runs (or resumes) a search in `dir` from `checkpoint`, then the final training unless disabled.
+pub fn run(
+    dir: &RunDir,
+    config: &SearchConfig,
+    data: &Dataset,
+    mut checkpoint: Checkpoint,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<Summary> {
+    let splits = search_data(data, config);
+    let mut history = dir.history()?;
+    history.truncate(checkpoint.completed);
+    while checkpoint.stopped.is_none() {
+        let iteration = match history.last() {
+            Some(last) => last.iteration + 1,
+            None if config.premutate => 0,
+            None => 1,
+        };
+        let record = run_iteration(iteration, config, &splits, &mut checkpoint.genotype, device, observer)?;
+        let applied = record.mutations.iter().filter(|m| m.applied).count();
+        let refused = record.mutations.len() - applied;
+        checkpoint.stale = if applied == 0 && iteration > 0 {
+            checkpoint.stale + 1
+        } else {
+            0
+        };
+        checkpoint.stopped = if iteration >= config.iterations {
+            Some(format!("reached {} iterations", config.iterations))
+        } else if applied == 0 && refused > 0 {
+            Some("the memory budget leaves no room for the chosen splits".to_string())
+        } else if checkpoint.stale >= config.patience {
+            Some(format!(
+                "no mutation was accepted for {} iterations in a row",
+                checkpoint.stale
+            ))
+        } else {
+            None
+        };
+        history.push(record);
+        checkpoint.completed = history.len();
+        dir.commit(&history, &checkpoint)?;
+        observer.iteration(history.last().expect("just pushed"), config);
+    }
+    let reason = checkpoint.stopped.clone().unwrap_or_default();
+    observer.stopped(&reason);
+    let genotype = &checkpoint.genotype;
+    let mut summary = Summary {
+        stopped: reason,
+        iterations: history.iter().filter(|r| r.iteration > 0).count(),
+        live_ops: genotype.live_op_count(),
+        edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
+        parameters: parameter_count(genotype, config.channels),
+        estimated_memory_bytes: memory::estimate(genotype, config.channels, config.train.batch_size).total(),
+        test_accuracy: None,
+        test_loss: None,
+        search_training_seconds: history.iter().map(|r| r.training_seconds).sum(),
+        search_scoring_seconds: history.iter().map(|r| r.scoring_seconds).sum(),
+        final_training_seconds: 0.0,
+    };
+    if config.final_training {
+        let start = Instant::now();
+        let (net, evaluation) = final_training(genotype, config, splits.full, device, observer)?;
+        summary.final_training_seconds = start.elapsed().as_secs_f64();
+        summary.test_accuracy = Some(evaluation.accuracy);
+        summary.test_loss = Some(evaluation.loss);
+        summary.live_ops = net.genotype().live_op_count();
+        summary.parameters = net.parameter_count();
+        dir.save_genotype(net.genotype())?;
+        save_weights(&net, &dir.weights_path())?;
+    }
+    dir.save_summary(&summary)?;
+    Ok(summary)
+}
+
+/// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
+fn run_iteration(
+    iteration: usize,
+    config: &SearchConfig,
+    splits: &SearchData,
+    genotype: &mut Genotype,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<IterationRecord> {
+    let start = Instant::now();
+    let mut last_epoch: Option<EpochReport> = None;
+    let mut deadheaded = Vec::new();
+    if iteration > 0 {
+        let init_seed = seed::derive(config.seed, Stream::Init, iteration as u64);
+        let mut net = Supernet::new(
+            genotype,
+            config.channels,
+            InitScheme::PytorchDefault,
+            config.pruner.clone(),
+            device,
+            init_seed,
+        );
+        observer.phase(iteration, config.train.epochs);
+        let train_seed = seed::derive(config.seed, Stream::BatchOrder, iteration as u64);
+        let reports = train::train(
+            &mut net,
+            &splits.search_train,
+            Some(&splits.validation),
+            &config.train,
+            train_seed,
+            observer,
+        )?;
+        deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
+        last_epoch = reports.last().cloned();
+        *genotype = net.genotype().clone();
+    }
+    let training_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (decisions, mutations) =
+        mutate::mutation_pass(iteration, config, &splits.search_train, genotype, device, observer)?;
+    let scoring_seconds = start.elapsed().as_secs_f64();
+    let evaluation = last_epoch.as_ref().and_then(|r| r.eval);
+    Ok(IterationRecord {
+        iteration,
+        validation_accuracy: evaluation.map(|e| e.accuracy),
+        validation_loss: evaluation.map(|e| e.loss),
+        train_loss: last_epoch.map(|r| r.train_loss),
+        deadheaded,
+        parameters: parameter_count(genotype, config.channels),
+        memory: memory::estimate(genotype, config.channels, config.train.batch_size),
+        memory_budget: config.memory_budget,
+        live_ops: genotype.live_op_count(),
+        edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
+        decisions,
+        mutations,
+        training_seconds,
+        scoring_seconds,
+    })
+}
+
+/// Trains `genotype` from scratch on the full training split with augmentation, then evaluates on the test split.
+pub fn final_training(
+    genotype: &Genotype,
+    config: &SearchConfig,
+    data: &Dataset,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<(Supernet, Evaluation)> {
+    let init_seed = seed::derive(config.seed, Stream::Init, u64::MAX);
+    let mut net = Supernet::new(
+        genotype,
+        config.channels,
+        InitScheme::PytorchDefault,
+        config.pruner.clone(),
+        device,
+        init_seed,
+    );
+    let train_config = TrainConfig {
+        augment: Some(data.augment()),
+        ..config.final_train.clone()
+    };
+    observer.phase(0, train_config.epochs);
+    let train_seed = seed::derive(config.seed, Stream::BatchOrder, u64::MAX);
+    train::train(&mut net, &data.train, None, &train_config, train_seed, observer)?;
+    let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
+    Ok((net, evaluation))
+}
+
+/// Saves the live network's tensors (dead ops left out) as safetensors, atomically.
+pub fn save_weights(net: &Supernet, path: &std::path::Path) -> anyhow::Result<()> {
+    let named = net.named_tensors();
+    let temp = path.with_extension("safetensors.partial");
+    tch::Tensor::write_safetensors(&named, &temp).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,79 @@
+//! One mutation pass: for each cell in turn, choose a split (scored or random) and apply it if the network
+//! still fits the memory budget.
+
+use super::record::Mutation;
+use super::{SearchConfig, SearchObserver};
+use crate::data::Split;
+use crate::genotype::Genotype;
+use crate::memory;
+use crate::metrics::CellDecision;
+use crate::metrics::score::Scorer;
+use crate::seed::{self, Stream};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+/// How a cell's split is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Train-free scoring by NTK condition number and linear regions (REFERENCE §8).
+    Spidernet,
+    /// A uniformly random edge per cell, no scoring (the baseline of DESIGN §4.9).
+    Random,
+}
+
+/// Chooses and applies at most one split per cell, cells in order so that cell k+1 sees cell k's split.
+pub fn mutation_pass(
+    iteration: usize,
+    config: &SearchConfig,
+    train: &Split,
+    genotype: &mut Genotype,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<(Vec<CellDecision>, Vec<Mutation>)> {
+    let round = iteration as u64;
+    let scorer = (config.strategy == Strategy::Spidernet).then(|| {
+        Scorer::new(
+            train,
+            config.metrics.clone(),
+            seed::derive(config.seed, Stream::Metrics, round),
+            device,
+        )
+    });
+    let mut decisions = Vec::new();
+    let mut mutations = Vec::new();
+    for cell in 0..genotype.cells.len() {
+        let chosen = match &scorer {
+            Some(scorer) => {
+                let decision = scorer.decide(genotype, cell, round, &mut |report| observer.candidate(report))?;
+                let chosen = decision.chosen;
+                decisions.push(decision);
+                chosen
+            }
+            None => {
+                let edges = &genotype.cells[cell].edges;
+                let mut rng = seed::rng(config.seed, Stream::Candidates, round << 16 | cell as u64);
+                edges.get(rng.random_range(0..edges.len())).map(|e| e.id)
+            }
+        };
+        let Some(edge) = chosen else { continue };
+        let parent = genotype.cells[cell].edge(edge).expect("chosen from this cell").clone();
+        let mut grown = genotype.clone();
+        grown.cells[cell].split(edge)?;
+        let estimated_bytes = memory::estimate(&grown, config.channels, config.train.batch_size).total();
+        let applied = estimated_bytes <= config.memory_budget;
+        if applied {
+            *genotype = grown;
+        }
+        mutations.push(Mutation {
+            cell,
+            edge,
+            from: parent.from,
+            to: parent.to,
+            estimated_bytes,
+            applied,
+        });
+    }
+    Ok((decisions, mutations))
+}

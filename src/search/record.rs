@@ -1,0 +1,118 @@
+//! What the search writes down: one record per iteration, the checkpoint, and the final summary.
+
+use crate::genotype::Genotype;
+use crate::memory::MemoryEstimate;
+use crate::metrics::CellDecision;
+use crate::supernet::OpRef;
+use serde::{Deserialize, Serialize};
+
+/// Why a cell's chosen split was or was not applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mutation {
+    /// Cell index.
+    pub cell: usize,
+    /// Edge split (its id before the split).
+    pub edge: u32,
+    /// Source and target node of that edge.
+    pub from: usize,
+    /// Target node.
+    pub to: usize,
+    /// Estimated training memory after the split, in bytes.
+    pub estimated_bytes: u64,
+    /// Whether it was applied (false: it did not fit the budget).
+    pub applied: bool,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationRecord {
+    /// 0 for the mutation pass before the first training, then 1, 2, …
+    pub iteration: usize,
+    /// Validation accuracy of the supernet after this iteration's training (none for iteration 0).
+    pub validation_accuracy: Option<f64>,
+    /// Validation loss of the final head.
+    pub validation_loss: Option<f64>,
+    /// Mean training loss of the last epoch.
+    pub train_loss: Option<f64>,
+    /// Ops removed by deadheading during this iteration's training.
+    pub deadheaded: Vec<OpRef>,
+    /// Parameters of the genotype at the end of the iteration (width C).
+    pub parameters: usize,
+    /// Estimated training memory at the end of the iteration.
+    pub memory: MemoryEstimate,
+    /// The budget it is checked against, in bytes.
+    pub memory_budget: u64,
+    /// Live ops at the end of the iteration.
+    pub live_ops: usize,
+    /// Edges per cell at the end of the iteration.
+    pub edges_per_cell: Vec<usize>,
+    /// Candidates scored per cell (empty for the random strategy).
+    pub decisions: Vec<CellDecision>,
+    /// Splits chosen, applied or refused for memory.
+    pub mutations: Vec<Mutation>,
+    /// Seconds spent training the supernet.
+    pub training_seconds: f64,
+    /// Seconds spent choosing mutations (scoring).
+    pub scoring_seconds: f64,
+}
+
+/// Version of the checkpoint format.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+/// The state a search resumes from, written atomically after every iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Format of this file.
+    pub format: u32,
+    /// Iterations finished (0 = the pre-training mutation pass is done).
+    pub completed: usize,
+    /// Iterations in a row that applied no mutation.
+    pub stale: usize,
+    /// Set when the search loop has ended, with the reason.
+    pub stopped: Option<String>,
+    /// Architecture after the last completed iteration.
+    pub genotype: Genotype,
+    /// Seed of the run, to detect a checkpoint that does not belong to its config.
+    pub seed: u64,
+}
+
+impl Checkpoint {
+    /// The state before anything ran.
+    pub fn start(genotype: Genotype, seed: u64) -> Self {
+        Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            completed: 0,
+            stale: 0,
+            stopped: None,
+            genotype,
+            seed,
+        }
+    }
+}
+
+/// `summary.json`: what the run found and how it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Why the search loop stopped.
+    pub stopped: String,
+    /// Search iterations completed.
+    pub iterations: usize,
+    /// Live ops of the final genotype.
+    pub live_ops: usize,
+    /// Edges per cell of the final genotype.
+    pub edges_per_cell: Vec<usize>,
+    /// Parameters of the final genotype.
+    pub parameters: usize,
+    /// Estimated training memory of the final genotype.
+    pub estimated_memory_bytes: u64,
+    /// Test accuracy after final training, if it ran.
+    pub test_accuracy: Option<f64>,
+    /// Test loss after final training, if it ran.
+    pub test_loss: Option<f64>,
+    /// Seconds of supernet training during the search.
+    pub search_training_seconds: f64,
+    /// Seconds of scoring during the search.
+    pub search_scoring_seconds: f64,
+    /// Seconds of final training.
+    pub final_training_seconds: f64,
+}

@@ -1,0 +1,167 @@
+//! The run folder: config, genotype, history, checkpoint, weights and summary, all written atomically.
+
+use super::SearchConfig;
+use super::record::{CHECKPOINT_FORMAT, Checkpoint, IterationRecord, Summary};
+use crate::atomic::write_atomic;
+use crate::genotype::Genotype;
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Paths of one run.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
+}
+
+impl RunDir {
+    /// Creates a new run folder; refuses one that already holds a run.
+    pub fn create(root: &Path, config: &SearchConfig) -> anyhow::Result<RunDir> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        if dir.config_path().exists() {
+            bail!(
+                "{} already holds a run; resume it with --resume {} or choose another --out",
+                root.display(),
+                root.display()
+            );
+        }
+        std::fs::create_dir_all(dir.checkpoint_dir()).with_context(|| format!("cannot create {}", root.display()))?;
+        write_json(&dir.config_path(), config)?;
+        write_atomic(&dir.history_path(), b"")
+            .with_context(|| format!("cannot write {}", dir.history_path().display()))?;
+        Ok(dir)
+    }
+
+    /// Opens an existing run folder for resuming.
+    pub fn open(root: &Path) -> anyhow::Result<(RunDir, SearchConfig, Checkpoint)> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        if !dir.config_path().exists() {
+            bail!("{} is not a run folder: it has no config.json", root.display());
+        }
+        let config: SearchConfig = read_json(&dir.config_path())?;
+        let checkpoint: Checkpoint = read_json(&dir.checkpoint_path())?;
+        if checkpoint.format != CHECKPOINT_FORMAT {
+            bail!(
+                "{}: checkpoint format {} is not the supported {}",
+                dir.checkpoint_path().display(),
+                checkpoint.format,
+                CHECKPOINT_FORMAT
+            );
+        }
+        checkpoint.genotype.check().with_context(|| {
+            format!(
+                "{}: the checkpoint's genotype is invalid",
+                dir.checkpoint_path().display()
+            )
+        })?;
+        let g = &checkpoint.genotype;
+        if checkpoint.seed != config.seed || g.reductions != config.reductions || g.channels != config.channels {
+            bail!(
+                "{} does not match {}: seed {} / reductions {} / channels {} against seed {} / reductions {} / channels {}",
+                dir.checkpoint_path().display(),
+                dir.config_path().display(),
+                checkpoint.seed,
+                g.reductions,
+                g.channels,
+                config.seed,
+                config.reductions,
+                config.channels
+            );
+        }
+        Ok((dir, config, checkpoint))
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.json`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `genotype.json`: the current (or final) architecture.
+    pub fn genotype_path(&self) -> PathBuf {
+        self.root.join("genotype.json")
+    }
+
+    /// `history.jsonl`: one record per iteration.
+    pub fn history_path(&self) -> PathBuf {
+        self.root.join("history.jsonl")
+    }
+
+    /// `checkpoint/`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+
+    /// `checkpoint/state.json`.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.checkpoint_dir().join("state.json")
+    }
+
+    /// `weights.safetensors`: the final network.
+    pub fn weights_path(&self) -> PathBuf {
+        self.root.join("weights.safetensors")
+    }
+
+    /// `summary.json`.
+    pub fn summary_path(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+
+    /// The history records written so far.
+    pub fn history(&self) -> anyhow::Result<Vec<IterationRecord>> {
+        let path = self.history_path();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(n, line)| {
+                serde_json::from_str(line).with_context(|| format!("{}: line {} is corrupt", path.display(), n + 1))
+            })
+            .collect()
+    }
+
+    /// Records an iteration: history (rewritten whole, so a crash never leaves half a line), genotype, then the
+    /// checkpoint that makes it count.
+    pub fn commit(&self, history: &[IterationRecord], checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        let mut text = String::new();
+        for record in history {
+            text.push_str(&serde_json::to_string(record)?);
+            text.push('\n');
+        }
+        write_atomic(&self.history_path(), text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.history_path().display()))?;
+        self.save_genotype(&checkpoint.genotype)?;
+        write_json(&self.checkpoint_path(), checkpoint)
+    }
+
+    /// Writes `genotype.json`.
+    pub fn save_genotype(&self, genotype: &Genotype) -> anyhow::Result<()> {
+        genotype
+            .save(&self.genotype_path())
+            .with_context(|| format!("cannot write {}", self.genotype_path().display()))
+    }
+
+    /// Writes `summary.json`.
+    pub fn save_summary(&self, summary: &Summary) -> anyhow::Result<()> {
+        write_json(&self.summary_path(), summary)
+    }
+}

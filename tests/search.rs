@@ -1,0 +1,214 @@
+//! The search end to end: the memory gate, both strategies, the run folder, and resuming after a kill.
+
+mod common;
+
+use common::turn;
+use spidernet::data::{DataSource, Digits};
+use spidernet::genotype::Genotype;
+use spidernet::memory;
+use spidernet::search::{self, Checkpoint, IterationRecord, Profile, RunDir, SearchConfig, SearchObserver, Strategy};
+use spidernet::train::TrainObserver;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tch::Device;
+
+struct Quiet;
+impl TrainObserver for Quiet {}
+impl SearchObserver for Quiet {}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spidernet-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn small_config(strategy: Strategy) -> SearchConfig {
+    let mut config = SearchConfig::new(Profile::Quick, "digits", 1, 4, 3);
+    config.strategy = strategy;
+    config.iterations = 3;
+    config.train.epochs = 1;
+    config.final_train.epochs = 3;
+    config.metrics.repeats = 1;
+    config.metrics.ntk_batches = 1;
+    config.metrics.ntk_batch_size = 8;
+    config.metrics.lrc_batch_size = 200;
+    config.search_samples = Some(400);
+    config
+}
+
+fn run(config: &SearchConfig, name: &str) -> (RunDir, search::Summary) {
+    let data = Digits::default().load(config.seed).unwrap();
+    let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
+    let root = scratch(name);
+    let dir = RunDir::create(&root, config).unwrap();
+    let summary = search::run(
+        &dir,
+        config,
+        &data,
+        Checkpoint::start(genotype, config.seed),
+        Device::Cpu,
+        &mut Quiet,
+    )
+    .unwrap();
+    (dir, summary)
+}
+
+#[test]
+fn both_strategies_grow_the_network_and_fill_the_run_folder() {
+    let _turn = turn();
+    for strategy in [Strategy::Spidernet, Strategy::Random] {
+        let config = small_config(strategy);
+        let (dir, summary) = run(&config, &format!("{strategy:?}"));
+        let history: Vec<IterationRecord> = dir.history().unwrap();
+        assert_eq!(
+            history.first().unwrap().iteration,
+            0,
+            "the pre-training mutation pass is recorded"
+        );
+        let applied: usize = history
+            .iter()
+            .map(|r| r.mutations.iter().filter(|m| m.applied).count())
+            .sum();
+        assert!(applied > 0, "{strategy:?} applied no split");
+        let genotype = Genotype::load(&dir.genotype_path()).unwrap();
+        assert!(
+            genotype.cells.iter().map(|c| c.edges.len()).sum::<usize>() > 5,
+            "the minimal R=1 net has 5 edges"
+        );
+        if strategy == Strategy::Spidernet {
+            assert!(
+                history.iter().any(|r| !r.decisions.is_empty()),
+                "scored candidates are logged"
+            );
+        } else {
+            assert!(history.iter().all(|r| r.decisions.is_empty()));
+        }
+        for record in history.iter().filter(|r| r.iteration > 0) {
+            assert!(record.validation_accuracy.is_some());
+        }
+        // Three epochs of a 4-channel network: above chance (10 %) is all that can be asked.
+        assert!(
+            summary.test_accuracy.unwrap() > 0.15,
+            "test accuracy {:?}",
+            summary.test_accuracy
+        );
+        assert_eq!(summary.live_ops, genotype.live_op_count());
+        for file in [
+            "config.json",
+            "summary.json",
+            "weights.safetensors",
+            "checkpoint/state.json",
+        ] {
+            assert!(dir.root().join(file).exists(), "{file} missing");
+        }
+        let weights = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
+        assert!(weights.iter().any(|(name, _)| name.ends_with(".pruner")));
+        let _ = std::fs::remove_dir_all(dir.root());
+    }
+}
+
+#[test]
+fn a_small_budget_stops_growth_and_no_applied_split_exceeds_it() {
+    let _turn = turn();
+    let mut config = small_config(Strategy::Random);
+    config.final_training = false;
+    config.iterations = 6;
+    let data = Digits::default().load(config.seed).unwrap();
+    let minimal = Genotype::minimal(1, 4, data.shape, data.classes).unwrap();
+    let base = memory::estimate(&minimal, 4, config.train.batch_size).total();
+    // Room for a few splits, not for six iterations of growth.
+    config.memory_budget = base * 2;
+    let (dir, summary) = run(&config, "budget");
+    let history = dir.history().unwrap();
+    let mutations: Vec<_> = history.iter().flat_map(|r| r.mutations.clone()).collect();
+    assert!(mutations.iter().any(|m| m.applied), "some split must fit");
+    assert!(mutations.iter().any(|m| !m.applied), "some split must be refused");
+    for m in &mutations {
+        assert_eq!(m.applied, m.estimated_bytes <= config.memory_budget, "{m:?}");
+    }
+    for record in &history {
+        assert!(record.memory.total() <= config.memory_budget);
+    }
+    assert!(
+        summary.stopped.contains("memory budget"),
+        "stopped: {}",
+        summary.stopped
+    );
+    let _ = std::fs::remove_dir_all(dir.root());
+}
+
+fn spidernet(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spidernet"));
+    command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+fn history_lines(root: &Path) -> usize {
+    std::fs::read_to_string(root.join("history.jsonl")).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
+    let _turn = turn();
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 5 --epochs-per-iteration 1 --search-samples 300 --no-final --seed 4";
+    let search = |out: &Path| {
+        let mut command = spidernet(&["search", "--out", &out.display().to_string()]);
+        command.args(settings.split(' '));
+        command
+    };
+    let whole = scratch("whole");
+    assert!(search(&whole).status().unwrap().success());
+
+    let killed = scratch("killed");
+    let mut child = search(&killed).spawn().unwrap();
+    // Records 0 (pre-training pass), 1 and 2 are written: iteration 3 is running.
+    let start = Instant::now();
+    while history_lines(&killed) < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the search did not reach its third iteration"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(history_lines(&killed) < 6, "killed before the end");
+    let killed_arg = killed.display().to_string();
+    let status = spidernet(&["search", "--resume", &killed_arg]).status().unwrap();
+    assert!(status.success());
+    let resumed = Genotype::load(&killed.join("genotype.json")).unwrap();
+    let uninterrupted = Genotype::load(&whole.join("genotype.json")).unwrap();
+    assert_eq!(resumed, uninterrupted);
+    assert_eq!(history_lines(&killed), history_lines(&whole));
+    let _ = std::fs::remove_dir_all(&whole);
+    let _ = std::fs::remove_dir_all(&killed);
+}
+
+#[test]
+fn corrupt_or_mismatched_checkpoints_are_refused_and_left_alone() {
+    let _turn = turn();
+    let mut config = small_config(Strategy::Random);
+    config.iterations = 1;
+    config.final_training = false;
+    let (dir, _) = run(&config, "corrupt");
+    let state = dir.checkpoint_path();
+    let good = std::fs::read_to_string(&state).unwrap();
+
+    std::fs::write(&state, &good[..good.len() / 2]).unwrap();
+    let error = RunDir::open(dir.root()).unwrap_err();
+    assert!(format!("{error:#}").contains("state.json is corrupt"), "{error:#}");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), good[..good.len() / 2]);
+
+    std::fs::write(&state, good.replace("\"seed\": 3", "\"seed\": 99")).unwrap();
+    let error = format!("{:#}", RunDir::open(dir.root()).unwrap_err());
+    assert!(error.contains("does not match") && error.contains("seed 99"), "{error}");
+
+    let error = format!("{:#}", RunDir::create(dir.root(), &config).unwrap_err());
+    assert!(error.contains("already holds a run"), "{error}");
+    let _ = std::fs::remove_dir_all(dir.root());
+}
