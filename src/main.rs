@@ -68,16 +68,23 @@ struct DataArgs {
     device: DeviceChoice,
 }
 
+/// The two SpiderNet knobs.
 #[derive(Args)]
-struct SearchArgs {
-    #[command(flatten)]
-    data: DataArgs,
+struct ShapeArgs {
     /// Reduction cells R (the network has R+1 cells).
     #[arg(long, default_value_t = 2)]
     reductions: usize,
     /// Channels C of the first cell (doubling per reduction).
     #[arg(long, default_value_t = 16)]
     channels: usize,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
     /// Training-memory budget, e.g. 512MiB or 4GiB [default: half the machine's memory].
     #[arg(long, value_parser = memory::parse_size)]
     memory_budget: Option<u64>,
@@ -143,12 +150,8 @@ struct TrainArgs {
 struct TrainSupernetArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Reduction cells R (the network has R+1 cells).
-    #[arg(long, default_value_t = 2)]
-    reductions: usize,
-    /// Channels C of the first cell (doubling per reduction).
-    #[arg(long, default_value_t = 16)]
-    channels: usize,
+    #[command(flatten)]
+    shape: ShapeArgs,
     /// Training epochs.
     #[arg(long, default_value_t = 20)]
     epochs: usize,
@@ -210,7 +213,13 @@ fn search_config(args: &SearchArgs) -> anyhow::Result<SearchConfig> {
         anyhow::bail!("--epochs-per-iteration must be at least 1");
     }
     let data = data_name(args.data.data);
-    let mut config = SearchConfig::new(args.profile, data, args.reductions, args.channels, args.seed);
+    let mut config = SearchConfig::new(
+        args.profile,
+        data,
+        args.shape.reductions,
+        args.shape.channels,
+        args.seed,
+    );
     config.strategy = args.strategy;
     config.metrics.ntk_mode = match args.ntk {
         NtkChoice::Sound => NtkMode::Sound,
@@ -350,12 +359,17 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
     }
     let device = device(args.data.device)?;
     let data = load_data(args.data.data, args.seed)?;
-    let genotype = Genotype::minimal(args.reductions, args.channels, data.shape, data.classes)
-        .with_context(|| format!("--reductions {} --channels {}", args.reductions, args.channels))?;
+    let genotype = Genotype::minimal(args.shape.reductions, args.shape.channels, data.shape, data.classes)
+        .with_context(|| {
+            format!(
+                "--reductions {} --channels {}",
+                args.shape.reductions, args.shape.channels
+            )
+        })?;
     let pruner = PrunerConfig::default();
     let mut net = Supernet::new(
         &genotype,
-        args.channels,
+        args.shape.channels,
         InitScheme::PytorchDefault,
         pruner,
         device,

@@ -28,24 +28,21 @@ impl MemoryEstimate {
     }
 }
 
-/// Feature maps (of one channel-width tensor at the op's output) an op creates in a training forward pass,
-/// including its gate product and, for all but Identity, the drop-path product.
-fn op_tensors(op: Op, stride: usize) -> u64 {
-    let body = match op {
-        Op::Identity if stride == 1 => 0,
-        Op::Identity => 1,
-        // Output plus int64 indices (two floats' worth).
+/// Feature maps (channel-width tensors at the op's output resolution) an op adds to what a training step keeps
+/// for backward. Gate and drop-path products and the node sums are freed as soon as they are summed, so they
+/// are not counted here.
+fn op_saved_maps(op: Op) -> u64 {
+    match op {
+        // Identity is its input (or a strided view of it).
+        Op::Identity => 0,
+        // Output (kept by the gate product) plus int64 indices: two floats' worth.
         Op::MaxPool3x3 => 3,
         Op::AvgPool3x3 => 1,
-        // dw, pw, BN, ReLU, dw, pw, BN.
-        Op::SepConv3x3 | Op::SepConv5x5 => 7,
+        // dw, pw, ReLU output, dw, pw, BN output; the first BN's output is the ReLU's input and is freed.
+        Op::SepConv3x3 | Op::SepConv5x5 => 6,
         // dw, pw, BN.
         Op::DilConv3x3 | Op::DilConv5x5 => 3,
-    };
-    let gate = 1;
-    let drop_path = u64::from(op != Op::Identity);
-    // Summing into the target node's inbox makes one more map per op.
-    body + gate + drop_path + 1
+    }
 }
 
 /// Estimated training memory of the supernet of `genotype` at `width`, for mini-batches of `batch` images.
@@ -69,24 +66,27 @@ pub fn estimate(genotype: &Genotype, width: usize, batch: usize) -> MemoryEstima
                 buffers += 2 * channels as u64 * FLOAT;
             }
         }
-        // Node BNs: input nodes work at the cell's input resolution, all others at its output resolution.
+        // Node BNs: an input node keeps its BN output; other nodes keep their sum (the BN's input) too.
         for node in 0..cell.n_nodes {
-            let resolution = if cell.is_input(node) { working } else { output };
-            activations += map(channels, resolution);
+            activations += if cell.is_input(node) {
+                map(channels, working)
+            } else {
+                2 * map(channels, output)
+            };
             buffers += 2 * channels as u64 * FLOAT;
         }
         for edge in &cell.edges {
-            let stride = cell.stride(edge);
             for &op in &edge.ops {
                 // Every op works at the cell's output resolution (reductions happen on the input edges).
-                activations += op_tensors(op, stride) * map(channels, output);
+                activations += op_saved_maps(op) * map(channels, output);
                 buffers += op_buffers(op, channels);
             }
         }
     }
-    // During backward, gradients of the activations roughly double the largest live feature maps; a quarter
-    // of the saved activations covers it on the networks measured (see docs/PERFORMANCE.md).
-    activations += activations / 4;
+    // Backward allocates gradients of the activations, and the transient products (gates, drop-path, sums)
+    // leave the allocator holding more than is alive at any instant. Three quarters on top of the saved
+    // activations matches the measured peaks within a few percent (`spidernet bench-memory`, docs/PERFORMANCE.md).
+    activations += activations * 3 / 4;
     MemoryEstimate {
         parameters: params * FLOAT,
         gradients: params * FLOAT,

@@ -53,10 +53,16 @@ fn ntk_of_a_linear_layer_matches_its_closed_form() {
     );
 }
 
-fn thin_net(width: usize, input: InputShape, seed: u64) -> Supernet {
+/// The NTK's width-3 network of the minimal genotype for digits.
+fn thin_net(seed: u64) -> Supernet {
+    let input = InputShape {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
     let genotype = Genotype::minimal(2, 16, input, 10).unwrap();
     let scheme = InitScheme::KaimingNormal(Fan::Out);
-    Supernet::new(&genotype, width, scheme, PrunerConfig::default(), Device::Cpu, seed)
+    Supernet::new(&genotype, 3, scheme, PrunerConfig::default(), Device::Cpu, seed)
 }
 
 fn digit_batches(count: usize, size: i64) -> Vec<Tensor> {
@@ -69,15 +75,7 @@ fn digit_batches(count: usize, size: i64) -> Vec<Tensor> {
 #[test]
 fn per_sample_gradients_through_train_mode_bn_equal_a_fresh_forward_per_sample() {
     let _turn = turn();
-    let net = thin_net(
-        3,
-        InputShape {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
-        1,
-    );
+    let net = thin_net(1);
     let params = net.weight_tensors();
     let batch = digit_batches(1, 12).pop().unwrap();
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
@@ -105,15 +103,7 @@ fn per_sample_gradients_through_train_mode_bn_equal_a_fresh_forward_per_sample()
 #[test]
 fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_ratio() {
     let _turn = turn();
-    let net = thin_net(
-        3,
-        InputShape {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
-        2,
-    );
+    let net = thin_net(2);
     let batches = digit_batches(3, 24);
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
     let g = gradient_rows(forward, &net.weight_tensors(), &batches);

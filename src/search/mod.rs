@@ -228,15 +228,7 @@ fn run_iteration(
     let mut last_epoch: Option<EpochReport> = None;
     let mut deadheaded = Vec::new();
     if iteration > 0 {
-        let init_seed = seed::derive(config.seed, Stream::Init, iteration as u64);
-        let mut net = Supernet::new(
-            genotype,
-            config.channels,
-            InitScheme::PytorchDefault,
-            config.pruner.clone(),
-            device,
-            init_seed,
-        );
+        let mut net = fresh_network(genotype, config, device, iteration as u64);
         observer.phase(iteration, config.train.epochs);
         let train_seed = seed::derive(config.seed, Stream::BatchOrder, iteration as u64);
         let reports = train::train(
@@ -275,6 +267,20 @@ fn run_iteration(
     })
 }
 
+/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `index`.
+fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, index: u64) -> Supernet {
+    let init_seed = seed::derive(config.seed, Stream::Init, index);
+    let pruner = config.pruner.clone();
+    Supernet::new(
+        genotype,
+        config.channels,
+        InitScheme::PytorchDefault,
+        pruner,
+        device,
+        init_seed,
+    )
+}
+
 /// Trains `genotype` from scratch on the full training split with augmentation, then evaluates on the test split.
 pub fn final_training(
     genotype: &Genotype,
@@ -283,15 +289,7 @@ pub fn final_training(
     device: Device,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<(Supernet, Evaluation)> {
-    let init_seed = seed::derive(config.seed, Stream::Init, u64::MAX);
-    let mut net = Supernet::new(
-        genotype,
-        config.channels,
-        InitScheme::PytorchDefault,
-        config.pruner.clone(),
-        device,
-        init_seed,
-    );
+    let mut net = fresh_network(genotype, config, device, u64::MAX);
     let train_config = TrainConfig {
         augment: Some(data.augment()),
         ..config.final_train.clone()
