@@ -5,7 +5,7 @@ mod progress;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use progress::Progress;
-use spidernet::data::{DataSource, Dataset, Digits};
+use spidernet::data::{self, Dataset};
 use spidernet::genotype::Genotype;
 use spidernet::init::InitScheme;
 use spidernet::memory::{self, format_size};
@@ -47,12 +47,6 @@ struct BenchMemoryArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum DataChoice {
-    /// The embedded UCI optical digits (1,797 images, 8×8, 10 classes).
-    Digits,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum DeviceChoice {
     Cpu,
     Cuda,
@@ -60,9 +54,9 @@ enum DeviceChoice {
 
 #[derive(Args)]
 struct DataArgs {
-    /// Data set.
-    #[arg(long, value_enum, default_value = "digits")]
-    data: DataChoice,
+    /// Data set: digits (embedded), fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
+    #[arg(long, default_value = "digits")]
+    data: String,
     /// Device to train on.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
@@ -185,37 +179,30 @@ fn device(choice: DeviceChoice) -> anyhow::Result<tch::Device> {
     }
 }
 
-fn load_data(choice: DataChoice, seed: u64) -> anyhow::Result<Dataset> {
-    let data = match choice {
-        DataChoice::Digits => Digits::default().load(seed)?,
-    };
+fn load_data(spec: &str, seed: u64) -> anyhow::Result<Dataset> {
+    let start = std::time::Instant::now();
+    let data = data::source(spec)?.load(seed)?;
     eprintln!(
-        "data {}: {} train / {} test images of {}x{}x{}, {} classes",
+        "data {}: {} train / {} test images of {}x{}x{}, {} classes (loaded in {:.1}s)",
         data.name,
         data.train.len(),
         data.test.len(),
         data.shape.channels,
         data.shape.height,
         data.shape.width,
-        data.classes
+        data.classes,
+        start.elapsed().as_secs_f64()
     );
     Ok(data)
-}
-
-fn data_name(choice: DataChoice) -> &'static str {
-    match choice {
-        DataChoice::Digits => "digits",
-    }
 }
 
 fn search_config(args: &SearchArgs) -> anyhow::Result<SearchConfig> {
     if args.epochs_per_iteration == 0 {
         anyhow::bail!("--epochs-per-iteration must be at least 1");
     }
-    let data = data_name(args.data.data);
     let mut config = SearchConfig::new(
         args.profile,
-        data,
+        &args.data.data,
         args.shape.reductions,
         args.shape.channels,
         args.seed,
@@ -246,12 +233,19 @@ fn default_run_dir(data: &str) -> PathBuf {
         .replace(':', "")
         .trim_end_matches('Z')
         .to_string();
+    let data: String = data
+        .split(['/', ':'])
+        .rfind(|part| !part.is_empty())
+        .unwrap_or("data")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
     PathBuf::from("runs").join(format!("{stamp}-{data}"))
 }
 
 fn search_command(args: SearchArgs) -> anyhow::Result<()> {
     let device = device(args.data.device)?;
-    let (dir, config, checkpoint) = match &args.resume {
+    let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
             let (dir, config, checkpoint) = RunDir::open(root)?;
             eprintln!(
@@ -259,22 +253,22 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
                 root.display(),
                 checkpoint.completed
             );
-            (dir, config, checkpoint)
+            (dir, config, checkpoint, None)
         }
         None => {
             let config = search_config(&args)?;
-            let data_shape = load_data(args.data.data, config.seed)?;
-            let genotype = Genotype::minimal(config.reductions, config.channels, data_shape.shape, data_shape.classes)
+            let data = load_data(&config.data, config.seed)?;
+            let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes)
                 .with_context(|| format!("--reductions {} --channels {}", config.reductions, config.channels))?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
             let dir = RunDir::create(&root, &config)?;
             let checkpoint = Checkpoint::start(genotype, config.seed);
-            (dir, config, checkpoint)
+            (dir, config, checkpoint, Some(data))
         }
     };
-    let data = match config.data.as_str() {
-        "digits" => Digits::default().load(config.seed)?,
-        other => anyhow::bail!("{}: unknown data set '{other}'", dir.config_path().display()),
+    let data = match data {
+        Some(data) => data,
+        None => load_data(&config.data, config.seed)?,
     };
     eprintln!(
         "search: {} strategy, R={} C={}, up to {} iterations, memory budget {}, run folder {}",
@@ -310,7 +304,7 @@ fn train_command(args: TrainArgs) -> anyhow::Result<()> {
     }
     let device = device(args.data.device)?;
     let genotype = Genotype::load(&args.genotype)?;
-    let data = load_data(args.data.data, args.seed)?;
+    let data = load_data(&args.data.data, args.seed)?;
     if genotype.input != data.shape || genotype.classes != data.classes {
         anyhow::bail!(
             "{}: the genotype expects {}x{}x{} images in {} classes, but {} has {}x{}x{} in {}",
@@ -358,7 +352,7 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
         anyhow::bail!("--epochs must be at least 1");
     }
     let device = device(args.data.device)?;
-    let data = load_data(args.data.data, args.seed)?;
+    let data = load_data(&args.data.data, args.seed)?;
     let genotype = Genotype::minimal(args.shape.reductions, args.shape.channels, data.shape, data.classes)
         .with_context(|| {
             format!(

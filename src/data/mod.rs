@@ -3,10 +3,12 @@
 mod augment;
 mod batches;
 mod digits;
+mod idx;
 
 pub use augment::Augment;
 pub use batches::Batches;
 pub use digits::Digits;
+pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx};
 
 use crate::genotype::InputShape;
 use tch::{Kind, Tensor};
@@ -76,6 +78,21 @@ pub struct Dataset {
     pub normalization: Normalization,
     /// Whether a horizontal flip keeps an image in its class (false for digits and characters).
     pub horizontal_flip: bool,
+}
+
+/// The data source named by a `--data` value: `digits`, `fashion-mnist[:DIR]` or `idx:DIR`.
+pub fn source(spec: &str) -> anyhow::Result<Box<dyn DataSource>> {
+    let (kind, path) = match spec.split_once(':') {
+        Some((kind, path)) => (kind, Some(std::path::PathBuf::from(path))),
+        None => (spec, None),
+    };
+    match (kind, path) {
+        ("digits", None) => Ok(Box::new(Digits::default())),
+        ("fashion-mnist", dir) => Ok(Box::new(IdxFolder::fashion_mnist(dir))),
+        ("idx", Some(dir)) => Ok(Box::new(IdxFolder::generic(dir))),
+        ("idx", None) => anyhow::bail!("--data idx needs a folder: idx:DIR"),
+        _ => anyhow::bail!("--data '{spec}': unknown data set (use digits, fashion-mnist[:DIR] or idx:DIR)"),
+    }
 }
 
 /// Something that can produce a `Dataset`.
