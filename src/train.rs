@@ -4,7 +4,7 @@ use crate::data::{Augment, Batches, Dataset, Split};
 use crate::seed::{self, Stream};
 use crate::supernet::{DeadheadReport, Mode, Supernet};
 use std::time::Instant;
-use tch::{Kind, nn::OptimizerConfig};
+use tch::nn::OptimizerConfig;
 
 /// Training settings; the defaults are the reference's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -183,12 +183,7 @@ pub fn evaluate(net: &Supernet, split: &Split, batch_size: usize) -> Evaluation 
             let last = logits.last().expect("one head at least");
             let n = labels.size()[0] as f64;
             loss += last.cross_entropy_for_logits(&labels).double_value(&[]) * n;
-            correct += last
-                .argmax(-1, false)
-                .eq_tensor(&labels)
-                .to_kind(Kind::Double)
-                .sum(Kind::Double)
-                .double_value(&[]);
+            correct += Supernet::accuracy(last, &labels) * n;
         }
         let n = split.len().max(1) as f64;
         Evaluation {
