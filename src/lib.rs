@@ -11,5 +11,6 @@ pub mod ops;
 pub mod pruner;
 pub mod search;
 pub mod seed;
+pub mod show;
 pub mod supernet;
 pub mod train;

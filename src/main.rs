@@ -5,7 +5,7 @@ mod progress;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use progress::Progress;
-use spidernet::data::{self, Dataset};
+use spidernet::data::{self, DataOptions, Dataset};
 use spidernet::genotype::Genotype;
 use spidernet::init::InitScheme;
 use spidernet::memory::{self, format_size};
@@ -32,8 +32,22 @@ enum Command {
     Train(TrainArgs),
     /// Train the minimal supernet (every edge holds all 7 gated ops) with deadheading.
     TrainSupernet(TrainSupernetArgs),
+    /// Summarise a genotype (genotype.json or a run folder) cell by cell, and optionally draw its cells as SVG.
+    Show(ShowArgs),
     /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
     BenchMemory(BenchMemoryArgs),
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// A genotype.json, or a run folder holding one.
+    genotype: PathBuf,
+    /// Write a drawing of every cell to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Training batch size the memory estimate assumes.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
 }
 
 #[derive(Args)]
@@ -47,6 +61,40 @@ struct BenchMemoryArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum FlipChoice {
+    Auto,
+    On,
+    Off,
+}
+
+impl DataArgs {
+    fn options(&self) -> DataOptions {
+        DataOptions {
+            image_size: self.image_size,
+            flip: match self.flip {
+                FlipChoice::Auto => None,
+                FlipChoice::On => Some(true),
+                FlipChoice::Off => Some(false),
+            },
+        }
+    }
+}
+
+/// Parses `32` or `28x32` (height x width) into (height, width).
+fn parse_image_size(text: &str) -> Result<(usize, usize), String> {
+    let parse = |part: &str| match part.trim().parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!(
+            "'{text}' is not an image size: use SIZE or HEIGHTxWIDTH, e.g. 32 or 28x32"
+        )),
+        Ok(n) => Ok(n),
+    };
+    match text.split_once(['x', 'X']) {
+        Some((height, width)) => Ok((parse(height)?, parse(width)?)),
+        None => parse(text).map(|side| (side, side)),
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceChoice {
     Cpu,
     Cuda,
@@ -54,9 +102,16 @@ enum DeviceChoice {
 
 #[derive(Args)]
 struct DataArgs {
-    /// Data set: digits (embedded), fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist) or idx:DIR.
+    /// Data set: digits (embedded), fashion-mnist[:DIR] (default DIR /usr/share/datasets/fashion-mnist), idx:DIR,
+    /// cifar10:DIR, cifar100:DIR, cifar100-coarse:DIR or folder:DIR (one subfolder of PNG/JPEG images per class).
     #[arg(long, default_value = "digits")]
     data: String,
+    /// Resize the images of a folder: data set to SIZE or HEIGHTxWIDTH pixels.
+    #[arg(long, value_name = "SIZE", value_parser = parse_image_size)]
+    image_size: Option<(usize, usize)>,
+    /// Horizontal flips in augmentation: auto (on unless the data are digits or characters), on or off.
+    #[arg(long, value_enum, default_value = "auto")]
+    flip: FlipChoice,
     /// Device to train on.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
@@ -103,6 +158,9 @@ struct SearchArgs {
     /// Train the search phases on a seeded subset of this many images.
     #[arg(long)]
     search_samples: Option<usize>,
+    /// Train the final network on a seeded subset of this many training images [default: all].
+    #[arg(long)]
+    final_samples: Option<usize>,
     /// Seed for every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -115,7 +173,8 @@ struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "search_samples", "seed", "no_final",
+        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data",
+        "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
 }
@@ -156,11 +215,21 @@ struct TrainSupernetArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Library warnings go to stderr; RUST_LOG adjusts the level.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let result = match cli.command {
         Command::Search(args) => search_command(args),
         Command::Train(args) => train_command(args),
         Command::TrainSupernet(args) => train_supernet(args),
         Command::BenchMemory(args) => bench_memory(args),
+        Command::Show(args) => show_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,21 +248,19 @@ fn device(choice: DeviceChoice) -> anyhow::Result<tch::Device> {
     }
 }
 
-fn load_data(spec: &str, seed: u64) -> anyhow::Result<Dataset> {
-    let start = std::time::Instant::now();
-    let data = data::source(spec)?.load(seed)?;
+fn load_data(spec: &str, options: &DataOptions, seed: u64) -> anyhow::Result<Dataset> {
+    let loaded = data::load(spec, options, seed, data::cache_dir().as_deref())?;
+    eprint!("{}", data::summary(&loaded.dataset));
     eprintln!(
-        "data {}: {} train / {} test images of {}x{}x{}, {} classes (loaded in {:.1}s)",
-        data.name,
-        data.train.len(),
-        data.test.len(),
-        data.shape.channels,
-        data.shape.height,
-        data.shape.width,
-        data.classes,
-        start.elapsed().as_secs_f64()
+        "loaded in {:.1}s; normalisation statistics {}",
+        loaded.seconds,
+        if loaded.statistics_cached {
+            "from the cache"
+        } else {
+            "computed"
+        }
     );
-    Ok(data)
+    Ok(loaded.dataset)
 }
 
 fn search_config(args: &SearchArgs) -> anyhow::Result<SearchConfig> {
@@ -222,9 +289,29 @@ fn search_config(args: &SearchArgs) -> anyhow::Result<SearchConfig> {
         config.final_train.epochs = epochs;
     }
     config.search_samples = args.search_samples;
+    config.data_options = args.data.options();
+    config.final_samples = args.final_samples;
+    for (flag, value) in [
+        ("--search-samples", args.search_samples),
+        ("--final-samples", args.final_samples),
+    ] {
+        if value == Some(0) {
+            anyhow::bail!("{flag} must be at least 1");
+        }
+    }
     config.train.epochs = args.epochs_per_iteration;
     config.final_training = !args.no_final;
     Ok(config)
+}
+
+/// The minimal genotype for `data`, or an error naming the data set when its images are too small.
+fn minimal_genotype(data: &Dataset, reductions: usize, channels: usize) -> anyhow::Result<Genotype> {
+    Genotype::minimal(reductions, channels, data.shape, data.classes).with_context(|| {
+        format!(
+            "--data {} with --reductions {reductions} --channels {channels}",
+            data.name
+        )
+    })
 }
 
 fn default_run_dir(data: &str) -> PathBuf {
@@ -257,9 +344,8 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
         }
         None => {
             let config = search_config(&args)?;
-            let data = load_data(&config.data, config.seed)?;
-            let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes)
-                .with_context(|| format!("--reductions {} --channels {}", config.reductions, config.channels))?;
+            let data = load_data(&config.data, &config.data_options, config.seed)?;
+            let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
             let dir = RunDir::create(&root, &config)?;
             let checkpoint = Checkpoint::start(genotype, config.seed);
@@ -268,7 +354,7 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
     };
     let data = match data {
         Some(data) => data,
-        None => load_data(&config.data, config.seed)?,
+        None => load_data(&config.data, &config.data_options, config.seed)?,
     };
     eprintln!(
         "search: {} strategy, R={} C={}, up to {} iterations, memory budget {}, run folder {}",
@@ -298,13 +384,38 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn show_command(args: ShowArgs) -> anyhow::Result<()> {
+    let path = if args.genotype.is_dir() {
+        args.genotype.join("genotype.json")
+    } else {
+        args.genotype.clone()
+    };
+    let genotype = Genotype::load(&path)?;
+    let mut text = spidernet::show::summary(&genotype, args.batch);
+    if let Some(svg) = &args.svg {
+        spidernet::atomic::write_atomic(svg, spidernet::show::cells_svg(&genotype).as_bytes())
+            .with_context(|| format!("cannot write {}", svg.display()))?;
+        text.push_str(&format!("\ncells drawn in {}\n", svg.display()));
+    }
+    print_ignoring_closed_pipe(&text)
+}
+
+/// Prints to stdout; a reader that stops early (`| head`) is not an error.
+fn print_ignoring_closed_pipe(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn train_command(args: TrainArgs) -> anyhow::Result<()> {
     if args.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
     }
     let device = device(args.data.device)?;
     let genotype = Genotype::load(&args.genotype)?;
-    let data = load_data(&args.data.data, args.seed)?;
+    let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
     if genotype.input != data.shape || genotype.classes != data.classes {
         anyhow::bail!(
             "{}: the genotype expects {}x{}x{} images in {} classes, but {} has {}x{}x{} in {}",
@@ -352,14 +463,8 @@ fn train_supernet(args: TrainSupernetArgs) -> anyhow::Result<()> {
         anyhow::bail!("--epochs must be at least 1");
     }
     let device = device(args.data.device)?;
-    let data = load_data(&args.data.data, args.seed)?;
-    let genotype = Genotype::minimal(args.shape.reductions, args.shape.channels, data.shape, data.classes)
-        .with_context(|| {
-            format!(
-                "--reductions {} --channels {}",
-                args.shape.reductions, args.shape.channels
-            )
-        })?;
+    let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
+    let genotype = minimal_genotype(&data, args.shape.reductions, args.shape.channels)?;
     let pruner = PrunerConfig::default();
     let mut net = Supernet::new(
         &genotype,

@@ -2,7 +2,7 @@
 //! budget check applied before a mutation.
 
 use crate::genotype::{Genotype, Op};
-use crate::supernet::parameter_count;
+use crate::supernet::{cell_parameter_count, stem_parameter_count};
 
 const FLOAT: u64 = 4;
 
@@ -47,52 +47,87 @@ fn op_saved_maps(op: Op) -> u64 {
 
 /// Estimated training memory of the supernet of `genotype` at `width`, for mini-batches of `batch` images.
 pub fn estimate(genotype: &Genotype, width: usize, batch: usize) -> MemoryEstimate {
-    let params = parameter_count(genotype, width) as u64;
-    let batch = batch as u64;
-    let map = |channels: usize, (h, w): (usize, usize)| batch * channels as u64 * (h * w) as u64 * FLOAT;
+    (0..genotype.cells.len())
+        .map(|k| cell_estimate(genotype, width, batch, k))
+        .fold(stem_estimate(genotype, width, batch), |total, part| total + part)
+}
+
+/// The share of the estimate that belongs to the input batch and the stem.
+pub fn stem_estimate(genotype: &Genotype, width: usize, batch: usize) -> MemoryEstimate {
+    let map = feature_map_bytes(batch);
     let (h0, w0) = (genotype.input.height, genotype.input.width);
     // Input batch, stem conv and stem BN.
-    let mut activations = batch * (genotype.input.channels * h0 * w0) as u64 * FLOAT + 2 * map(width, (h0, w0));
-    let mut buffers = 2 * width as u64 * FLOAT;
-    for (k, cell) in genotype.cells.iter().enumerate() {
-        let channels = width << k;
-        let working = genotype.level_resolution(genotype.cell_input_level(k));
-        let output = genotype.cell_output_resolution(k);
-        // Rescalers: 1×1 conv + BN at the input's own resolution when the width changes.
-        for (i, input_channels) in std::iter::once(width).chain((0..k).map(|j| width << j)).enumerate() {
-            if input_channels != channels {
-                let level = if i == 0 { 0 } else { i - 1 };
-                activations += 2 * map(channels, genotype.level_resolution(level));
-                buffers += 2 * channels as u64 * FLOAT;
-            }
-        }
-        // Node BNs: an input node keeps its BN output; other nodes keep their sum (the BN's input) too.
-        for node in 0..cell.n_nodes {
-            activations += if cell.is_input(node) {
-                map(channels, working)
-            } else {
-                2 * map(channels, output)
-            };
+    let saved = map(genotype.input.channels, (h0, w0)) + 2 * map(width, (h0, w0));
+    finish(stem_parameter_count(genotype, width), 2 * width as u64 * FLOAT, saved)
+}
+
+/// The share of the estimate that belongs to cell `k`: rescalers, node batch norms, live ops and tower.
+pub fn cell_estimate(genotype: &Genotype, width: usize, batch: usize, k: usize) -> MemoryEstimate {
+    let map = feature_map_bytes(batch);
+    let cell = &genotype.cells[k];
+    let channels = width << k;
+    let working = genotype.level_resolution(genotype.cell_input_level(k));
+    let output = genotype.cell_output_resolution(k);
+    let mut saved = 0;
+    let mut buffers = 0;
+    // Rescalers: 1×1 conv + BN at the input's own resolution when the width changes.
+    for (i, input_channels) in std::iter::once(width).chain((0..k).map(|j| width << j)).enumerate() {
+        if input_channels != channels {
+            let level = if i == 0 { 0 } else { i - 1 };
+            saved += 2 * map(channels, genotype.level_resolution(level));
             buffers += 2 * channels as u64 * FLOAT;
         }
-        for edge in &cell.edges {
-            for &op in &edge.ops {
-                // Every op works at the cell's output resolution (reductions happen on the input edges).
-                activations += op_saved_maps(op) * map(channels, output);
-                buffers += op_buffers(op, channels);
-            }
+    }
+    // Node BNs: an input node keeps its BN output; other nodes keep their sum (the BN's input) too.
+    for node in 0..cell.n_nodes {
+        saved += if cell.is_input(node) {
+            map(channels, working)
+        } else {
+            2 * map(channels, output)
+        };
+        buffers += 2 * channels as u64 * FLOAT;
+    }
+    for edge in &cell.edges {
+        for &op in &edge.ops {
+            // Every op works at the cell's output resolution (reductions happen on the input edges).
+            saved += op_saved_maps(op) * map(channels, output);
+            buffers += op_buffers(op, channels);
         }
     }
+    finish(cell_parameter_count(genotype, width, k), buffers, saved)
+}
+
+/// Bytes of a batch of f32 feature maps with `channels` channels at a resolution.
+fn feature_map_bytes(batch: usize) -> impl Fn(usize, (usize, usize)) -> u64 {
+    move |channels, (h, w)| batch as u64 * channels as u64 * (h * w) as u64 * FLOAT
+}
+
+/// An estimate from a parameter count, buffer bytes and the bytes of activations saved for backward.
+fn finish(params: usize, buffers: u64, saved: u64) -> MemoryEstimate {
+    let params = params as u64;
     // Backward allocates gradients of the activations, and the transient products (gates, drop-path, sums)
     // leave the allocator holding more than is alive at any instant. Three quarters on top of the saved
     // activations matches the measured peaks within a few percent (`spidernet bench-memory`, docs/PERFORMANCE.md).
-    activations += activations * 3 / 4;
     MemoryEstimate {
         parameters: params * FLOAT,
         gradients: params * FLOAT,
         momentum: params * FLOAT,
         buffers,
-        activations,
+        activations: saved + saved * 3 / 4,
+    }
+}
+
+impl std::ops::Add for MemoryEstimate {
+    type Output = MemoryEstimate;
+
+    fn add(self, other: MemoryEstimate) -> MemoryEstimate {
+        MemoryEstimate {
+            parameters: self.parameters + other.parameters,
+            gradients: self.gradients + other.gradients,
+            momentum: self.momentum + other.momentum,
+            buffers: self.buffers + other.buffers,
+            activations: self.activations + other.activations,
+        }
     }
 }
 
@@ -192,7 +227,7 @@ mod tests {
         };
         let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
         let small = estimate(&genotype, 16, 64);
-        assert_eq!(small.parameters, 4 * parameter_count(&genotype, 16) as u64);
+        assert_eq!(small.parameters, 4 * crate::supernet::parameter_count(&genotype, 16) as u64);
         assert_eq!(small.momentum, small.parameters);
         assert!(estimate(&genotype, 16, 128).activations > small.activations);
         assert!(estimate(&genotype, 32, 64).total() > small.total());

@@ -25,6 +25,39 @@ fn status_bytes(field: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// A window over which the process's peak resident memory is measured (Linux `/proc`).
+pub struct PeakRss {
+    baseline: u64,
+}
+
+/// What a [`PeakRss`] window saw.
+#[derive(Clone, Copy, Debug)]
+pub struct PeakReading {
+    /// The highest resident memory of the process inside the window.
+    pub peak: u64,
+    /// `peak` minus the resident memory when the window opened.
+    pub added: u64,
+}
+
+impl PeakRss {
+    /// Opens a window: records the current RSS and resets the kernel's peak (VmHWM) to it.
+    pub fn start() -> anyhow::Result<Self> {
+        let baseline = status_bytes("VmRSS:")?;
+        // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+        std::fs::write("/proc/self/clear_refs", "5").context("cannot reset the peak RSS via /proc/self/clear_refs")?;
+        Ok(Self { baseline })
+    }
+
+    /// Closes the window and reads the peak.
+    pub fn finish(self) -> anyhow::Result<PeakReading> {
+        let peak = status_bytes("VmHWM:")?;
+        Ok(PeakReading {
+            peak,
+            added: peak.saturating_sub(self.baseline),
+        })
+    }
+}
+
 /// The minimal genotype grown by `splits` seeded random edge splits (cells taken in turn).
 pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, splits: usize, seed: u64) -> Genotype {
     let mut genotype = Genotype::minimal(reductions, channels, input, 10).expect("valid benchmark shape");
@@ -41,9 +74,7 @@ pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, spl
 /// Resident memory added by `steps` SGD training steps of `genotype` at `width` on random batches of `batch`:
 /// the peak RSS during the steps minus the RSS before the network was built.
 pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
-    let baseline = status_bytes("VmRSS:")?;
-    // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
-    std::fs::write("/proc/self/clear_refs", "5").context("cannot reset the peak RSS via /proc/self/clear_refs")?;
+    let window = PeakRss::start()?;
     let mut net = Supernet::new(
         genotype,
         width,
@@ -79,6 +110,5 @@ pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, st
         net.clamp_pruners();
         optimizer.step();
     }
-    let peak = status_bytes("VmHWM:")?;
-    Ok(peak.saturating_sub(baseline))
+    Ok(window.finish()?.added)
 }

@@ -1,16 +1,12 @@
 //! IDX data (MNIST-style): small generated files in every variant, every kind of bad input, and the real
 //! Fashion-MNIST when it is installed.
 
-use spidernet::data::{self, DataSource, FASHION_MNIST_DIR, IdxFolder};
+mod common;
+
+use common::scratch;
+use spidernet::data::{self, DataOptions, DataSource, FASHION_MNIST_DIR, IdxFolder};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spidernet-idx-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
@@ -59,8 +55,8 @@ fn load_error(dir: &Path) -> String {
 #[test]
 fn idx_folders_load_gzipped_or_not() {
     for gzip in [false, true] {
-        let dir = folder(&format!("ok{gzip}"), 12, 6, gzip);
-        let data = data::source(&format!("idx:{}", dir.display()))
+        let dir = folder(&format!("idx-ok{gzip}"), 12, 6, gzip);
+        let data = data::source(&format!("idx:{}", dir.display()), &DataOptions::default())
             .unwrap()
             .load(0)
             .unwrap();
@@ -78,7 +74,7 @@ fn idx_folders_load_gzipped_or_not() {
 
 #[test]
 fn every_kind_of_bad_idx_input_names_the_file_and_the_problem() {
-    let dir = folder("bad", 9, 3, false);
+    let dir = folder("idx-bad", 9, 3, false);
     let images = dir.join("train-images-idx3-ubyte");
     let labels = dir.join("train-labels-idx1-ubyte");
     let good_images = std::fs::read(&images).unwrap();
@@ -108,7 +104,7 @@ fn every_kind_of_bad_idx_input_names_the_file_and_the_problem() {
     // Label 7 with only classes 0–2 otherwise present leaves classes 3–6 empty.
     std::fs::write(&labels, idx_bytes(&[9], &[0, 1, 2, 0, 1, 2, 0, 1, 7])).unwrap();
     let error = load_error(&dir);
-    assert!(error.contains("class 3 has no training image"), "{error}");
+    assert!(error.contains("class 3 (3) has no training image"), "{error}");
 
     std::fs::write(&labels, &good_labels).unwrap();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[3], &[0, 1, 5])).unwrap();
@@ -129,8 +125,10 @@ fn every_kind_of_bad_idx_input_names_the_file_and_the_problem() {
         "{error}"
     );
 
-    assert!(format!("{:#}", data::source("cifar7").err().unwrap()).contains("unknown data set"));
-    assert!(format!("{:#}", data::source("idx").err().unwrap()).contains("idx:DIR"));
+    assert!(
+        format!("{:#}", data::source("cifar7", &DataOptions::default()).err().unwrap()).contains("unknown data set")
+    );
+    assert!(format!("{:#}", data::source("idx", &DataOptions::default()).err().unwrap()).contains("idx:DIR"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -141,11 +139,17 @@ fn real_fashion_mnist_loads_when_installed() {
         return;
     }
     let start = std::time::Instant::now();
-    let data = data::source("fashion-mnist").unwrap().load(0).unwrap();
+    let data = data::source("fashion-mnist", &DataOptions::default())
+        .unwrap()
+        .load(0)
+        .unwrap();
     let seconds = start.elapsed().as_secs_f64();
     assert_eq!(data.train.images.size(), [60_000, 1, 28, 28]);
     assert_eq!(data.test.len(), 10_000);
     assert_eq!(data.classes, 10);
     assert!(data.horizontal_flip);
+    assert_eq!(data.class_names[9], "Ankle boot");
+    let table = data::summary(&data);
+    assert!(common::has_row(&table, "Ankle boot", 6000, 1000), "{table}");
     eprintln!("Fashion-MNIST loaded in {seconds:.2} s");
 }

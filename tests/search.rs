@@ -58,7 +58,12 @@ fn run(config: &SearchConfig, name: &str) -> (RunDir, search::Summary) {
 fn both_strategies_grow_the_network_and_fill_the_run_folder() {
     let _turn = turn();
     for strategy in [Strategy::Spidernet, Strategy::Random] {
-        let config = small_config(strategy);
+        let mut config = small_config(strategy);
+        if strategy == Strategy::Random {
+            // Half the images for twice the epochs: the same number of steps on a seeded subset.
+            config.final_samples = Some(719);
+            config.final_train.epochs *= 2;
+        }
         let (dir, summary) = run(&config, &format!("{strategy:?}"));
         let history: Vec<IterationRecord> = dir.history().unwrap();
         assert_eq!(
@@ -94,6 +99,15 @@ fn both_strategies_grow_the_network_and_fill_the_run_folder() {
             summary.test_accuracy
         );
         assert_eq!(summary.live_ops, genotype.live_op_count());
+        let expected_samples = if strategy == Strategy::Random { 719 } else { 1438 };
+        assert_eq!(summary.final_training_samples, expected_samples);
+        let peak = summary
+            .final_training_peak_rss_bytes
+            .expect("peak RSS is measured on CPU");
+        assert!(
+            peak > 100 << 20,
+            "the process holds libtorch and the data: peak {peak} bytes"
+        );
         for file in [
             "config.json",
             "summary.json",

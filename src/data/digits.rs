@@ -1,6 +1,6 @@
 //! The embedded UCI optical-digits set (1,797 grayscale 8×8 images, 10 classes).
 
-use super::{DataSource, Dataset};
+use super::{DataSource, RawData, numbered_classes};
 use crate::seed::{self, Stream};
 use anyhow::{Context, bail};
 use rand::seq::SliceRandom;
@@ -65,7 +65,15 @@ pub fn parse_digits_csv(text: &str, origin: &str) -> anyhow::Result<(Vec<f32>, V
 }
 
 impl DataSource for Digits {
-    fn load(&self, seed: u64) -> anyhow::Result<Dataset> {
+    fn fingerprint(&self, seed: u64) -> Option<String> {
+        Some(format!(
+            "digits embedded {} bytes, train fraction {}, seed {seed}",
+            DIGITS_CSV_GZ.len(),
+            self.train_fraction
+        ))
+    }
+
+    fn read(&self, seed: u64) -> anyhow::Result<RawData> {
         let origin = "embedded digits.csv.gz";
         let mut text = String::new();
         flate2::read::GzDecoder::new(DIGITS_CSV_GZ)
@@ -91,14 +99,15 @@ impl DataSource for Digits {
         };
         let (train_images, train_labels) = take(0..n_train);
         let (test_images, test_labels) = take(n_train..n);
-        Ok(Dataset::from_raw(
-            "digits",
-            CLASSES,
+        Ok(RawData {
+            name: "digits".to_string(),
+            class_names: numbered_classes(CLASSES),
             train_images,
             train_labels,
             test_images,
             test_labels,
-        ))
+            horizontal_flip: false,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! MNIST-style IDX files (MNIST, Fashion-MNIST, KMNIST), gzipped or not.
 
-use super::{DataSource, Dataset};
+use super::load::files_fingerprint;
+use super::{DataSource, RawData, numbered_classes};
 use anyhow::{Context, bail};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,29 @@ pub struct IdxFolder {
     pub name: String,
     /// Whether a horizontal flip keeps the class (true for clothing, false for digits and characters).
     pub horizontal_flip: bool,
+    /// Class names, when the data set is known.
+    pub class_names: Option<Vec<String>>,
 }
+
+const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
 
 impl IdxFolder {
     /// Fashion-MNIST at `dir`, or at the Debian package's location.
@@ -27,6 +50,7 @@ impl IdxFolder {
             dir: dir.unwrap_or_else(|| PathBuf::from(FASHION_MNIST_DIR)),
             name: "fashion-mnist".to_string(),
             horizontal_flip: true,
+            class_names: Some(FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect()),
         }
     }
 
@@ -36,6 +60,7 @@ impl IdxFolder {
             name: format!("idx:{}", dir.display()),
             dir,
             horizontal_flip: false,
+            class_names: None,
         }
     }
 
@@ -133,13 +158,16 @@ fn load_pair(images: &Path, labels: &Path) -> anyhow::Result<(Tensor, Tensor, us
 }
 
 impl DataSource for IdxFolder {
-    fn load(&self, _seed: u64) -> anyhow::Result<Dataset> {
-        let (train_images, train_labels, train_classes) = load_pair(
-            &self.file("train-images-idx3-ubyte")?,
-            &self.file("train-labels-idx1-ubyte")?,
-        )?;
-        let test_images_path = self.file("t10k-images-idx3-ubyte")?;
-        let test_labels_path = self.file("t10k-labels-idx1-ubyte")?;
+    fn fingerprint(&self, _seed: u64) -> Option<String> {
+        let files: Vec<PathBuf> = FILES.iter().map(|f| self.file(f)).collect::<anyhow::Result<_>>().ok()?;
+        files_fingerprint("idx", &files)
+    }
+
+    fn read(&self, _seed: u64) -> anyhow::Result<RawData> {
+        let [train_images, train_labels, test_images, test_labels] = FILES.map(|f| self.file(f));
+        let (train_images, train_labels, train_classes) = load_pair(&train_images?, &train_labels?)?;
+        let test_images_path = test_images?;
+        let test_labels_path = test_labels?;
         let (test_images, test_labels, test_classes) = load_pair(&test_images_path, &test_labels_path)?;
         if train_images.size()[2..] != test_images.size()[2..] {
             bail!(
@@ -149,27 +177,28 @@ impl DataSource for IdxFolder {
                 &train_images.size()[2..]
             );
         }
-        if test_classes > train_classes {
+        let classes = match &self.class_names {
+            Some(names) => names.clone(),
+            None => numbered_classes(train_classes),
+        };
+        if test_classes > classes.len() {
             bail!(
                 "{}: label {} is out of range: the training labels only go up to {}",
                 test_labels_path.display(),
                 test_classes - 1,
-                train_classes - 1
+                classes.len() - 1
             );
         }
-        let counts = train_labels.bincount(None::<Tensor>, train_classes as i64);
-        if let Some(empty) = Vec::<i64>::try_from(&counts)?.iter().position(|&c| c == 0) {
-            bail!("{}: class {empty} has no training image", self.dir.display());
-        }
-        let mut data = Dataset::from_raw(
-            &self.name,
-            train_classes,
+        let raw = RawData {
+            name: self.name.clone(),
+            class_names: classes,
             train_images,
             train_labels,
             test_images,
             test_labels,
-        );
-        data.horizontal_flip = self.horizontal_flip;
-        Ok(data)
+            horizontal_flip: self.horizontal_flip,
+        };
+        raw.check(&self.dir.display().to_string())?;
+        Ok(raw)
     }
 }

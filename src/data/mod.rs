@@ -2,13 +2,21 @@
 
 mod augment;
 mod batches;
+mod cifar;
 mod digits;
+mod folder;
 mod idx;
+mod load;
+mod summary;
 
 pub use augment::Augment;
 pub use batches::Batches;
+pub use cifar::{CifarFolder, CifarKind, parse_cifar};
 pub use digits::Digits;
+pub use folder::ImageFolder;
 pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx};
+pub use load::{Loaded, cache_dir, load};
+pub use summary::summary;
 
 use crate::genotype::InputShape;
 use tch::{Kind, Tensor};
@@ -70,6 +78,8 @@ pub struct Dataset {
     pub shape: InputShape,
     /// Number of classes.
     pub classes: usize,
+    /// A readable name per class (the class index when the source has none).
+    pub class_names: Vec<String>,
     /// Training split.
     pub train: Split,
     /// Test split.
@@ -80,62 +90,136 @@ pub struct Dataset {
     pub horizontal_flip: bool,
 }
 
-/// The data source named by a `--data` value: `digits`, `fashion-mnist[:DIR]` or `idx:DIR`.
-pub fn source(spec: &str) -> anyhow::Result<Box<dyn DataSource>> {
+/// How a `--data` source is read: options that apply across sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataOptions {
+    /// Resize every image of a `folder:` source to (height, width); without it all images must share one size.
+    #[serde(default)]
+    pub image_size: Option<(usize, usize)>,
+    /// Force horizontal flips on or off in augmentation; `None` keeps the source's own choice.
+    #[serde(default)]
+    pub flip: Option<bool>,
+}
+
+/// The data source named by a `--data` value.
+pub fn source(spec: &str, options: &DataOptions) -> anyhow::Result<Box<dyn DataSource>> {
     let (kind, path) = match spec.split_once(':') {
         Some((kind, path)) => (kind, Some(std::path::PathBuf::from(path))),
         None => (spec, None),
     };
+    if options.image_size.is_some() && kind != "folder" {
+        anyhow::bail!("--image-size applies to folder:DIR data only, not to '{spec}'");
+    }
     match (kind, path) {
         ("digits", None) => Ok(Box::new(Digits::default())),
         ("fashion-mnist", dir) => Ok(Box::new(IdxFolder::fashion_mnist(dir))),
         ("idx", Some(dir)) => Ok(Box::new(IdxFolder::generic(dir))),
-        ("idx", None) => anyhow::bail!("--data idx needs a folder: idx:DIR"),
-        _ => anyhow::bail!("--data '{spec}': unknown data set (use digits, fashion-mnist[:DIR] or idx:DIR)"),
+        ("cifar10", Some(dir)) => Ok(Box::new(CifarFolder::new(dir, CifarKind::Cifar10))),
+        ("cifar100", Some(dir)) => Ok(Box::new(CifarFolder::new(dir, CifarKind::Cifar100Fine))),
+        ("cifar100-coarse", Some(dir)) => Ok(Box::new(CifarFolder::new(dir, CifarKind::Cifar100Coarse))),
+        ("folder", Some(dir)) => Ok(Box::new(ImageFolder::new(dir, options.image_size))),
+        ("idx" | "cifar10" | "cifar100" | "cifar100-coarse" | "folder", None) => {
+            anyhow::bail!("--data {kind} needs a folder: {kind}:DIR")
+        }
+        _ => anyhow::bail!(
+            "--data '{spec}': unknown data set (use digits, fashion-mnist[:DIR], idx:DIR, cifar10:DIR, cifar100:DIR, \
+             cifar100-coarse:DIR or folder:DIR)"
+        ),
     }
 }
 
 /// Something that can produce a `Dataset`.
 pub trait DataSource {
-    /// Loads the data, splitting and shuffling reproducibly from `seed`.
-    fn load(&self, seed: u64) -> anyhow::Result<Dataset>;
+    /// Reads the images (scaled to [0, 1]) and labels, splitting reproducibly from `seed` where the source has no
+    /// fixed test split.
+    fn read(&self, seed: u64) -> anyhow::Result<RawData>;
+
+    /// A string that changes whenever what `read(seed)` returns may change (files, sizes, times, options, seed),
+    /// used to cache the training statistics; `None` turns caching off.
+    fn fingerprint(&self, seed: u64) -> Option<String>;
+
+    /// Reads and normalises the data set, computing its statistics afresh.
+    fn load(&self, seed: u64) -> anyhow::Result<Dataset> {
+        let raw = self.read(seed)?;
+        let stats = channel_statistics(&raw.train_images);
+        Ok(raw.normalize(stats))
+    }
 }
 
-impl Dataset {
-    /// Builds a data set from raw (unnormalised) f32 splits, normalising both with the training split's statistics.
-    pub fn from_raw(
-        name: &str,
-        classes: usize,
-        train_images: Tensor,
-        train_labels: Tensor,
-        test_images: Tensor,
-        test_labels: Tensor,
-    ) -> Dataset {
-        let size = train_images.size();
+/// A data set as read from its files: images in [0, 1], not yet normalised.
+#[derive(Debug)]
+pub struct RawData {
+    /// Short name.
+    pub name: String,
+    /// A readable name per class; its length is the class count.
+    pub class_names: Vec<String>,
+    /// Training images (N, C, H, W) f32.
+    pub train_images: Tensor,
+    /// Training labels (N) i64.
+    pub train_labels: Tensor,
+    /// Test images (M, C, H, W) f32.
+    pub test_images: Tensor,
+    /// Test labels (M) i64.
+    pub test_labels: Tensor,
+    /// Whether a horizontal flip keeps an image in its class.
+    pub horizontal_flip: bool,
+}
+
+/// Class names "0", "1", … for sources without names.
+pub fn numbered_classes(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
+}
+
+impl RawData {
+    /// Checks what every source must satisfy: labels in range and no class without training images;
+    /// `origin` names the files in the message.
+    pub fn check(&self, origin: &str) -> anyhow::Result<()> {
+        let classes = self.class_names.len() as i64;
+        for (split, labels) in [("training", &self.train_labels), ("test", &self.test_labels)] {
+            let labels = Vec::<i64>::try_from(labels)?;
+            if let Some((index, label)) = labels.iter().enumerate().find(|(_, l)| !(0..classes).contains(*l)) {
+                anyhow::bail!("{origin}: {split} label {label} (sample {index}) is out of range for {classes} classes");
+            }
+        }
+        let counts = Vec::<i64>::try_from(self.train_labels.bincount(None::<Tensor>, classes))?;
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            anyhow::bail!(
+                "{origin}: class {} ({}) has no training image",
+                empty,
+                self.class_names[empty]
+            );
+        }
+        Ok(())
+    }
+
+    /// Normalises both splits with `stats` (computed from the training split).
+    pub fn normalize(self, stats: Normalization) -> Dataset {
+        let size = self.train_images.size();
         let shape = InputShape {
             channels: size[1] as usize,
             height: size[2] as usize,
             width: size[3] as usize,
         };
-        let normalization = channel_statistics(&train_images);
-        let normalize = |images: &Tensor| normalize(images, &normalization);
         Dataset {
-            name: name.to_string(),
+            name: self.name,
             shape,
-            classes,
+            classes: self.class_names.len(),
+            class_names: self.class_names,
             train: Split {
-                images: normalize(&train_images),
-                labels: train_labels,
+                images: normalize(&self.train_images, &stats),
+                labels: self.train_labels,
             },
             test: Split {
-                images: normalize(&test_images),
-                labels: test_labels,
+                images: normalize(&self.test_images, &stats),
+                labels: self.test_labels,
             },
-            normalization,
-            horizontal_flip: false,
+            normalization: stats,
+            horizontal_flip: self.horizontal_flip,
         }
     }
+}
 
+impl Dataset {
     /// The augmentation recipe suited to this data set.
     pub fn augment(&self) -> Augment {
         let black: Vec<f64> = self

@@ -9,10 +9,11 @@ pub use mutate::Strategy;
 pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
 
-use crate::data::{Dataset, Split};
+use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
 use crate::init::InitScheme;
 use crate::memory;
+use crate::memory_probe::PeakRss;
 use crate::metrics::{CandidateReport, MetricsConfig};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
@@ -28,6 +29,9 @@ use tch::Device;
 pub struct SearchConfig {
     /// Data set, as given on the command line.
     pub data: String,
+    /// How the data set is read (image size, flips).
+    #[serde(default)]
+    pub data_options: DataOptions,
     /// Reduction cells R.
     pub reductions: usize,
     /// Channels C of cell 0.
@@ -46,6 +50,9 @@ pub struct SearchConfig {
     pub memory_budget: u64,
     /// Use a seeded subset of this many training images for the search's training phases.
     pub search_samples: Option<usize>,
+    /// Train the final network on a seeded subset of this many training images (all of them when unset).
+    #[serde(default)]
+    pub final_samples: Option<usize>,
     /// Fraction of the training data held out for validation during the search.
     pub validation_fraction: f64,
     /// Training of each search iteration (epochs T per iteration).
@@ -95,6 +102,8 @@ impl SearchConfig {
             patience: 2,
             memory_budget: memory::default_budget(),
             search_samples: None,
+            data_options: DataOptions::default(),
+            final_samples: None,
             validation_fraction: 0.1,
             train: TrainConfig::default(),
             final_train: TrainConfig {
@@ -199,11 +208,20 @@ pub fn run(
         search_training_seconds: history.iter().map(|r| r.training_seconds).sum(),
         search_scoring_seconds: history.iter().map(|r| r.scoring_seconds).sum(),
         final_training_seconds: 0.0,
+        final_training_peak_rss_bytes: None,
+        final_training_samples: 0,
     };
     if config.final_training {
         let start = Instant::now();
+        let peak_window = (device == Device::Cpu).then(PeakRss::start).and_then(Result::ok);
         let (net, evaluation) = final_training(genotype, config, splits.full, device, observer)?;
+        summary.final_training_samples = config
+            .final_samples
+            .map_or(data.train.len(), |k| k.min(data.train.len()));
         summary.final_training_seconds = start.elapsed().as_secs_f64();
+        if let Some(Ok(peak)) = peak_window.map(|window| window.finish()) {
+            summary.final_training_peak_rss_bytes = Some(peak.peak);
+        }
         summary.test_accuracy = Some(evaluation.accuracy);
         summary.test_loss = Some(evaluation.loss);
         summary.live_ops = net.genotype().live_op_count();
@@ -281,7 +299,7 @@ fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, ind
     )
 }
 
-/// Trains `genotype` from scratch on the full training split with augmentation, then evaluates on the test split.
+/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation, then evaluates on the test split.
 pub fn final_training(
     genotype: &Genotype,
     config: &SearchConfig,
@@ -296,7 +314,16 @@ pub fn final_training(
     };
     observer.phase(0, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, u64::MAX);
-    train::train(&mut net, &data.train, None, &train_config, train_seed, observer)?;
+    let subset;
+    let train_split = match config.final_samples {
+        Some(k) if k < data.train.len() => {
+            let mut rng = seed::rng(config.seed, Stream::DataSplit, 2);
+            subset = data.train.hold_out(k as f64 / data.train.len() as f64, &mut rng).1;
+            &subset
+        }
+        _ => &data.train,
+    };
+    train::train(&mut net, train_split, None, &train_config, train_seed, observer)?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
     Ok((net, evaluation))
 }

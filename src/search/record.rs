@@ -115,4 +115,11 @@ pub struct Summary {
     pub search_scoring_seconds: f64,
     /// Seconds of final training.
     pub final_training_seconds: f64,
+    /// Training images the final network was trained on (0 without final training).
+    #[serde(default)]
+    pub final_training_samples: usize,
+    /// Peak resident memory of the whole process during final training, data and runtime included (CPU runs on
+    /// Linux only).
+    #[serde(default)]
+    pub final_training_peak_rss_bytes: Option<u64>,
 }

@@ -5,7 +5,7 @@ mod count;
 mod edge;
 
 pub use cell::{CellNet, InputSpec, batch_norm_parameters};
-pub use count::parameter_count;
+pub use count::{cell_parameter_count, parameter_count, stem_parameter_count};
 pub use edge::{EdgeNet, GatedOp};
 
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fuzzes the IDX, CIFAR and genotype-JSON parsers (or the TARGETs given) for SECONDS each (default 120), starting
+# from the committed seeds. Usage: scripts/fuzz.sh [SECONDS [TARGET...]]
+# Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz); results are in docs/FUZZING.md.
+set -euo pipefail
+seconds=${1:-120}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root/fuzz"
+# The fuzz binaries link libtorch through the spidernet crate but do not get its rpath.
+export LD_LIBRARY_PATH="$root/.libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+targets=("${@:2}")
+[ ${#targets[@]} -gt 0 ] || targets=(idx cifar genotype_json)
+mkdir -p artifacts
+for target in "${targets[@]}"; do
+  mkdir -p "corpus/$target"
+  echo "== $target: $seconds s (full log: fuzz/artifacts/$target.log)"
+  status=0
+  cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
+    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 > "artifacts/$target.log" 2>&1 || status=$?
+  grep -E "DONE|stat::|ERROR|SUMMARY|panicked|Test unit written" "artifacts/$target.log" || true
+  [ "$status" -eq 0 ] || { echo "fuzz target $target failed (exit $status)"; exit "$status"; }
+done
