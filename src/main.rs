@@ -1,5 +1,6 @@
 //! Command line of spidernet: parse, wire, print.
 
+mod events;
 mod progress;
 
 use anyhow::Context;
@@ -170,6 +171,9 @@ struct SearchArgs {
     /// Skip the final training.
     #[arg(long)]
     no_final: bool,
+    /// Print machine-readable JSON-lines events on stdout (human-readable lines stay on stderr).
+    #[arg(long)]
+    json: bool,
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
@@ -368,19 +372,33 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
         format_size(config.memory_budget),
         dir.root().display()
     );
-    let mut progress = Progress::default();
-    let summary = search::run(&dir, &config, &data, checkpoint, device, &mut progress)?;
-    match summary.test_accuracy {
-        Some(accuracy) => println!(
+    let summary = if args.json {
+        let mut observer = events::JsonEvents::new(Progress::search(false));
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+    } else {
+        let mut observer = Progress::search(progress::bars_wanted());
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+    };
+    let result = match summary.test_accuracy {
+        Some(accuracy) => format!(
             "test accuracy {:.2}% with {} parameters, {} live ops, edges per cell {:?}",
             100.0 * accuracy,
             summary.parameters,
             summary.live_ops,
             summary.edges_per_cell
         ),
-        None => println!("search done (no final training); {} live ops", summary.live_ops),
+        None => format!("search done (no final training); {} live ops", summary.live_ops),
+    };
+    let folder = format!("run folder: {}", dir.root().display());
+    if args.json {
+        eprintln!("{result}\n{folder}");
+        events::emit(
+            "final_result",
+            serde_json::json!({ "summary": summary, "run_folder": dir.root() }),
+        );
+    } else {
+        println!("{result}\n{folder}");
     }
-    println!("run folder: {}", dir.root().display());
     Ok(())
 }
 

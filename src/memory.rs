@@ -227,7 +227,10 @@ mod tests {
         };
         let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
         let small = estimate(&genotype, 16, 64);
-        assert_eq!(small.parameters, 4 * crate::supernet::parameter_count(&genotype, 16) as u64);
+        assert_eq!(
+            small.parameters,
+            4 * crate::supernet::parameter_count(&genotype, 16) as u64
+        );
         assert_eq!(small.momentum, small.parameters);
         assert!(estimate(&genotype, 16, 128).activations > small.activations);
         assert!(estimate(&genotype, 32, 64).total() > small.total());

@@ -16,6 +16,14 @@ pub struct Progress {
     scoring: Option<ProgressBar>,
     /// Print a line per epoch (for plain training); searches print a line per iteration instead.
     pub epoch_lines: bool,
+    /// Draw progress bars (only when both stdout and stderr are terminals, and not with --json).
+    pub bars: bool,
+}
+
+/// Whether progress bars belong on this terminal: both output streams must be terminals.
+pub fn bars_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
 impl Progress {
@@ -25,6 +33,15 @@ impl Progress {
             epochs,
             label: "epoch".to_string(),
             epoch_lines: true,
+            bars: bars_wanted(),
+            ..Progress::default()
+        }
+    }
+
+    /// Progress of a search: a line per iteration, and bars when `bars`.
+    pub fn search(bars: bool) -> Self {
+        Progress {
+            bars,
             ..Progress::default()
         }
     }
@@ -44,6 +61,9 @@ fn style(template: &str) -> ProgressStyle {
 
 impl TrainObserver for Progress {
     fn batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        if !self.bars {
+            return;
+        }
         let (label, epochs) = (&self.label, self.epochs);
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(batches as u64);
@@ -97,6 +117,9 @@ impl SearchObserver for Progress {
     }
 
     fn candidate(&mut self, report: &CandidateReport) {
+        if !self.bars {
+            return;
+        }
         let bar = self.scoring.get_or_insert_with(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(

@@ -226,3 +226,66 @@ fn corrupt_or_mismatched_checkpoints_are_refused_and_left_alone() {
     assert!(error.contains("already holds a run"), "{error}");
     let _ = std::fs::remove_dir_all(dir.root());
 }
+
+#[test]
+fn json_events_go_to_stdout_one_object_per_line_and_logs_to_stderr() {
+    let _turn = turn();
+    let root = scratch("json-events");
+    let output = Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args([
+            "search",
+            "--json",
+            "--iterations",
+            "1",
+            "--epochs-per-iteration",
+            "1",
+            "--final-epochs",
+            "1",
+            "--reductions",
+            "1",
+            "--channels",
+            "4",
+            "--search-samples",
+            "300",
+            "--seed",
+            "3",
+        ])
+        .arg("--out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"iteration_started"));
+    assert_eq!(names.last(), Some(&"final_result"));
+    assert_eq!(
+        names.iter().filter(|n| **n == "iteration_finished").count(),
+        2,
+        "iterations 0 and 1"
+    );
+    assert!(
+        names.contains(&"candidate_scored") && names.contains(&"epoch_finished"),
+        "{names:?}"
+    );
+    let applied = events.iter().filter(|e| e["event"] == "mutation_applied");
+    for event in applied {
+        assert!(
+            event["r_ntk"].is_number() && event["mutation"]["applied"] == true,
+            "{event}"
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["run_folder"].as_str(), Some(root.to_str().unwrap()));
+    assert!(last["summary"]["test_accuracy"].is_number());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("search stopped") && stderr.contains("test accuracy"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

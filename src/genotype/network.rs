@@ -17,6 +17,17 @@ pub struct InputShape {
     pub width: usize,
 }
 
+impl InputShape {
+    /// A shape of `channels` × `height` × `width`.
+    pub const fn new(channels: usize, height: usize, width: usize) -> Self {
+        InputShape {
+            channels,
+            height,
+            width,
+        }
+    }
+}
+
 /// A complete architecture: `reductions + 1` cells and the settings needed to build tensors for them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -119,6 +119,8 @@ impl SearchConfig {
 
 /// Receives what the search does, for progress display and logs.
 pub trait SearchObserver: TrainObserver {
+    /// An iteration begins (iteration 0 is the mutation pass before any training).
+    fn iteration_started(&mut self, _iteration: usize) {}
     /// A training phase begins (`iteration` 0 means final training).
     fn phase(&mut self, _iteration: usize, _epochs: usize) {}
     /// A candidate was scored.
@@ -168,6 +170,7 @@ pub fn run(
             None if config.premutate => 0,
             None => 1,
         };
+        observer.iteration_started(iteration);
         let record = run_iteration(iteration, config, &splits, &mut checkpoint.genotype, device, observer)?;
         let applied = record.mutations.iter().filter(|m| m.applied).count();
         let refused = record.mutations.len() - applied;

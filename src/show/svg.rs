@@ -194,12 +194,7 @@ mod tests {
 
     #[test]
     fn one_arrow_per_live_op_one_circle_per_node() {
-        let input = InputShape {
-            channels: 1,
-            height: 28,
-            width: 28,
-        };
-        let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
+        let mut genotype = Genotype::minimal(2, 16, InputShape::new(1, 28, 28), 10).unwrap();
         genotype.cells[1].split(1).unwrap();
         genotype.cells[1].kill_op(0, Op::SepConv5x5).unwrap();
         let svg = cells_svg(&genotype);

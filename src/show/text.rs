@@ -82,12 +82,7 @@ mod tests {
 
     #[test]
     fn the_summary_lists_every_edge_and_per_cell_sizes_add_up() {
-        let input = InputShape {
-            channels: 1,
-            height: 28,
-            width: 28,
-        };
-        let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
+        let mut genotype = Genotype::minimal(2, 16, InputShape::new(1, 28, 28), 10).unwrap();
         genotype.cells[2].split(0).unwrap();
         let text = summary(&genotype, 64);
         assert!(
