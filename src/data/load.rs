@@ -75,6 +75,8 @@ fn write_cache(file: &Path, stats: &Normalization) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads cached statistics; serde_json's `float_roundtrip` makes them bit-identical to the computed ones, so a
+/// cache hit cannot change a seeded run.
 fn read_cached(file: &Path) -> Option<Normalization> {
     let text = std::fs::read_to_string(file).ok()?;
     let stats: Normalization = serde_json::from_str(&text).ok()?;
