@@ -55,11 +55,14 @@ def main():
     for metric in by_strategy[strategies[0]][0][1]:
         print(f"| {metric} | " + " | ".join(cell([v[metric] for _, v in by_strategy[s]]) for s in strategies) + " |")
     print()
-    print("| run | test accuracy (%) | parameters | edges |")
-    print("|---|---|---|---|")
+    print("| run | test accuracy (%) | parameters | edges | search training (s) | scoring (s) | final training (s) |")
+    print("|---|---|---|---|---|---|---|")
     for s in strategies:
         for seed, v in sorted(by_strategy[s], key=lambda item: item[0]):
-            print(f"| {s} seed {seed} | {v['test accuracy (%)']:.2f} | {v['parameters']:,} | {v['edges (all cells)']} |")
+            print(
+                f"| {s} seed {seed} | {v['test accuracy (%)']:.2f} | {v['parameters']:,} | {v['edges (all cells)']} "
+                f"| {v['search training (s)']:.0f} | {v['search scoring (s)']:.0f} | {v['final training (s)']:.0f} |"
+            )
 
 
 if __name__ == "__main__":
