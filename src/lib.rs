@@ -9,6 +9,7 @@ pub mod memory_probe;
 pub mod metrics;
 pub mod ops;
 pub mod pruner;
+pub mod report;
 pub mod search;
 pub mod seed;
 pub mod show;

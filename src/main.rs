@@ -37,6 +37,23 @@ enum Command {
     Show(ShowArgs),
     /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
     BenchMemory(BenchMemoryArgs),
+    /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The run folder.
+    run: PathBuf,
+    /// A second run folder on the same data (e.g. a random-search baseline), overlaid on the charts.
+    #[arg(long, value_name = "RUN_DIR")]
+    compare: Option<PathBuf>,
+    /// Where to write the report [default: RUN/report.html].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Also write each chart as its own SVG file into this folder.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -234,6 +251,7 @@ fn main() -> ExitCode {
         Command::TrainSupernet(args) => train_supernet(args),
         Command::BenchMemory(args) => bench_memory(args),
         Command::Show(args) => show_command(args),
+        Command::Report(args) => report_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -389,7 +407,14 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
         ),
         None => format!("search done (no final training); {} live ops", summary.live_ops),
     };
-    let folder = format!("run folder: {}", dir.root().display());
+    let report = dir.root().join("report.html");
+    let folder = match spidernet::report::write_report(dir.root(), None, &report, None) {
+        Ok(()) => format!("run folder: {}\nreport: {}", dir.root().display(), report.display()),
+        Err(error) => format!(
+            "run folder: {}\nthe report could not be written: {error:#}",
+            dir.root().display()
+        ),
+    };
     if args.json {
         eprintln!("{result}\n{folder}");
         events::emit(
@@ -398,6 +423,16 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
         );
     } else {
         println!("{result}\n{folder}");
+    }
+    Ok(())
+}
+
+fn report_command(args: ReportArgs) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(|| args.run.join("report.html"));
+    spidernet::report::write_report(&args.run, args.compare.as_deref(), &out, args.charts.as_deref())?;
+    println!("report written to {}", out.display());
+    if let Some(dir) = &args.charts {
+        println!("charts written to {}", dir.display());
     }
     Ok(())
 }

@@ -287,5 +287,15 @@ fn json_events_go_to_stdout_one_object_per_line_and_logs_to_stderr() {
         stderr.contains("search stopped") && stderr.contains("test accuracy"),
         "{stderr}"
     );
+    let report = std::fs::read_to_string(root.join("report.html")).expect("the search writes report.html");
+    let accuracy = last["summary"]["test_accuracy"].as_f64().unwrap();
+    assert!(
+        report.contains(&format!("test accuracy {:.2} %", 100.0 * accuracy)),
+        "the report shows the final test accuracy"
+    );
+    assert!(
+        stderr.contains(&format!("report: {}", root.join("report.html").display())),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

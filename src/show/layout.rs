@@ -66,6 +66,37 @@ pub fn cell_layout(cell: &Cell) -> Vec<NodePosition> {
     placed
 }
 
+/// Waypoints, in layout units, of an arrow from node `from` to node `to`: one per layer strictly between theirs,
+/// each in a free slot of that layer (half-way between nodes, or a column without a node), so that arrows skipping
+/// layers pass between nodes instead of over them. Empty for arrows between neighbouring layers.
+pub fn edge_route(positions: &[NodePosition], from: usize, to: usize) -> Vec<NodePosition> {
+    let (start, end) = (positions[from], positions[to]);
+    let mut route = Vec::new();
+    let mut previous = start;
+    let mut layer = start.layer + 1.0;
+    while layer < end.layer {
+        let remaining = end.layer - previous.layer;
+        let ideal = previous.x + (end.x - previous.x) / remaining;
+        let occupied: Vec<f64> = positions.iter().filter(|p| p.layer == layer).map(|p| p.x).collect();
+        let free = |slot: f64| occupied.iter().all(|x| (x - slot).abs() >= 0.5);
+        // Slots are half columns; the nearest free one to the straight line wins, ties towards the previous point.
+        let centre = (ideal * 2.0).round() / 2.0;
+        let slot = (0..)
+            .flat_map(|k| {
+                let step = 0.5 * k as f64;
+                let toward = if previous.x <= centre { -step } else { step };
+                [centre + toward, centre - toward]
+            })
+            .find(|&slot| free(slot))
+            .expect("a layer has finitely many nodes, so some slot is free");
+        let point = NodePosition { x: slot, layer };
+        route.push(point);
+        previous = point;
+        layer += 1.0;
+    }
+    route
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +124,30 @@ mod tests {
                 assert_ne!(positions[a], positions[b], "nodes {a} and {b} overlap");
             }
         }
+    }
+
+    #[test]
+    fn routes_of_arrows_that_skip_layers_keep_off_the_nodes_in_between() {
+        let mut cell = Cell::minimal(2);
+        for k in 0..20 {
+            let edge = cell.edges[(k * 7) % cell.edges.len()].id;
+            cell.split(edge).unwrap();
+        }
+        let positions = cell_layout(&cell);
+        let mut skipping = 0;
+        for edge in &cell.edges {
+            let route = edge_route(&positions, edge.from, edge.to);
+            let span = positions[edge.to].layer - positions[edge.from].layer;
+            assert_eq!(route.len(), span as usize - 1, "one waypoint per layer in between");
+            skipping += usize::from(!route.is_empty());
+            for point in &route {
+                for node in &positions {
+                    if node.layer == point.layer {
+                        assert!((node.x - point.x).abs() >= 0.5, "edge {} runs over a node", edge.id);
+                    }
+                }
+            }
+        }
+        assert!(skipping > 0, "the test cell should have arrows that skip layers");
     }
 }

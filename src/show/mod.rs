@@ -4,6 +4,6 @@ mod layout;
 mod svg;
 mod text;
 
-pub use layout::{NodePosition, cell_layout};
+pub use layout::{NodePosition, cell_layout, edge_route};
 pub use svg::{cell_svg, cells_svg, op_colour};
 pub use text::summary;

@@ -1,6 +1,6 @@
 //! SVG drawings of cells: nodes as circles, one arrow per live op coloured by op type, and a legend.
 
-use super::layout::cell_layout;
+use super::layout::{NodePosition, cell_layout, edge_route};
 use super::text::node_name;
 use crate::genotype::{Cell, Genotype, Op};
 use std::fmt::Write;
@@ -27,6 +27,47 @@ pub fn op_colour(op: Op) -> (&'static str, &'static str) {
         Op::DilConv3x3 => ("#D55E00", ""),
         Op::DilConv5x5 => ("#CC79A7", ""),
     }
+}
+
+/// Half the height of the band around a layer that arrows cross straight down, clear of the layer's nodes.
+const BAND: f64 = RADIUS + 4.0;
+
+/// An op's arrow as cubic segments, in pixels: from just below the source, straight down through each waypoint's
+/// band, to just above the target. `shift` spreads the ops of one edge sideways, a little at the nodes, more in
+/// between; each curve leaves and arrives vertically, so the arrow is smooth and never drifts sideways near a layer.
+fn arrow_segments(
+    source: (f64, f64),
+    waypoints: &[(f64, f64)],
+    target: (f64, f64),
+    shift: f64,
+) -> Vec<[(f64, f64); 4]> {
+    let curve = |(x1, y1): (f64, f64), (x2, y2): (f64, f64)| {
+        let bend = (y2 - y1) * 0.45;
+        [(x1, y1), (x1 + shift, y1 + bend), (x2 + shift, y2 - bend), (x2, y2)]
+    };
+    let line = |(x1, y1): (f64, f64), (x2, y2): (f64, f64)| [(x1, y1), (x1, y1), (x2, y2), (x2, y2)];
+    let mut segments = Vec::new();
+    let mut at = (source.0 + shift * 0.6, source.1 + RADIUS);
+    for &(x, y) in waypoints {
+        let (enter, leave) = ((x + shift, y - BAND), (x + shift, y + BAND));
+        segments.push(curve(at, enter));
+        segments.push(line(enter, leave));
+        at = leave;
+    }
+    segments.push(curve(at, (target.0 + shift * 0.6, target.1 - RADIUS - 1.0)));
+    segments
+}
+
+fn path_data(segments: &[[(f64, f64); 4]]) -> String {
+    let mut data = format!("M{:.1},{:.1}", segments[0][0].0, segments[0][0].1);
+    for [_, c1, c2, end] in segments {
+        let _ = write!(
+            data,
+            " C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}",
+            c1.0, c1.1, c2.0, c2.1, end.0, end.1
+        );
+    }
+    data
 }
 
 fn marker_id(op: Op) -> String {
@@ -62,10 +103,8 @@ fn cell_size(cell: &Cell) -> (f64, f64) {
 fn cell_group(genotype: &Genotype, k: usize, left: f64, top: f64) -> String {
     let cell = &genotype.cells[k];
     let positions = cell_layout(cell);
-    let at = |node: usize| {
-        let p = positions[node];
-        (left + MARGIN + p.x * COLUMN, top + TITLE + MARGIN + p.layer * LAYER)
-    };
+    let at_layout = |p: NodePosition| (left + MARGIN + p.x * COLUMN, top + TITLE + MARGIN + p.layer * LAYER);
+    let at = |node: usize| at_layout(positions[node]);
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -79,23 +118,21 @@ fn cell_group(genotype: &Genotype, k: usize, left: f64, top: f64) -> String {
         x = left + 8.0,
     );
     for edge in &cell.edges {
-        let ((x1, y1), (x2, y2)) = (at(edge.from), at(edge.to));
+        let route = edge_route(&positions, edge.from, edge.to);
         let n = edge.ops.len() as f64;
         for (i, &op) in edge.ops.iter().enumerate() {
             let shift = (i as f64 - (n - 1.0) / 2.0) * OP_GAP;
-            // Leave the source downwards and reach the target from above, spread sideways per op; the curve keeps
-            // arrows that skip layers off the nodes in between more often than a straight line would.
-            let (sx, sy) = (x1 + shift * 0.6, y1 + RADIUS);
-            let (tx, ty) = (x2 + shift * 0.6, y2 - RADIUS - 1.0);
-            let bend = (ty - sy) * 0.45;
+            let segments = arrow_segments(
+                at(edge.from),
+                &route.iter().map(|p| at_layout(*p)).collect::<Vec<_>>(),
+                at(edge.to),
+                shift,
+            );
             let (colour, dash) = op_colour(op);
             let _ = writeln!(
                 text,
-                r#"<path d="M{sx:.1},{sy:.1} C{:.1},{:.1} {:.1},{:.1} {tx:.1},{ty:.1}" stroke="{colour}" stroke-dasharray="{dash}" marker-end="url(#{})"><title>edge {}: {} → {}, {}</title></path>"#,
-                sx + shift * 2.0,
-                sy + bend,
-                tx + shift * 2.0,
-                ty - bend,
+                r#"<path d="{}" stroke="{colour}" stroke-dasharray="{dash}" marker-end="url(#{})"><title>edge {}: {} → {}, {}</title></path>"#,
+                path_data(&segments),
                 marker_id(op),
                 edge.id,
                 node_name(cell, edge.from),
@@ -146,17 +183,17 @@ const LEGEND_WIDTH: f64 = 620.0;
 
 fn document(width: f64, height: f64, body: &str) -> String {
     format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="cells" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif">
 <style>
-path {{ fill: none; stroke-width: 1.6; }}
-circle {{ stroke: #333; stroke-width: 1.5; fill: #fff; }}
-circle.input {{ fill: #e8e8e8; }}
-circle.output {{ fill: #333; }}
-text.label {{ font-size: 12px; text-anchor: middle; fill: #000; }}
-circle.output + text.label {{ fill: #fff; }}
-text.title {{ font-size: 15px; font-weight: bold; }}
-text.subtitle {{ font-size: 13px; fill: #444; }}
-text.legend {{ font-size: 13px; }}
+svg.cells path {{ fill: none; stroke-width: 1.6; }}
+svg.cells circle {{ stroke: #333; stroke-width: 1.5; fill: #fff; }}
+svg.cells circle.input {{ fill: #e8e8e8; }}
+svg.cells circle.output {{ fill: #333; }}
+svg.cells text.label {{ font-size: 12px; text-anchor: middle; fill: #000; }}
+svg.cells circle.output + text.label {{ fill: #fff; }}
+svg.cells text.title {{ font-size: 15px; font-weight: bold; }}
+svg.cells text.subtitle {{ font-size: 13px; fill: #444; }}
+svg.cells text.legend {{ font-size: 13px; }}
 </style>
 <rect width="100%" height="100%" fill="#fff"/>
 {}{body}</svg>
@@ -212,5 +249,64 @@ mod tests {
             "cell 2"
         );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    }
+
+    fn bezier(segment: &[(f64, f64); 4], t: f64) -> (f64, f64) {
+        let u = 1.0 - t;
+        let weights = [u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t];
+        (0..4).fold((0.0, 0.0), |(x, y), k| {
+            (x + weights[k] * segment[k].0, y + weights[k] * segment[k].1)
+        })
+    }
+
+    #[test]
+    fn no_arrow_crosses_a_node_other_than_its_ends() {
+        for stride in [3, 5, 7, 11] {
+            let mut cell = Cell::minimal(2);
+            for k in 0..30 {
+                let edge = cell.edges[(k * stride) % cell.edges.len()].id;
+                cell.split(edge).unwrap();
+            }
+            assert_arrows_keep_off_nodes(&cell);
+        }
+    }
+
+    fn assert_arrows_keep_off_nodes(cell: &Cell) {
+        let positions = cell_layout(cell);
+        let pixel = |p: NodePosition| (p.x * COLUMN, p.layer * LAYER);
+        for edge in &cell.edges {
+            let waypoints: Vec<_> = edge_route(&positions, edge.from, edge.to)
+                .into_iter()
+                .map(pixel)
+                .collect();
+            // The outermost ops of a full edge.
+            for shift in [-3.0 * OP_GAP, 3.0 * OP_GAP] {
+                let segments = arrow_segments(
+                    pixel(positions[edge.from]),
+                    &waypoints,
+                    pixel(positions[edge.to]),
+                    shift,
+                );
+                for segment in &segments {
+                    for step in 0..=50 {
+                        let (x, y) = bezier(segment, step as f64 / 50.0);
+                        for (node, &p) in positions.iter().enumerate() {
+                            if node == edge.from || node == edge.to {
+                                continue;
+                            }
+                            let (nx, ny) = pixel(p);
+                            let distance = ((x - nx).powi(2) + (y - ny).powi(2)).sqrt();
+                            assert!(
+                                distance > RADIUS + 2.0,
+                                "edge {} ({} → {}) passes {distance:.1} px from node {node}",
+                                edge.id,
+                                edge.from,
+                                edge.to
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
