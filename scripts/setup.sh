@@ -6,6 +6,9 @@
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
+# The export tests run our ONNX files in onnxruntime and check them with onnx's checker.
+ONNXRUNTIME_VERSION=1.32.0
+ONNX_VERSION=1.23.2
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SPIDERNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spidernet}
 venv="$cache/venv-torch-$TORCH_VERSION"
@@ -34,6 +37,19 @@ else
   rm -rf "$venv"
   mv "$venv.partial" "$venv"
   torch_ok || { say "error: torch $TORCH_VERSION did not import from $venv"; exit 1; }
+fi
+
+onnx_ok() {
+  "$venv/bin/python" -c "
+import sys, onnx, onnxruntime
+sys.exit(onnxruntime.__version__ != '$ONNXRUNTIME_VERSION' or onnx.__version__ != '$ONNX_VERSION')" 2>/dev/null
+}
+if onnx_ok; then
+  say "onnxruntime $ONNXRUNTIME_VERSION and onnx $ONNX_VERSION already in $venv"
+else
+  say "installing onnxruntime==$ONNXRUNTIME_VERSION and onnx==$ONNX_VERSION into $venv"
+  "$venv/bin/python" -m pip install --quiet "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION"
+  onnx_ok || { say "error: onnxruntime $ONNXRUNTIME_VERSION / onnx $ONNX_VERSION did not import from $venv"; exit 1; }
 fi
 
 torch_dir=$("$venv/bin/python" -c "import torch, os; print(os.path.dirname(torch.__file__))")

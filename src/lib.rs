@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod data;
+pub mod export;
 pub mod genotype;
 pub mod init;
 pub mod memory;

@@ -37,6 +37,8 @@ enum Command {
     Show(ShowArgs),
     /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
     BenchMemory(BenchMemoryArgs),
+    /// Export a run's trained network as an ONNX model (its weights.safetensors already follow genotype.json).
+    Export(ExportArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
     Report(ReportArgs),
 }
@@ -218,6 +220,18 @@ struct TrainArgs {
     /// Seed for every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Save the trained network here (genotype.json, weights.safetensors, normalization.json), ready for export.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A run folder holding a trained network (from `search`, or `train --out`).
+    run: PathBuf,
+    /// Write the network as an ONNX model (opset 13) to this file.
+    #[arg(long, value_name = "FILE")]
+    onnx: PathBuf,
 }
 
 #[derive(Args)]
@@ -252,6 +266,7 @@ fn main() -> ExitCode {
         Command::BenchMemory(args) => bench_memory(args),
         Command::Show(args) => show_command(args),
         Command::Report(args) => report_command(args),
+        Command::Export(args) => export_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -427,6 +442,44 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn export_command(args: ExportArgs) -> anyhow::Result<()> {
+    let stats_path = args.run.join("normalization.json");
+    let normalization: Option<spidernet::data::Normalization> = match std::fs::read_to_string(&stats_path) {
+        Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", stats_path.display()))?),
+        Err(_) => {
+            eprintln!(
+                "warning: {} is missing; the model's metadata will not record the input normalisation",
+                stats_path.display()
+            );
+            None
+        }
+    };
+    let report = spidernet::export::export_run(&args.run, &args.onnx, normalization.as_ref())?;
+    println!(
+        "wrote {} (ONNX opset {}): {} nodes, {} weights after folding batch norms, {}",
+        args.onnx.display(),
+        spidernet::export::OPSET,
+        report.nodes,
+        report.weights,
+        format_size(report.bytes as u64)
+    );
+    let shape = report.input;
+    println!(
+        "input \"{}\": (batch, {}, {}, {}) images scaled to [0, 1], then {}; output \"{}\": (batch, {}) logits",
+        spidernet::export::INPUT,
+        shape.channels,
+        shape.height,
+        shape.width,
+        match &normalization {
+            Some(n) => format!("normalised with mean {:?}, std {:?}", n.mean, n.std),
+            None => "normalised with the training statistics (not recorded in this run folder)".to_string(),
+        },
+        spidernet::export::OUTPUT,
+        report.classes
+    );
+    Ok(())
+}
+
 fn report_command(args: ReportArgs) -> anyhow::Result<()> {
     let out = args.out.unwrap_or_else(|| args.run.join("report.html"));
     spidernet::report::write_report(&args.run, args.compare.as_deref(), &out, args.charts.as_deref())?;
@@ -508,6 +561,10 @@ fn train_command(args: TrainArgs) -> anyhow::Result<()> {
         net.genotype().live_op_count(),
         net.parameter_count()
     );
+    if let Some(dir) = &args.out {
+        search::save_trained(dir, &net, &data.normalization)?;
+        println!("trained network saved in {}", dir.display());
+    }
     Ok(())
 }
 

@@ -18,6 +18,20 @@ pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(path, channels, config)
 }
 
+/// The tensors of a batch norm under `prefix`: `weight` (γ), `bias` (β), `running_mean`, `running_var`.
+pub fn batch_norm_tensors(prefix: &str, bn: &nn::BatchNorm) -> Vec<(String, Tensor)> {
+    let mut out = Vec::with_capacity(4);
+    if let Some(gamma) = &bn.ws {
+        out.push((format!("{prefix}.weight"), gamma.shallow_clone()));
+    }
+    if let Some(beta) = &bn.bs {
+        out.push((format!("{prefix}.bias"), beta.shallow_clone()));
+    }
+    out.push((format!("{prefix}.running_mean"), bn.running_mean.shallow_clone()));
+    out.push((format!("{prefix}.running_var"), bn.running_var.shallow_clone()));
+    out
+}
+
 /// Geometry of one bias-free convolution.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvShape {
@@ -92,6 +106,15 @@ impl DepthwisePointwise {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = x.apply(&self.depthwise).apply(&self.pointwise);
         self.bn.forward_t(&y, train)
+    }
+
+    fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = vec![
+            (format!("{prefix}depthwise.weight"), self.depthwise.ws.shallow_clone()),
+            (format!("{prefix}pointwise.weight"), self.pointwise.ws.shallow_clone()),
+        ];
+        out.extend(batch_norm_tensors(&format!("{prefix}bn"), &self.bn));
+        out
     }
 
     fn parameters(&self) -> Vec<Tensor> {
@@ -170,6 +193,20 @@ impl OpBlock {
                 pair.1.forward_t(&hidden, train)
             }
             Body::Dilated(body) => body.forward_t(x, train),
+        }
+    }
+
+    /// The op's tensors with names relative to the op (docs/EXPORT.md): `depthwise.weight`, `pointwise.weight`,
+    /// `bn.*` for dil-convs, the same under `first.` and `second.` for sep-convs, nothing for the others.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        match &self.body {
+            Body::Identity | Body::MaxPool | Body::AvgPool => Vec::new(),
+            Body::Separable(pair) => {
+                let mut out = pair.0.named_tensors("first.");
+                out.extend(pair.1.named_tensors("second."));
+                out
+            }
+            Body::Dilated(body) => body.named_tensors(""),
         }
     }
 

@@ -39,7 +39,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
             activations: (iteration as u64 + 1) << 20,
             ..MemoryEstimate::default()
         },
-        memory_budget: 64 << 20,
+        memory_budget: 8 << 20,
         live_ops: 20 + 7 * iteration,
         edges_per_cell: vec![2 + iteration, 3 + iteration, 3],
         decisions: if scored {
@@ -85,6 +85,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
 fn run_folder(root: &Path, data: &str, strategy: Strategy, accuracies: [f64; 2], test_accuracy: f64) {
     let mut config = SearchConfig::new(Profile::Quick, data, 2, 16, 0);
     config.strategy = strategy;
+    config.memory_budget = 8 << 20;
     let genotype = Genotype::minimal(2, 16, InputShape::new(1, 8, 8), 10).unwrap();
     let dir = RunDir::create(root, &config).unwrap();
     let history = vec![
@@ -244,5 +245,23 @@ fn text_from_the_run_is_escaped() {
     let page = std::fs::read_to_string(&out).unwrap();
     assert!(page.contains("folder:/data/&lt;b&gt;cats&amp;dogs&lt;/b&gt;"));
     assert!(!page.contains("<b>cats"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_budget_far_above_the_estimates_is_named_instead_of_drawn() {
+    let root = scratch("report-budget");
+    let run = root.join("run");
+    run_folder(&run, "digits", Strategy::Spidernet, [0.5, 0.625], 0.8765);
+    let config_path = run.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["memory_budget"] = serde_json::json!(1u64 << 30);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let out = root.join("report.html");
+    write_report(&run, None, &out, None).unwrap();
+    let page = std::fs::read_to_string(&out).unwrap();
+    let memory = svgs(&page)[2];
+    assert!(memory.contains("budget 1.0 GiB, off the scale"), "{memory}");
+    assert!(!memory.contains("budget of"), "no budget line");
     let _ = std::fs::remove_dir_all(&root);
 }

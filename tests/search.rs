@@ -116,8 +116,32 @@ fn both_strategies_grow_the_network_and_fill_the_run_folder() {
         ] {
             assert!(dir.root().join(file).exists(), "{file} missing");
         }
+        // Tensor names follow genotype.json: every op tensor belongs to a live op of the saved genotype.
         let weights = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
-        assert!(weights.iter().any(|(name, _)| name.ends_with(".pruner")));
+        let genotype = spidernet::genotype::Genotype::load(&dir.genotype_path()).unwrap();
+        let mut op_tensors = 0;
+        for (name, _) in &weights {
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() > 4 && parts[0] == "cells" && parts[2] == "edges" {
+                let cell = &genotype.cells[parts[1].parse::<usize>().unwrap()];
+                let edge = cell
+                    .edge(parts[3].parse().unwrap())
+                    .unwrap_or_else(|| panic!("{name}: no such edge"));
+                assert!(
+                    edge.ops.iter().any(|op| op.name() == parts[4]),
+                    "{name}: no such live op"
+                );
+                op_tensors += 1;
+            } else {
+                assert!(
+                    ["stem", "cells", "towers"].contains(&parts[0]),
+                    "{name} is not a documented name"
+                );
+            }
+        }
+        let gates = weights.iter().filter(|(name, _)| name.ends_with(".gate")).count();
+        assert_eq!(gates, genotype.live_op_count(), "one gate per live op");
+        assert!(op_tensors > gates);
         let _ = std::fs::remove_dir_all(dir.root());
     }
 }

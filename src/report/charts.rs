@@ -98,10 +98,23 @@ fn padded_range(values: impl Iterator<Item = f64>, include_zero: bool) -> (f64, 
     )
 }
 
-/// A ratio label, without the "-0.00" that rounding produces near zero.
-fn signed(value: &f64) -> String {
-    let text = format!("{value:.2}");
-    if text == "-0.00" { "0.00".to_string() } else { text }
+/// Decimals that tell apart the labels of an axis spanning `span`.
+fn decimals(span: f64) -> usize {
+    if span > 0.0 && span.is_finite() {
+        (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize
+    } else {
+        2
+    }
+}
+
+/// A ratio label with `places` decimals, without the "-0.00" that rounding produces near zero.
+fn signed(value: f64, places: usize) -> String {
+    let text = format!("{value:.places$}");
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        text.trim_start_matches('-').to_string()
+    } else {
+        text
+    }
 }
 
 fn iteration_label(x: &f64) -> String {
@@ -331,8 +344,8 @@ pub fn candidates_chart(points: &[ScoredPoint]) -> anyhow::Result<String> {
             .configure_mesh()
             .x_desc("r_lrc: relative change of linear regions (higher is better)")
             .y_desc("r_ntk: relative change of κ (lower is better)")
-            .x_label_formatter(&signed)
-            .y_label_formatter(&signed)
+            .x_label_formatter(&|v| signed(*v, decimals(x_high - x_low)))
+            .y_label_formatter(&|v| signed(*v, decimals(y_high - y_low)))
             .light_line_style(WHITE)
             .draw()
             .map_err(failed)?;
@@ -438,6 +451,19 @@ mod tests {
         let high_left = vec![vec![(0.0, 0.95), (0.4, 0.9), (1.0, 0.95)]];
         let corner = quiet_corner(&high_left, (0.0, 1.0), (0.0, 1.0), 2);
         assert!(matches!(corner, SeriesLabelPosition::LowerRight), "{corner:?}");
+    }
+
+    #[test]
+    fn axis_labels_keep_enough_decimals_to_differ() {
+        let labels: Vec<String> = [0.0, 0.005, 0.01, 0.015]
+            .iter()
+            .map(|&v| signed(v, decimals(0.02)))
+            .collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(unique, labels, "{labels:?}");
+        assert_eq!(signed(-0.0001, 2), "0.00");
+        assert_eq!(signed(-0.25, 2), "-0.25");
     }
 
     #[test]

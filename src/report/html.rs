@@ -230,10 +230,30 @@ pub fn charts(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Vec<
             }
             kept
         });
+    // A budget far above the estimates would flatten them into the axis: name it in the title instead.
+    let peak = runs(run, other)
+        .iter()
+        .flat_map(|(r, _, _)| r.history.iter().map(|h| mib(h.memory.total() as f64)))
+        .fold(0.0, f64::max);
+    let (budgets, memory_title) = if budgets.iter().all(|g| g.value > 4.0 * peak) {
+        let sizes: Vec<String> = budgets
+            .iter()
+            .map(|g| format_size((g.value * 1048576.0) as u64))
+            .collect();
+        (
+            Vec::new(),
+            format!(
+                "Estimated training memory (budget {}, off the scale)",
+                sizes.join(" / ")
+            ),
+        )
+    } else {
+        (budgets, "Estimated training memory against the budget".to_string())
+    };
     svgs.push((
         "memory",
         charts::line_chart(
-            "Estimated training memory against the budget",
+            &memory_title,
             "MiB",
             &series_of(run, other, |r| Some(mib(r.memory.total() as f64))),
             &budgets,

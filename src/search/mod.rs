@@ -229,8 +229,7 @@ pub fn run(
         summary.test_loss = Some(evaluation.loss);
         summary.live_ops = net.genotype().live_op_count();
         summary.parameters = net.parameter_count();
-        dir.save_genotype(net.genotype())?;
-        save_weights(&net, &dir.weights_path())?;
+        save_trained(dir.root(), &net, &data.normalization)?;
     }
     dir.save_summary(&summary)?;
     Ok(summary)
@@ -329,6 +328,24 @@ pub fn final_training(
     train::train(&mut net, train_split, None, &train_config, train_seed, observer)?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
     Ok((net, evaluation))
+}
+
+/// Writes a trained network into `dir`: genotype.json, weights.safetensors and normalization.json (the input
+/// statistics the network expects), each atomically; `spidernet export` reads these three.
+pub fn save_trained(
+    dir: &std::path::Path,
+    net: &Supernet,
+    normalization: &crate::data::Normalization,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let genotype_path = dir.join("genotype.json");
+    net.genotype()
+        .save(&genotype_path)
+        .with_context(|| format!("cannot write {}", genotype_path.display()))?;
+    save_weights(net, &dir.join("weights.safetensors"))?;
+    let path = dir.join("normalization.json");
+    let text = serde_json::to_string_pretty(normalization)? + "\n";
+    crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Saves the live network's tensors (dead ops left out) as safetensors, atomically.

@@ -41,20 +41,28 @@ fn arrow_segments(
     target: (f64, f64),
     shift: f64,
 ) -> Vec<[(f64, f64); 4]> {
-    let curve = |(x1, y1): (f64, f64), (x2, y2): (f64, f64)| {
+    // Control points fan out sideways next to nodes only; next to a waypoint they stay in line, so that an arrow
+    // runs straight through the layers it skips.
+    let curve = |(x1, y1): (f64, f64), (x2, y2): (f64, f64), fan: (f64, f64)| {
         let bend = (y2 - y1) * 0.45;
-        [(x1, y1), (x1 + shift, y1 + bend), (x2 + shift, y2 - bend), (x2, y2)]
+        [(x1, y1), (x1 + fan.0, y1 + bend), (x2 + fan.1, y2 - bend), (x2, y2)]
     };
     let line = |(x1, y1): (f64, f64), (x2, y2): (f64, f64)| [(x1, y1), (x1, y1), (x2, y2), (x2, y2)];
     let mut segments = Vec::new();
     let mut at = (source.0 + shift * 0.6, source.1 + RADIUS);
+    let mut fan_out = shift;
     for &(x, y) in waypoints {
         let (enter, leave) = ((x + shift, y - BAND), (x + shift, y + BAND));
-        segments.push(curve(at, enter));
+        segments.push(curve(at, enter, (fan_out, 0.0)));
         segments.push(line(enter, leave));
         at = leave;
+        fan_out = 0.0;
     }
-    segments.push(curve(at, (target.0 + shift * 0.6, target.1 - RADIUS - 1.0)));
+    segments.push(curve(
+        at,
+        (target.0 + shift * 0.6, target.1 - RADIUS - 1.0),
+        (fan_out, shift),
+    ));
     segments
 }
 

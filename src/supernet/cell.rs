@@ -199,6 +199,33 @@ impl CellNet {
         }
     }
 
+    /// Every tensor of the live cell, named relative to the cell as docs/EXPORT.md describes.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, rescaler) in self.rescalers.iter().enumerate() {
+            if let Some((conv, bn)) = &rescaler.projection {
+                out.push((format!("inputs.{i}.conv.weight"), conv.ws.shallow_clone()));
+                out.extend(ops::batch_norm_tensors(&format!("inputs.{i}.bn"), bn));
+            }
+        }
+        for (v, norm) in self.node_norms.iter().enumerate() {
+            out.extend(ops::batch_norm_tensors(&format!("nodes.{v}.bn"), norm));
+        }
+        for (id, edge) in &self.edges {
+            for op in &edge.ops {
+                let prefix = format!("edges.{id}.{}", op.block.op.name());
+                out.push((format!("{prefix}.gate"), op.pruner.shallow_clone()));
+                out.extend(
+                    op.block
+                        .named_tensors()
+                        .into_iter()
+                        .map(|(name, tensor)| (format!("{prefix}.{name}"), tensor)),
+                );
+            }
+        }
+        out
+    }
+
     /// Trainable tensors of the live parts of the cell, pruners included.
     pub fn parameters(&self) -> Vec<Tensor> {
         let mut out: Vec<Tensor> = self.rescalers.iter().flat_map(Rescaler::parameters).collect();

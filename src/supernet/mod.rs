@@ -344,33 +344,60 @@ impl Supernet {
         named.into_iter().map(|(_, tensor)| tensor).collect()
     }
 
-    /// Every tensor of the live network (weights, gates, BN statistics) by variable-store name; tensors of
-    /// dead ops are left out.
+    /// Every tensor of the live network (weights, gates, BN statistics) under the names of docs/EXPORT.md, which
+    /// follow `genotype.json` (`cells.<cell>.edges.<edge id>.<op>.…`); dead ops are left out.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut live_ops = std::collections::HashSet::new();
-        for (k, cell) in self.genotype.cells.iter().enumerate() {
-            for edge in &cell.edges {
-                for op in &edge.ops {
-                    live_ops.insert(format!("cell{k}.edge{}.{}.", edge.id, op.name()));
-                }
+        let mut named = vec![("stem.conv.weight".to_string(), self.stem.0.ws.shallow_clone())];
+        named.extend(ops::batch_norm_tensors("stem.bn", &self.stem.1));
+        for (k, (cell, tower)) in self.cells.iter().zip(&self.towers).enumerate() {
+            named.extend(
+                cell.named_tensors()
+                    .into_iter()
+                    .map(|(name, tensor)| (format!("cells.{k}.{name}"), tensor)),
+            );
+            named.push((format!("towers.{k}.weight"), tower.ws.shallow_clone()));
+            if let Some(bias) = &tower.bs {
+                named.push((format!("towers.{k}.bias"), bias.shallow_clone()));
             }
         }
-        let mut named: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| {
-                let mut parts = name.splitn(4, '.');
-                match (parts.next(), parts.next(), parts.next()) {
-                    (Some(cell), Some(edge), Some(op)) if edge.starts_with("edge") => {
-                        live_ops.contains(&format!("{cell}.{edge}.{op}."))
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named
+    }
+
+    /// Copies `tensors` (as `named_tensors` names them, e.g. read from weights.safetensors) into this network;
+    /// every tensor must be present with its shape, and none may be left over.
+    pub fn load_named_tensors(&mut self, tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+        let mut given: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+        let mut missing = Vec::new();
+        for (name, target) in self.named_tensors() {
+            match given.remove(&name) {
+                Some(source) if source.size() == target.size() => tch::no_grad(|| {
+                    let mut target = target;
+                    target.copy_(&source.to_device(target.device()).to_kind(target.kind()));
+                }),
+                Some(source) => {
+                    return Err(format!(
+                        "tensor {name} has shape {:?}, but the genotype needs {:?}",
+                        source.size(),
+                        target.size()
+                    ));
+                }
+                None => missing.push(name),
+            }
+        }
+        let mut extra: Vec<String> = given.into_keys().collect();
+        extra.sort();
+        match (missing.first(), extra.first()) {
+            (None, None) => Ok(()),
+            (Some(name), _) => Err(format!(
+                "{} tensor(s) the genotype needs are missing, e.g. {name}",
+                missing.len()
+            )),
+            (None, Some(name)) => Err(format!(
+                "{} tensor(s) do not belong to the genotype, e.g. {name}",
+                extra.len()
+            )),
+        }
     }
 
     /// Number of scalars in `parameters`.

@@ -1,0 +1,445 @@
+//! The trained network as an ONNX graph in inference form: dead and closed ops left out, gates folded away,
+//! batch norms after convolutions folded into them, and only the final classifier's logits as output.
+
+use super::proto::{
+    AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+    attribute_type, data_type,
+};
+use crate::genotype::{Cell, Genotype, Op};
+use crate::ops::ConvShape;
+use std::collections::HashMap;
+use tch::{Kind, Tensor};
+
+/// Batch-norm epsilon of every batch norm in the network (crate::ops::batch_norm).
+const BN_EPS: f64 = 1e-5;
+
+/// Name of the graph's input: normalised images, (batch, channels, height, width).
+pub const INPUT: &str = "input";
+/// Name of the graph's output: the final classifier's logits, (batch, classes).
+pub const OUTPUT: &str = "logits";
+
+/// A tensor read out of the weights: shape and f32 elements.
+struct Array {
+    dims: Vec<i64>,
+    values: Vec<f32>,
+}
+
+/// The network's tensors by name, as `Supernet::named_tensors` names them.
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Weights {
+    /// Wraps named tensors.
+    pub fn new(tensors: Vec<(String, Tensor)>) -> Self {
+        Weights {
+            tensors: tensors.into_iter().collect(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Result<Array, String> {
+        let tensor = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| format!("the weights have no tensor {name}"))?;
+        let flat = tensor.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1);
+        let values = Vec::<f32>::try_from(&flat).map_err(|e| format!("tensor {name}: {e}"))?;
+        Ok(Array {
+            dims: tensor.size(),
+            values,
+        })
+    }
+
+    /// Whether the gate of an op is open (its weight is positive): a closed gate multiplies the op by exactly 0.
+    fn gate_open(&self, prefix: &str) -> Result<bool, String> {
+        Ok(self
+            .get(&format!("{prefix}.gate"))?
+            .values
+            .first()
+            .is_some_and(|&w| w > 0.0))
+    }
+}
+
+fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        ints: values.to_vec(),
+        r#type: Some(attribute_type::INTS),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        i: Some(value),
+        r#type: Some(attribute_type::INT),
+        ..Default::default()
+    }
+}
+
+fn attr_float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        f: Some(value),
+        r#type: Some(attribute_type::FLOAT),
+        ..Default::default()
+    }
+}
+
+/// A tensor-typed value with some dimensions named (the batch) and others fixed.
+pub fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| match d {
+            Ok(size) => super::proto::Dimension {
+                dim_value: Some(*size),
+                dim_param: None,
+            },
+            Err(param) => super::proto::Dimension {
+                dim_value: None,
+                dim_param: Some(param.to_string()),
+            },
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: Some(data_type::FLOAT),
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+/// Builds the node list and the initializers, naming every value uniquely.
+struct Builder<'a> {
+    weights: &'a Weights,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    values: usize,
+}
+
+impl Builder<'_> {
+    fn constant(&mut self, name: String, dims: Vec<i64>, values: &[f32]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers.push(TensorProto {
+            dims,
+            data_type: Some(data_type::FLOAT),
+            name: Some(name.clone()),
+            raw_data: Some(raw),
+        });
+        name
+    }
+
+    fn constant_i64(&mut self, name: &str, values: &[i64]) -> String {
+        if !self.initializers.iter().any(|t| t.name.as_deref() == Some(name)) {
+            let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.initializers.push(TensorProto {
+                dims: vec![values.len() as i64],
+                data_type: Some(data_type::INT64),
+                name: Some(name.into()),
+                raw_data: Some(raw),
+            });
+        }
+        name.to_string()
+    }
+
+    fn node(&mut self, op_type: &str, inputs: &[&str], attribute: Vec<AttributeProto>, hint: &str) -> String {
+        self.values += 1;
+        let output = format!("{hint}/{}{}", op_type.to_lowercase(), self.values);
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            name: Some(output.clone()),
+            op_type: Some(op_type.into()),
+            attribute,
+        });
+        output
+    }
+
+    /// A convolution whose following batch norm `bn` (a name prefix) is folded in: W·γ/σ and β − μ·γ/σ.
+    fn conv_bn(
+        &mut self,
+        x: &str,
+        weight: &str,
+        bn: Option<&str>,
+        shape: ConvShape,
+        hint: &str,
+    ) -> Result<String, String> {
+        let w = self.weights.get(weight)?;
+        let out_channels = w.dims[0] as usize;
+        let per_channel = w.values.len() / out_channels.max(1);
+        let (values, bias) = match bn {
+            Some(bn) => {
+                let gamma = self.weights.get(&format!("{bn}.weight"))?.values;
+                let beta = self.weights.get(&format!("{bn}.bias"))?.values;
+                let mean = self.weights.get(&format!("{bn}.running_mean"))?.values;
+                let var = self.weights.get(&format!("{bn}.running_var"))?.values;
+                let scale: Vec<f64> = (0..out_channels)
+                    .map(|c| gamma[c] as f64 / (var[c] as f64 + BN_EPS).sqrt())
+                    .collect();
+                let folded: Vec<f32> = w
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (v as f64 * scale[i / per_channel]) as f32)
+                    .collect();
+                let bias: Vec<f32> = (0..out_channels)
+                    .map(|c| (beta[c] as f64 - mean[c] as f64 * scale[c]) as f32)
+                    .collect();
+                (folded, Some(bias))
+            }
+            None => (w.values, None),
+        };
+        let w_name = self.constant(format!("{weight}:folded"), w.dims.clone(), &values);
+        let mut inputs = vec![x.to_string(), w_name];
+        if let Some(bias) = bias {
+            inputs.push(self.constant(format!("{weight}:bias"), vec![out_channels as i64], &bias));
+        }
+        let pad = shape.padding();
+        let attributes = vec![
+            attr_ints("kernel_shape", &[shape.kernel, shape.kernel]),
+            attr_ints("strides", &[shape.stride, shape.stride]),
+            attr_ints("pads", &[pad, pad, pad, pad]),
+            attr_ints("dilations", &[shape.dilation, shape.dilation]),
+            attr_int("group", shape.groups),
+        ];
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Ok(self.node("Conv", &inputs, attributes, hint))
+    }
+
+    /// A batch norm on its own (after a sum of edges), in inference form.
+    fn batch_norm(&mut self, x: &str, bn: &str, hint: &str) -> Result<String, String> {
+        let mut inputs = vec![x.to_string()];
+        for part in ["weight", "bias", "running_mean", "running_var"] {
+            let name = format!("{bn}.{part}");
+            let array = self.weights.get(&name)?;
+            inputs.push(self.constant(name, array.dims, &array.values));
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Ok(self.node(
+            "BatchNormalization",
+            &inputs,
+            vec![attr_float("epsilon", BN_EPS as f32)],
+            hint,
+        ))
+    }
+
+    /// Every second row and column (x[:, :, ::2, ::2]).
+    fn subsample(&mut self, x: &str, hint: &str) -> String {
+        let starts = self.constant_i64("const:starts", &[0, 0]);
+        let ends = self.constant_i64("const:ends", &[i64::MAX, i64::MAX]);
+        let axes = self.constant_i64("const:axes", &[2, 3]);
+        let steps = self.constant_i64("const:steps", &[2, 2]);
+        self.node("Slice", &[x, &starts, &ends, &axes, &steps], Vec::new(), hint)
+    }
+
+    fn sum(&mut self, terms: &[String], hint: &str) -> String {
+        match terms {
+            [single] => single.clone(),
+            _ => {
+                let inputs: Vec<&str> = terms.iter().map(String::as_str).collect();
+                self.node("Sum", &inputs, Vec::new(), hint)
+            }
+        }
+    }
+
+    /// Depthwise conv → pointwise conv with its batch norm folded in.
+    fn depthwise_pointwise(&mut self, x: &str, prefix: &str, geometry: (i64, i64, i64, i64)) -> Result<String, String> {
+        let (channels, kernel, stride, dilation) = geometry;
+        let depthwise = ConvShape {
+            c_in: channels,
+            c_out: channels,
+            kernel,
+            stride,
+            dilation,
+            groups: channels,
+        };
+        let pointwise = ConvShape {
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            ..depthwise
+        };
+        let y = self.conv_bn(x, &format!("{prefix}depthwise.weight"), None, depthwise, prefix)?;
+        self.conv_bn(
+            &y,
+            &format!("{prefix}pointwise.weight"),
+            Some(&format!("{prefix}bn")),
+            pointwise,
+            prefix,
+        )
+    }
+
+    /// One op applied to `x`, as crate::ops::OpBlock computes it in evaluation mode.
+    fn op(&mut self, x: &str, op: Op, prefix: &str, channels: i64, stride: i64) -> Result<String, String> {
+        let pool = |name: &str| {
+            let mut attributes = vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("strides", &[stride, stride]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ];
+            if name == "AveragePool" {
+                attributes.push(attr_int("count_include_pad", 1));
+            }
+            attributes
+        };
+        Ok(match op {
+            Op::Identity if stride == 1 => x.to_string(),
+            Op::Identity => self.subsample(x, prefix),
+            Op::MaxPool3x3 => self.node("MaxPool", &[x], pool("MaxPool"), prefix),
+            Op::AvgPool3x3 => self.node("AveragePool", &[x], pool("AveragePool"), prefix),
+            Op::SepConv3x3 | Op::SepConv5x5 => {
+                let kernel = if op == Op::SepConv3x3 { 3 } else { 5 };
+                let first = format!("{prefix}.first.");
+                let hidden = self.depthwise_pointwise(x, &first, (channels, kernel, stride, 1))?;
+                let hidden = self.node("Relu", &[&hidden], Vec::new(), prefix);
+                self.depthwise_pointwise(&hidden, &format!("{prefix}.second."), (channels, kernel, 1, 1))?
+            }
+            Op::DilConv3x3 | Op::DilConv5x5 => {
+                let kernel = if op == Op::DilConv3x3 { 3 } else { 5 };
+                self.depthwise_pointwise(x, &format!("{prefix}."), (channels, kernel, stride, 2))?
+            }
+        })
+    }
+
+    /// One cell, as crate::supernet::CellNet::forward computes it in evaluation mode.
+    fn cell(&mut self, genotype: &Genotype, k: usize, dense: &[String]) -> Result<String, String> {
+        let cell: &Cell = &genotype.cells[k];
+        let channels = genotype.cell_channels(k) as i64;
+        let level = genotype.cell_input_level(k);
+        let base = format!("cells.{k}");
+        let mut inbox: Vec<Vec<String>> = vec![Vec::new(); cell.n_nodes];
+        // Edges whose every gate is closed add exact zeros; one stands in for a node that gets nothing else.
+        let mut closed: Vec<Option<(String, Op, String, i64)>> = vec![None; cell.n_nodes];
+        for (i, x) in dense.iter().enumerate().take(cell.n_inputs) {
+            let (c_in, input_level) = if i == 0 {
+                (genotype.cell_channels(0) as i64, 0)
+            } else {
+                (genotype.cell_channels(i - 1) as i64, i - 1)
+            };
+            let mut y = x.clone();
+            if c_in != channels {
+                let shape = ConvShape {
+                    c_in,
+                    c_out: channels,
+                    kernel: 1,
+                    stride: 1,
+                    dilation: 1,
+                    groups: 1,
+                };
+                let prefix = format!("{base}.inputs.{i}");
+                y = self.conv_bn(
+                    &y,
+                    &format!("{prefix}.conv.weight"),
+                    Some(&format!("{prefix}.bn")),
+                    shape,
+                    &prefix,
+                )?;
+            }
+            for _ in 0..level.saturating_sub(input_level) {
+                y = self.subsample(&y, &format!("{base}.inputs.{i}"));
+            }
+            inbox[i].push(y);
+        }
+        let output = cell.output();
+        for v in 0..cell.n_nodes {
+            let outgoing: Vec<_> = cell.edges.iter().filter(|e| e.from == v).collect();
+            if v != output && outgoing.is_empty() {
+                continue;
+            }
+            let node = format!("{base}.nodes.{v}");
+            let terms = std::mem::take(&mut inbox[v]);
+            let sum = match (terms.is_empty(), closed[v].take()) {
+                (false, _) => self.sum(&terms, &node),
+                (true, Some((x, op, prefix, stride))) => {
+                    let y = self.op(&x, op, &prefix, channels, stride)?;
+                    let zero = self.constant(format!("{prefix}:closed-gate"), Vec::new(), &[0.0]);
+                    self.node("Mul", &[&y, &zero], Vec::new(), &prefix)
+                }
+                (true, None) => continue,
+            };
+            let h = self.batch_norm(&sum, &format!("{node}.bn"), &node)?;
+            if v == output {
+                return Ok(h);
+            }
+            for edge in outgoing {
+                let stride = cell.stride(edge) as i64;
+                for &op in &edge.ops {
+                    let prefix = format!("{base}.edges.{}.{}", edge.id, op.name());
+                    if self.weights.gate_open(&prefix)? {
+                        let y = self.op(&h, op, &prefix, channels, stride)?;
+                        inbox[edge.to].push(y);
+                    } else if closed[edge.to].is_none() {
+                        closed[edge.to] = Some((h.clone(), op, prefix, stride));
+                    }
+                }
+            }
+        }
+        Err(format!("cell {k}: no path reaches the output node"))
+    }
+}
+
+/// The graph of `genotype` with `weights`; returns it with the number of weight scalars it holds.
+pub fn build(genotype: &Genotype, weights: &Weights) -> Result<GraphProto, String> {
+    let mut builder = Builder {
+        weights,
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+        values: 0,
+    };
+    let stem_shape = ConvShape {
+        c_in: genotype.input.channels as i64,
+        c_out: genotype.cell_channels(0) as i64,
+        kernel: 3,
+        stride: 1,
+        dilation: 1,
+        groups: 1,
+    };
+    let stem = builder.conv_bn(INPUT, "stem.conv.weight", Some("stem.bn"), stem_shape, "stem")?;
+    let mut dense = vec![stem];
+    for k in 0..genotype.cells.len() {
+        let out = builder.cell(genotype, k, &dense)?;
+        dense.push(out);
+    }
+    let last = genotype.cells.len() - 1;
+    let tower = format!("towers.{last}");
+    let pooled = builder.node(
+        "GlobalAveragePool",
+        &[dense.last().expect("one cell at least")],
+        Vec::new(),
+        &tower,
+    );
+    let flat = builder.node("Flatten", &[&pooled], vec![attr_int("axis", 1)], &tower);
+    let weight = weights.get(&format!("{tower}.weight"))?;
+    let bias = weights.get(&format!("{tower}.bias"))?;
+    let w = builder.constant(format!("{tower}.weight"), weight.dims, &weight.values);
+    let b = builder.constant(format!("{tower}.bias"), bias.dims, &bias.values);
+    builder.nodes.push(NodeProto {
+        input: vec![flat, w, b],
+        output: vec![OUTPUT.into()],
+        name: Some(format!("{tower}/gemm")),
+        op_type: Some("Gemm".into()),
+        attribute: vec![attr_int("transB", 1)],
+    });
+    let input = genotype.input;
+    Ok(GraphProto {
+        node: builder.nodes,
+        name: Some("spidernet".into()),
+        initializer: builder.initializers,
+        doc_string: None,
+        input: vec![value_info(
+            INPUT,
+            &[
+                Err("batch"),
+                Ok(input.channels as i64),
+                Ok(input.height as i64),
+                Ok(input.width as i64),
+            ],
+        )],
+        output: vec![value_info(OUTPUT, &[Err("batch"), Ok(genotype.classes as i64)])],
+    })
+}
