@@ -37,6 +37,8 @@ enum Command {
     Show(ShowArgs),
     /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
     BenchMemory(BenchMemoryArgs),
+    /// Time the benchmark workloads (training, evaluation, scoring, a search iteration) and print medians.
+    Bench(BenchArgs),
     /// Export a run's trained network as an ONNX model (its weights.safetensors already follow genotype.json).
     Export(ExportArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
@@ -226,6 +228,34 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+struct BenchArgs {
+    /// Workloads to run: a (training), b (evaluation), c (scoring one candidate), d (one search iteration).
+    #[arg(long, default_value = "a,b,c,d", value_delimiter = ',')]
+    workload: Vec<String>,
+    /// Timed repeats per workload.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Training steps (or evaluation passes) per repeat.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Candidates scored in workload c.
+    #[arg(long, default_value_t = 1)]
+    score_runs: usize,
+    /// libtorch intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+    /// Print one JSON object per workload instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Device the workloads run on.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceChoice,
+    /// Write the benchmark genotypes (initial.json, grown.json, candidate.json) here, for the PyTorch twin.
+    #[arg(long, value_name = "DIR")]
+    write_genotypes: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ExportArgs {
     /// A run folder holding a trained network (from `search`, or `train --out`).
     run: PathBuf,
@@ -267,6 +297,7 @@ fn main() -> ExitCode {
         Command::Show(args) => show_command(args),
         Command::Report(args) => report_command(args),
         Command::Export(args) => export_command(args),
+        Command::Bench(args) => bench_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -438,6 +469,65 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
         );
     } else {
         println!("{result}\n{folder}");
+    }
+    Ok(())
+}
+
+fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
+    use spidernet::bench::{self, BenchConfig};
+    for workload in &args.workload {
+        if !["a", "b", "c", "d"].contains(&workload.as_str()) {
+            anyhow::bail!("--workload {workload}: not a workload; use a, b, c or d");
+        }
+    }
+    if args.repeats == 0 || args.steps == 0 || args.threads < 1 {
+        anyhow::bail!("--repeats, --steps and --threads must be at least 1");
+    }
+    if let Some(dir) = &args.write_genotypes {
+        bench::write_genotypes(dir)?;
+    }
+    tch::set_num_threads(args.threads);
+    let config = BenchConfig {
+        repeats: args.repeats,
+        steps: args.steps,
+        score_runs: args.score_runs,
+        device: device(args.device)?,
+    };
+    let wants = |w: &str| args.workload.iter().any(|x| x == w);
+    let print = |m: &bench::Measurement| {
+        if args.json {
+            println!("{}", serde_json::to_string(m).expect("measurements serialize"));
+        } else {
+            let extra = m
+                .peak_rss_bytes
+                .map_or(String::new(), |b| format!("  peak RSS {}", format_size(b)));
+            println!("{:<22} {:>10.2} {:<9}{extra}", m.workload, m.median, m.unit);
+        }
+    };
+    let genotypes = [
+        ("initial", bench::initial_genotype()),
+        ("grown", bench::grown_genotype(30)),
+    ];
+    for (name, genotype) in &genotypes {
+        if wants("a") {
+            print(&bench::training(name, genotype, &config)?);
+        }
+        if wants("b") {
+            print(&bench::evaluation(name, genotype, &config));
+        }
+    }
+    if wants("c") {
+        print(&bench::scoring(&config)?);
+    }
+    if wants("d") {
+        let scratch = std::env::temp_dir().join(format!("spidernet-bench-{}", std::process::id()));
+        match bench::search_iteration(&config, &scratch)? {
+            Some(m) => print(&m),
+            None => {
+                eprintln!("workload d skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+            }
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
     }
     Ok(())
 }

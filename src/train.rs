@@ -48,6 +48,36 @@ impl Default for TrainConfig {
     }
 }
 
+/// The optimiser of `train`: SGD with the configured momentum and weight decay, at `lr_max`.
+pub fn optimizer(net: &Supernet, config: &TrainConfig) -> anyhow::Result<tch::nn::Optimizer> {
+    let sgd = tch::nn::Sgd {
+        momentum: config.momentum,
+        dampening: 0.0,
+        wd: config.weight_decay,
+        nesterov: false,
+    };
+    Ok(sgd.build(net.var_store(), config.lr_max)?)
+}
+
+/// One training step on a batch: forward with drop-path, loss with the auxiliary towers, backward, gate tracking
+/// and clamping, SGD step. Returns the loss and the logits of every tower.
+pub fn step(
+    net: &mut Supernet,
+    optimizer: &mut tch::nn::Optimizer,
+    images: &tch::Tensor,
+    labels: &tch::Tensor,
+    config: &TrainConfig,
+) -> (tch::Tensor, Vec<tch::Tensor>) {
+    let logits = net.forward(images, Mode::train(config.drop_path));
+    let loss = Supernet::loss(&logits, labels, config.aux_weight);
+    optimizer.zero_grad();
+    loss.backward();
+    net.track_gates();
+    net.clamp_pruners();
+    optimizer.step();
+    (loss, logits)
+}
+
 /// Learning rate of 0-based epoch `epoch` out of `epochs`: ½ · lr_max · (1 + cos(π · epoch / epochs)).
 pub fn cosine_lr(lr_max: f64, epoch: usize, epochs: usize) -> f64 {
     0.5 * lr_max * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
@@ -116,13 +146,7 @@ pub fn train(
             config.batch_size
         );
     }
-    let sgd = tch::nn::Sgd {
-        momentum: config.momentum,
-        dampening: 0.0,
-        wd: config.weight_decay,
-        nesterov: false,
-    };
-    let mut optimizer = sgd.build(net.var_store(), config.lr_max)?;
+    let mut optimizer = optimizer(net, config)?;
     net.seed_drop_path(seed);
     let device = net.device();
     let mut reports = Vec::with_capacity(config.epochs);
@@ -138,13 +162,7 @@ pub fn train(
                 Some(augment) => augment.apply(&images, &mut augment_rng),
                 None => images,
             };
-            let logits = net.forward(&images, Mode::train(config.drop_path));
-            let loss = Supernet::loss(&logits, &labels, config.aux_weight);
-            optimizer.zero_grad();
-            loss.backward();
-            net.track_gates();
-            net.clamp_pruners();
-            optimizer.step();
+            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config);
             let loss_value = loss.double_value(&[]);
             let n = labels.size()[0] as usize;
             loss_sum += loss_value * n as f64;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the benchmark workloads on both sides, spidernet (`spidernet bench`) and its PyTorch twin (bench/twin.py),
+# on the same genotypes, batch sizes and thread count, and prints a Markdown table with the speed-up.
+# Usage: scripts/bench.sh [WORKLOADS (a,b,c,d)] [REPEATS] [THREADS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workloads=${1:-a,b,c,d}
+repeats=${2:-5}
+threads=${3:-2}
+[ -x .venv/bin/python ] || { echo "error: .venv is missing; run scripts/setup.sh first" >&2; exit 1; }
+cargo build --release --quiet
+out=target/bench
+mkdir -p "$out"
+ours_cmd="target/release/spidernet bench --workload $workloads --repeats $repeats --threads $threads --json --write-genotypes $out/genotypes"
+echo "spidernet: $ours_cmd" >&2
+OMP_NUM_THREADS=$threads $ours_cmd > "$out/spidernet.jsonl"
+twin_workloads=$(tr -d 'd' <<<"$workloads" | sed 's/,,*/,/g; s/^,//; s/,$//')
+twin_cmd=".venv/bin/python bench/twin.py --genotypes $out/genotypes --workloads ${twin_workloads:-none} --repeats $repeats --threads $threads"
+echo "pytorch:   $twin_cmd" >&2
+OMP_NUM_THREADS=$threads $twin_cmd > "$out/pytorch.jsonl"
+.venv/bin/python bench/table.py "$out" "$threads" "$ours_cmd" "$twin_cmd"
