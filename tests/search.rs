@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::turn;
+use common::{scratch, turn};
 use spidernet::data::{DataSource, Digits};
 use spidernet::genotype::Genotype;
 use spidernet::memory;
 use spidernet::search::{self, Checkpoint, IterationRecord, Profile, RunDir, SearchConfig, SearchObserver, Strategy};
 use spidernet::train::TrainObserver;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tch::Device;
@@ -16,12 +16,6 @@ use tch::Device;
 struct Quiet;
 impl TrainObserver for Quiet {}
 impl SearchObserver for Quiet {}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spidernet-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn small_config(strategy: Strategy) -> SearchConfig {
     let mut config = SearchConfig::new(Profile::Quick, "digits", 1, 4, 3);

@@ -217,10 +217,8 @@ pub fn run(
     if config.final_training {
         let start = Instant::now();
         let peak_window = (device == Device::Cpu).then(PeakRss::start).and_then(Result::ok);
-        let (net, evaluation) = final_training(genotype, config, splits.full, device, observer)?;
-        summary.final_training_samples = config
-            .final_samples
-            .map_or(data.train.len(), |k| k.min(data.train.len()));
+        let (net, evaluation, samples) = final_training(genotype, config, splits.full, device, observer)?;
+        summary.final_training_samples = samples;
         summary.final_training_seconds = start.elapsed().as_secs_f64();
         if let Some(Ok(peak)) = peak_window.map(|window| window.finish()) {
             summary.final_training_peak_rss_bytes = Some(peak.peak);
@@ -301,14 +299,15 @@ fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, ind
     )
 }
 
-/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation, then evaluates on the test split.
+/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation, then
+/// evaluates on the test split; returns the network, its evaluation and the number of training images used.
 pub fn final_training(
     genotype: &Genotype,
     config: &SearchConfig,
     data: &Dataset,
     device: Device,
     observer: &mut dyn SearchObserver,
-) -> anyhow::Result<(Supernet, Evaluation)> {
+) -> anyhow::Result<(Supernet, Evaluation, usize)> {
     let mut net = fresh_network(genotype, config, device, u64::MAX);
     let train_config = TrainConfig {
         augment: Some(data.augment()),
@@ -327,7 +326,7 @@ pub fn final_training(
     };
     train::train(&mut net, train_split, None, &train_config, train_seed, observer)?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
-    Ok((net, evaluation))
+    Ok((net, evaluation, train_split.len()))
 }
 
 /// Writes a trained network into `dir`: genotype.json, weights.safetensors and normalization.json (the input
