@@ -1,41 +1,88 @@
 #!/usr/bin/env python3
-"""Joins `spidernet bench --json` and `bench/twin.py` output into a Markdown table with the speed-up.
+"""Joins the JSON lines of `spidernet bench --json` and `bench/twin.py` into a Markdown table with the speed-up.
 
-Usage: table.py OUT_DIR THREADS OURS_COMMAND TWIN_COMMAND [DEVICE_NAME]
-Reads OUT_DIR/spidernet.jsonl and OUT_DIR/pytorch.jsonl; fails if the two sides' networks differ in size.
+Usage: table.py OUT_DIR [DEVICE_NAME]
+Reads OUT_DIR/spidernet.jsonl, OUT_DIR/pytorch.jsonl and OUT_DIR/commands.txt (one "side workload command" line
+per run). Fails if a workload's networks differ in size between the two sides.
 """
 import json
+import os
 import platform
 import sys
 
 
 def load(path):
-    with open(path) as f:
-        return {r["workload"]: r for r in map(json.loads, filter(str.strip, f))}
+    try:
+        with open(path) as f:
+            return {r["workload"]: r for r in map(json.loads, filter(str.strip, f))}
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        sys.exit(f"error: {path} is not JSON lines: {error}")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor() or "unknown CPU"
+
+
+def value(r):
+    if r is None:
+        return "—"
+    if r.get("skipped"):
+        return "skipped"
+    return f"{r['median']:,.3g} {r['unit']}" if r["unit"] == "s" else f"{r['median']:,.1f} {r['unit']}"
+
+
+def memory(r):
+    if not r or not r.get("peak_rss_bytes"):
+        return "—"
+    return f"{r['peak_rss_bytes'] / 2**20:,.0f} MiB (+{r['added_rss_bytes'] / 2**20:,.0f})"
+
+
+def speedup(ours, theirs):
+    """> 1 means spidernet is faster: a throughput ratio, or a time ratio the other way round."""
+    if not ours or not theirs or ours.get("median") is None or theirs.get("median") is None:
+        return "—"
+    ratio = ours["median"] / theirs["median"] if ours["unit"] == "images/s" else theirs["median"] / ours["median"]
+    return f"{ratio:.2f}×"
 
 
 def main():
-    out, threads, ours_cmd, twin_cmd = sys.argv[1:5]
-    device = sys.argv[5] if len(sys.argv) > 5 else None
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    out = sys.argv[1]
     ours, theirs = load(f"{out}/spidernet.jsonl"), load(f"{out}/pytorch.jsonl")
-    if device is None:
-        with open("/proc/cpuinfo") as f:
-            device = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor())
-    print(f"machine: {device}, {threads} threads; medians over the repeats")
-    print("| workload | spidernet | PyTorch | speed-up | peak RSS (spidernet / PyTorch) |")
-    print("|---|---|---|---|---|")
-    mib = lambda r: f"{r['peak_rss_bytes'] / 2**20:,.0f} MiB" if r and r.get("peak_rss_bytes") else "—"
-    fmt = lambda r: f"{r['median']:,.2f} {r['unit']}"
+    if not ours:
+        sys.exit(f"error: {out}/spidernet.jsonl holds no results")
+    threads = {r["threads"] for r in list(ours.values()) + list(theirs.values())}
+    device = sys.argv[2] if len(sys.argv) > 2 else f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    print(f"machine: {device}; threads: {', '.join(map(str, sorted(threads)))}; medians over the repeats; "
+          "speed-up > 1 means spidernet is faster\n")
+    print("| workload | batch | spidernet | PyTorch | speed-up | peak RSS spidernet (added) "
+          "| peak RSS PyTorch (added) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in ours.items():
         t = theirs.get(name)
-        if t is None:
-            print(f"| {name} | {fmt(r)} | — | — | {mib(r)} / — |")
-            continue
-        if r.get("parameters") is not None and t.get("parameters") not in (None, r["parameters"]):
+        if t and r.get("parameters") is not None and t.get("parameters") not in (None, r["parameters"]):
             sys.exit(f"error: {name}: the networks differ ({r['parameters']} against {t['parameters']} parameters)")
-        speedup = r["median"] / t["median"] if r["unit"] == "images/s" else t["median"] / r["median"]
-        print(f"| {name} | {fmt(r)} | {fmt(t)} | {speedup:.2f}× | {mib(r)} / {mib(t)} |")
-    print(f"\nspidernet: `{ours_cmd}`  \npytorch: `{twin_cmd}`")
+        batch = r.get("batch") or "—"
+        print(f"| {name} | {batch} | {value(r)} | {value(t)} | {speedup(r, t)} | {memory(r)} | {memory(t)} |")
+    for name, r in ours.items():
+        if r.get("details"):
+            parts = ", ".join(f"{k} {v:,.3g}" for k, v in sorted(r["details"].items()))
+            print(f"\n{name} (spidernet): {parts}")
+        if r.get("skipped"):
+            print(f"\n{name} skipped: {r['skipped']}")
+    commands = os.path.join(out, "commands.txt")
+    if os.path.exists(commands):
+        print("\ncommands:\n")
+        with open(commands) as f:
+            for line in filter(str.strip, f):
+                print(f"    {line.rstrip()}")
 
 
 if __name__ == "__main__":

@@ -1,177 +1,63 @@
 #!/usr/bin/env python3
-"""PyTorch twin of `spidernet bench`: the same networks, built from the same genotype.json files, timed the same way.
+"""PyTorch twin of `spidernet bench`: the same workloads on the same networks, timed the same way.
 
-The network mirrors src/supernet (stem, per-cell rescalers, a batch norm per node, gated ops, one tower per cell) and
-src/ops.rs (the seven ops); the training step mirrors src/train.rs (SGD with momentum and weight decay, drop-path,
-auxiliary towers, gate clamping). Candidate scoring follows the reference procedure (REFERENCE §8): copy the network,
-rebuild it at the thin widths, and run every repeat of the NTK (per-sample backward passes) and the LRC.
+Reads the folder `spidernet bench --write-genotypes DIR` leaves: the genotypes, bench.json (batch sizes, steps,
+warm-up, metric and training settings, and our parameter counts) and the check tensors. Before any workload it
+asserts that its networks have exactly our parameter counts. Prints one JSON line per workload with the fields of
+`spidernet bench --json`.
 
-Usage: twin.py --genotypes DIR [--workloads a,b,c] [--repeats N] [--threads T] [--count-only]
-Prints one JSON object per line, with the same fields as `spidernet bench --json`.
+  twin.py --genotypes DIR [--workload a,b,c] [--repeats N] [--threads T] [--device cpu|cuda]
+  twin.py --genotypes DIR --count-only   # parameter counts, ours and the twin's, then stop
+  twin.py --genotypes DIR --check        # load our weights, compare logits with ours, then stop
+
+(a) training: forward with drop-path and gates, loss with the auxiliary towers, backward, gate tracking and clamping,
+SGD with momentum and weight decay, on random batches, after the warm-up steps, as src/train.rs `step`.
+(b) evaluation: eval-mode forward passes under no_grad. (c) scoring one candidate: the reference's procedure, see
+twin_score.py. (d) has no twin: the iteration's work is (a)'s training and (c)'s scoring, and which candidates get
+scored depends on the metric values, which differ between two random initialisations.
 """
 import argparse
-import copy
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-BN_EPS = 1e-5
-DROP_PATH = 0.2
-AUX_WEIGHT = 0.4
-GATE_INIT = 0.01
-GATE_BOUND = 0.05
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from twin_net import Net, count, load_check, load_genotype  # noqa: E402
+from twin_score import prepare_inputs, score_candidate, thin_parameter_counts  # noqa: E402
+
 DEVICE = torch.device("cpu")
-BATCH = 64
-EVAL_BATCH = 256
+BATCHES = 4
 
 
-def padding(kernel, stride, dilation):
-    return (kernel * dilation - dilation + 1 - stride + 1) // 2
+class MemoryWindow:
+    """Peak RSS the way src/memory_probe.rs measures it: reset VmHWM through /proc/self/clear_refs, then read it."""
 
+    def __init__(self):
+        try:
+            self.baseline = self.status("VmRSS:")
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.ok = True
+        except OSError:
+            self.ok = False
 
-def bn(channels):
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.1)
+    @staticmethod
+    def status(field):
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith(field))
+        return int(line.split()[1]) * 1024
 
-
-class DepthwisePointwise(nn.Module):
-    def __init__(self, channels, kernel, stride, dilation):
-        super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, kernel, stride, padding(kernel, stride, dilation), dilation,
-                                   groups=channels, bias=False)
-        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
-        self.bn = bn(channels)
-
-    def forward(self, x):
-        return self.bn(self.pointwise(self.depthwise(x)))
-
-
-class Op(nn.Module):
-    def __init__(self, name, channels, stride):
-        super().__init__()
-        self.name, self.stride = name, stride
-        if name.startswith("sep_conv"):
-            kernel = 3 if name == "sep_conv_3x3" else 5
-            self.first = DepthwisePointwise(channels, kernel, stride, 1)
-            self.relu = nn.ReLU()
-            self.second = DepthwisePointwise(channels, kernel, 1, 1)
-        elif name.startswith("dil_conv"):
-            kernel = 3 if name == "dil_conv_3x3" else 5
-            self.body = DepthwisePointwise(channels, kernel, stride, 2)
-        self.gate = nn.Parameter(torch.tensor(GATE_INIT))
-
-    def forward(self, x, drop_path):
-        s = self.stride
-        if self.name == "identity":
-            y = x if s == 1 else x[:, :, ::s, ::s]
-        elif self.name == "max_pool_3x3":
-            y = F.max_pool2d(x, 3, s, 1)
-        elif self.name == "avg_pool_3x3":
-            y = F.avg_pool2d(x, 3, s, 1, count_include_pad=True)
-        elif self.name.startswith("sep_conv"):
-            y = self.second(self.relu(self.first(x)))
-        else:
-            y = self.body(x)
-        w = self.gate
-        y = y * ((w.detach() > 0).to(y.dtype) + (w - w.detach()))
-        if drop_path > 0 and self.name != "identity":
-            keep = 1.0 - drop_path
-            mask = torch.bernoulli(torch.full((y.shape[0], 1, 1, 1), keep, device=y.device)) / keep
-            y = y * mask
-        return y
-
-
-class Rescaler(nn.Module):
-    def __init__(self, c_in, c_out, halvings):
-        super().__init__()
-        self.halvings = halvings
-        self.project = c_in != c_out
-        if self.project:
-            self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
-            self.bn = bn(c_out)
-
-    def forward(self, x):
-        if self.project:
-            x = self.bn(self.conv(x))
-        for _ in range(self.halvings):
-            x = x[:, :, ::2, ::2]
-        return x
-
-
-class CellNet(nn.Module):
-    def __init__(self, cell, channels, inputs):
-        super().__init__()
-        self.cell = cell
-        self.channels = channels
-        self.rescalers = nn.ModuleList(Rescaler(c, channels, h) for c, h in inputs)
-        self.nodes = nn.ModuleList(bn(channels) for _ in range(cell["n_nodes"]))
-        self.edges = nn.ModuleDict()
-        for edge in cell["edges"]:
-            stride = 2 if cell["index"] >= 1 and edge["from"] < cell["n_inputs"] else 1
-            self.edges[str(edge["id"])] = nn.ModuleList(Op(op, channels, stride) for op in edge["ops"])
-        self.disabled = set()
-
-    def forward(self, dense, drop_path):
-        cell = self.cell
-        inbox = [None] * cell["n_nodes"]
-        for i, (x, rescaler) in enumerate(zip(dense, self.rescalers)):
-            inbox[i] = rescaler(x)
-        output = cell["n_nodes"] - 1
-        for v in range(cell["n_nodes"]):
-            outgoing = [e for e in cell["edges"] if e["from"] == v and e["id"] not in self.disabled]
-            if v != output and not outgoing:
-                continue
-            total = inbox[v]
-            inbox[v] = None
-            if total is None:
-                continue
-            h = self.nodes[v](total)
-            if v == output:
-                return h
-            for edge in outgoing:
-                for op in self.edges[str(edge["id"])]:
-                    y = op(h, drop_path)
-                    inbox[edge["to"]] = y if inbox[edge["to"]] is None else inbox[edge["to"]] + y
-        raise RuntimeError("no path reaches the output node")
-
-
-def levels(genotype, k):
-    return max(k, 1) - 1
-
-
-class Net(nn.Module):
-    def __init__(self, genotype, width, in_channels=None):
-        super().__init__()
-        c_in = in_channels or genotype["input"]["channels"]
-        width_of = lambda k: width << k
-        self.stem_conv = nn.Conv2d(c_in, width_of(0), 3, 1, 1, bias=False)
-        self.stem_bn = bn(width_of(0))
-        self.cells = nn.ModuleList()
-        self.towers = nn.ModuleList()
-        for k, cell in enumerate(genotype["cells"]):
-            level = levels(genotype, k)
-            inputs = [(width_of(0), level)] + [(width_of(j), level - j) for j in range(k)]
-            inputs = [(c, max(h, 0)) for c, h in inputs]
-            self.cells.append(CellNet(cell, width_of(k), inputs))
-            self.towers.append(nn.Linear(width_of(k), genotype["classes"]))
-
-    def forward(self, x, drop_path=0.0):
-        dense = [self.stem_bn(self.stem_conv(x))]
-        logits = []
-        for cell, tower in zip(self.cells, self.towers):
-            out = cell(dense, drop_path)
-            logits.append(tower(out.mean((2, 3))))
-            dense.append(out)
-        return logits
-
-    def gates(self):
-        return [p for n, p in self.named_parameters() if n.endswith(".gate")]
+    def finish(self):
+        if not self.ok:
+            return {"peak_rss_bytes": None, "added_rss_bytes": None}
+        peak = self.status("VmHWM:")
+        return {"peak_rss_bytes": peak, "added_rss_bytes": max(peak - self.baseline, 0)}
 
 
 def synchronize():
@@ -179,200 +65,184 @@ def synchronize():
         torch.cuda.synchronize()
 
 
-def peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def timed(repeats, work):
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        synchronize()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
-def emit(workload, unit, values, **extra):
+def emit(workload, unit, values, threads, window, **fields):
     record = {"workload": workload, "side": "pytorch", "unit": unit, "median": statistics.median(values),
-              "values": values, **extra}
+              "values": values, "parameters": None, "edges": None, "batch": None, "threads": threads, **fields,
+              **window.finish()}
     print(json.dumps(record), flush=True)
 
 
-def data(genotype, n, seed):
-    g = torch.Generator().manual_seed(seed)
+def random_batch(genotype, n, seed):
+    gen = torch.Generator().manual_seed(seed)
     shape = genotype["input"]
-    images = torch.randn(n, shape["channels"], shape["height"], shape["width"], generator=g)
-    labels = torch.randint(0, genotype["classes"], (n,), generator=g)
+    images = torch.randn(n, shape["channels"], shape["height"], shape["width"], generator=gen)
+    labels = torch.randint(0, genotype["classes"], (n,), generator=gen)
     return images.to(DEVICE), labels.to(DEVICE)
 
 
-def train_throughput(name, genotype, repeats, steps):
+def training(name, genotype, setup, args):
+    window = MemoryWindow()
+    config, train, pruner = setup["config"], setup["train"], setup["pruner"]
     torch.manual_seed(0)
-    net = Net(genotype, genotype["channels"]).to(DEVICE).train()
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=3e-4)
-    images, labels = data(genotype, BATCH * 4, 1)
+    net = Net(genotype).to(DEVICE).train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=train["lr_max"], momentum=train["momentum"], dampening=0,
+                                weight_decay=train["weight_decay"], nesterov=False)
     gates = net.gates()
+    open_counts = [0] * len(gates)
+    bound = abs(pruner["init"]) * pruner["clamp_factor"]
+    batch = config["batch"]
+    images, labels = random_batch(genotype, BATCHES * batch, 1)
+    step = [0]
 
-    def step(i):
-        b = i % 4
-        x, y = images[b * BATCH:(b + 1) * BATCH], labels[b * BATCH:(b + 1) * BATCH]
-        logits = net(x, DROP_PATH)
-        loss = F.cross_entropy(logits[-1], y) + AUX_WEIGHT * sum(F.cross_entropy(l, y) for l in logits[:-1])
-        optimizer.zero_grad()
-        loss.backward()
-        with torch.no_grad():
-            _open = [bool(g > 0) for g in gates]
-            for g in gates:
-                g.clamp_(-GATE_BOUND, GATE_BOUND)
-        optimizer.step()
+    def run(steps):
+        for _ in range(steps):
+            offset = (step[0] % BATCHES) * batch
+            x, y = images[offset:offset + batch], labels[offset:offset + batch]
+            logits = net(x, train["drop_path"])
+            loss = F.cross_entropy(logits[-1], y)
+            for head in logits[:-1]:
+                loss = loss + F.cross_entropy(head, y) * train["aux_weight"]
+            optimizer.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                for i, is_open in enumerate(torch.stack([g.detach() for g in gates]).gt(0).tolist()):
+                    open_counts[i] += is_open
+                for g in gates:
+                    g.clamp_(-bound, bound)
+            optimizer.step()
+            step[0] += 1
 
-    for i in range(3):
-        step(i)
+    run(config["warmup"])
     synchronize()
-    values = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(steps):
-            step(i)
-        synchronize()
-        values.append(steps * BATCH / (time.perf_counter() - start))
-    emit(f"a-train-{name}", "images/s", values, parameters=count(net), peak_rss_bytes=peak_rss_bytes())
+    seconds = timed(args.repeats, lambda: run(config["steps"]))
+    values = [config["steps"] * batch / s for s in seconds]
+    emit(f"a-train-{name}", "images/s", values, args.threads, window, parameters=count(net),
+         edges=len([e for c in genotype["cells"] for e in c["edges"]]), batch=batch)
 
 
-def eval_throughput(name, genotype, repeats, steps):
+def evaluation(name, genotype, setup, args):
+    window = MemoryWindow()
+    config = setup["config"]
     torch.manual_seed(0)
-    net = Net(genotype, genotype["channels"]).to(DEVICE).eval()
-    images, _ = data(genotype, EVAL_BATCH, 2)
-    values = []
+    net = Net(genotype).to(DEVICE).eval()
+    images, _ = random_batch(genotype, config["eval_batch"], 2)
+
+    def passes(n):
+        for _ in range(n):
+            net(images)
+
     with torch.no_grad():
-        net(images)
+        passes(config["warmup"])
         synchronize()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(steps):
-                net(images)
-            synchronize()
-            values.append(steps * EVAL_BATCH / (time.perf_counter() - start))
-    emit(f"b-eval-{name}", "images/s", values, parameters=count(net))
+        seconds = timed(args.repeats, lambda: passes(config["steps"]))
+    values = [config["steps"] * config["eval_batch"] / s for s in seconds]
+    emit(f"b-eval-{name}", "images/s", values, args.threads, window, parameters=count(net),
+         edges=len([e for c in genotype["cells"] for e in c["edges"]]), batch=config["eval_batch"])
 
 
-def kaiming(net, mode):
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+def scoring(setup, args):
+    window = MemoryWindow()
+    metrics, candidate = setup["config"]["metrics"], setup["candidate"]
+    genotype = load_genotype(os.path.join(args.genotypes, candidate["file"]))
+    cell, new_edges = candidate["cell"], candidate["new_edges"]
+    prepared = prepare_inputs(genotype, metrics, DEVICE)
+    torch.manual_seed(0)
+    full_on = Net(genotype).to(DEVICE)
+    seconds = timed(args.repeats, lambda: score_candidate(full_on, genotype, cell, new_edges, metrics, prepared,
+                                                          DEVICE))
+    emit("c-score-candidate", "s", seconds, args.threads, window,
+         edges=len([e for c in genotype["cells"] for e in c["edges"]]), batch=metrics["ntk_batch_size"])
 
 
-def rebuild(net, genotype, width, in_channels=None):
-    """The reference's `upsize`: every live op, node BN and head rebuilt at the new width."""
-    return Net(genotype, width, in_channels).to(DEVICE).train()
+def check_counts(setup, genotypes, candidate, verbose):
+    """Asserts that every twin network has exactly as many parameters as ours."""
+    rows = [(name, setup["genotypes"][name]["parameters"], count(Net(g))) for name, g in genotypes.items()]
+    ntk, lrc = thin_parameter_counts(candidate, setup["config"]["metrics"])
+    rows += [("candidate-ntk", setup["candidate"]["ntk_parameters"], ntk),
+             ("candidate-lrc", setup["candidate"]["lrc_parameters"], lrc)]
+    for name, ours, twin in rows:
+        if verbose:
+            print(json.dumps({"network": name, "spidernet": ours, "pytorch": twin}))
+        if ours != twin:
+            sys.exit(f"error: network {name}: spidernet has {ours} parameters, the twin {twin}; the twin does not "
+                     f"build the same network")
 
 
-def ntk_kappa(net, batches):
-    params = [p for n, p in net.named_parameters() if "weight" in n or n.endswith(".gate")]
-    rows = []
-    for x in batches:
-        out = net(x)[-1].sum(1)
-        for n in range(out.shape[0]):
-            grads = torch.autograd.grad(out[n], params, retain_graph=True, allow_unused=True)
-            rows.append(torch.cat([g.flatten() for g in grads if g is not None]))
-    g = torch.stack(rows)
-    eig = torch.linalg.eigvalsh(g @ g.t())
-    kappa = (eig[-1] / eig[0]).item()
-    return 1e5 if kappa != kappa else kappa
-
-
-def lrc_count(net, batches):
-    outputs = []
-    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in net.modules()
-             if isinstance(m, nn.ReLU)]
-    patterns = []
-    with torch.no_grad():
-        for x in batches:
-            outputs.clear()
-            net(x)
-            patterns.append(torch.cat([o.flatten(1) for o in outputs], 1) > 0)
-    for h in hooks:
-        h.remove()
-    return torch.unique(torch.cat(patterns), dim=0).shape[0]
-
-
-def score_candidate(candidate, repeats, runs):
-    genotype = candidate["on"]
-    new_edges = set(candidate["new_edges"])
-    cell = candidate["cell"]
-    images, _ = data(genotype, 1000, 3)
-    # Inputs are drawn before timing, as our scorer draws them once when it is built.
-    prepared = []
-    for r in range(repeats):
-        g = torch.Generator().manual_seed(100 + r)
-        order = torch.randperm(images.shape[0], generator=g)
-        ntk_batches = [images[order[b * 64:(b + 1) * 64]] for b in range(3)]
-        crops = []
-        for _ in range(3):
-            idx = torch.randint(0, images.shape[0], (1000,), generator=g)
-            top = torch.randint(0, images.shape[2] - 2, (1000,), generator=g)
-            left = torch.randint(0, images.shape[3] - 2, (1000,), generator=g)
-            crops.append(torch.stack([images[i, :1, t:t + 3, l:l + 3]
-                                      for i, t, l in zip(idx.tolist(), top.tolist(), left.tolist())]))
-        prepared.append((ntk_batches, crops))
-    values = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        full = Net(genotype, genotype["channels"])
-        for ntk_batches, crops in prepared:
-            on = copy.deepcopy(full)
-            off = copy.deepcopy(on)
-            on, off = rebuild(on, genotype, 3), rebuild(off, genotype, 3)
-            off.cells[cell].disabled = set(new_edges)
-            kaiming(on, "fan_out")
-            off.load_state_dict(on.state_dict())
-            kappa_on, kappa_off = ntk_kappa(on, ntk_batches), ntk_kappa(off, ntk_batches)
-            thin_on = rebuild(copy.deepcopy(full), genotype, 1, in_channels=1)
-            thin_off = rebuild(copy.deepcopy(full), genotype, 1, in_channels=1)
-            thin_off.cells[cell].disabled = set(new_edges)
-            kaiming(thin_on, "fan_in")
-            thin_off.load_state_dict(thin_on.state_dict())
-            _ = (kappa_on, kappa_off, lrc_count(thin_on, crops), lrc_count(thin_off, crops))
-        synchronize()
-        values.append(time.perf_counter() - start)
-    emit("c-score-candidate", "s", values)
-
-
-def count(net):
-    return sum(p.numel() for p in net.parameters())
+def check_logits(setup, genotypes, folder):
+    """Loads our tensors into the twin's networks and compares the logits of every tower with ours."""
+    worst = 0.0
+    for name, genotype in genotypes.items():
+        net = Net(genotype)
+        tensors = load_check(net, os.path.join(folder, setup["genotypes"][name]["check"]))
+        with torch.no_grad():
+            for mode, train in (("eval", False), ("train", True)):
+                net.train(train)
+                ours = tensors[f"logits_{mode}"]
+                twin = torch.stack(net(tensors["input"]))
+                diff = (twin - ours).abs().max().item()
+                scale = max(ours.abs().max().item(), 1.0)
+                print(json.dumps({"network": name, "mode": mode, "max_abs_diff": diff, "max_abs_logit": scale}))
+                worst = max(worst, diff / scale)
+    if worst > 1e-4:
+        sys.exit(f"error: the twin's logits differ from ours by {worst:.2e} (relative); it is not the same network")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genotypes", required=True, help="folder written by spidernet bench --write-genotypes")
-    parser.add_argument("--workloads", default="a,b,c")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10, help="training steps (and eval passes) per repeat")
-    parser.add_argument("--score-runs", type=int, default=1, help="candidates scored for (c)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--count-only", action="store_true", help="print parameter counts and stop")
+    parser.add_argument("--workload", default="a,b,c", help="comma-separated: a, b, c (d has no twin)")
+    parser.add_argument("--repeats", type=int, help="timed repeats [default: as bench.json]")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads [default: as bench.json]")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--count-only", action="store_true", help="print both sides' parameter counts and stop")
+    parser.add_argument("--check", action="store_true", help="compare logits with ours on our weights and stop")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    path = os.path.join(args.genotypes, "bench.json")
+    try:
+        with open(path) as f:
+            setup = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        sys.exit(f"error: cannot read {path} (write it with spidernet bench --write-genotypes): {error}")
+    args.repeats = setup["config"]["repeats"] if args.repeats is None else args.repeats
+    args.threads = setup["config"]["threads"] if args.threads is None else args.threads
+    if args.repeats < 1 or args.threads < 1:
+        sys.exit("error: --repeats and --threads must be at least 1")
+    workloads = [w.strip() for w in args.workload.split(",") if w.strip()]
+    unknown = [w for w in workloads if w not in ("a", "b", "c", "d")]
+    if unknown:
+        sys.exit(f"error: --workload {','.join(unknown)}: not a workload; use a, b or c")
     global DEVICE
     DEVICE = torch.device(args.device)
-    genotypes = {}
-    for name in ("initial", "grown"):
-        path = os.path.join(args.genotypes, f"{name}.json")
-        try:
-            with open(path) as f:
-                genotypes[name] = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            sys.exit(f"error: cannot read {path}: {error}")
+    torch.set_num_threads(args.threads)
+    genotypes = {name: load_genotype(os.path.join(args.genotypes, setup["genotypes"][name]["file"]))
+                 for name in ("initial", "grown")}
+    candidate = load_genotype(os.path.join(args.genotypes, setup["candidate"]["file"]))
+    check_counts(setup, genotypes, candidate, verbose=args.count_only)
     if args.count_only:
-        for name, genotype in genotypes.items():
-            print(json.dumps({"genotype": name, "parameters": count(Net(genotype, genotype["channels"]))}))
         return
-    workloads = set(args.workloads.split(","))
+    if args.check:
+        check_logits(setup, genotypes, args.genotypes)
+        return
     for name, genotype in genotypes.items():
         if "a" in workloads:
-            train_throughput(name, genotype, args.repeats, args.steps)
+            training(name, genotype, setup, args)
+    for name, genotype in genotypes.items():
         if "b" in workloads:
-            eval_throughput(name, genotype, args.repeats, args.steps)
+            evaluation(name, genotype, setup, args)
     if "c" in workloads:
-        with open(os.path.join(args.genotypes, "candidate.json")) as f:
-            score_candidate(json.load(f), 3, args.score_runs)
+        scoring(setup, args)
+    if "d" in workloads:
+        print("workload d: no PyTorch twin (see docs/PERFORMANCE.md)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,11 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)
 echo "GPU: $gpu; torch $("$python" -c 'import torch; print(torch.__version__, torch.cuda.is_available())')"
 
 ours_cmd="$bin bench --device cuda --workload a,c --repeats $repeats --json --write-genotypes $out/genotypes"
-twin_cmd="$python bench/twin.py --device cuda --genotypes $out/genotypes --workloads a --repeats $repeats"
+twin_cmd="$python bench/twin.py --device cuda --genotypes $out/genotypes --workload a --repeats $repeats"
 timeout 300 $ours_cmd > "$out/spidernet.jsonl"
 timeout 200 $twin_cmd > "$out/pytorch.jsonl"
-"$python" bench/table.py "$out" "$(nproc)" "$ours_cmd" "$twin_cmd" "$gpu" | tee "$out/table.md"
+printf 'spidernet a,c %s\npytorch a %s\n' "$ours_cmd" "$twin_cmd" > "$out/commands.txt"
+"$python" bench/table.py "$out" "$gpu" | tee "$out/table.md"
 
 rm -rf "$out/search"
 start=$(date +%s)

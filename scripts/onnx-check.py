@@ -2,15 +2,18 @@
 """Checks an exported ONNX model outside spidernet: onnx's checker, then onnxruntime's logits against ours.
 
 Usage: onnx-check.py MODEL.onnx INPUTS.npy EXPECTED_LOGITS.npy [TOLERANCE]
-Prints one JSON line: {"max_abs_diff": ..., "opset": ..., "nodes": ..., "agree": ...}; exits 1 when the logits
-differ by more than TOLERANCE (default 1e-4), or the model is invalid.
+Prints one JSON line: {"max_abs_diff": ..., "opset": ..., "nodes": ..., "metadata": {...}, ...}; exits 1 when
+the logits differ by more than TOLERANCE (default 1e-4), or the model is invalid.
 """
 import json
 import sys
 
-import numpy as np
-import onnx
-import onnxruntime
+try:
+    import numpy as np
+    import onnx
+    import onnxruntime
+except ImportError as missing:
+    sys.exit(f"error: {missing}: scripts/setup.sh installs numpy, onnx and onnxruntime into the project's venv")
 
 
 def main() -> int:
@@ -36,6 +39,7 @@ def main() -> int:
         "opset": model.opset_import[0].version,
         "nodes": len(model.graph.node),
         "argmax_agreement": agree,
+        "metadata": {p.key: p.value for p in model.metadata_props if p.key != "genotype"},
     }))
     if not diff <= tolerance:
         print(f"error: logits differ by {diff:.3g}, more than {tolerance:g}", file=sys.stderr)

@@ -229,30 +229,31 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Workloads to run: a (training), b (evaluation), c (scoring one candidate), d (one search iteration).
+    /// Workloads to run: a (training), b (evaluation), c (scoring one candidate), d (one search iteration); none
+    /// only writes the files of --write-genotypes.
     #[arg(long, default_value = "a,b,c,d", value_delimiter = ',')]
     workload: Vec<String>,
-    /// Timed repeats per workload.
+    /// Timed repeats per workload; the medians are over these.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
-    /// Training steps (or evaluation passes) per repeat.
+    /// Training steps (or evaluation passes) per repeat of a and b.
     #[arg(long, default_value_t = 10)]
     steps: usize,
-    /// Candidates scored in workload c.
-    #[arg(long, default_value_t = 1)]
-    score_runs: usize,
     /// libtorch intra-op threads.
     #[arg(long, default_value_t = 2)]
-    threads: i32,
+    threads: usize,
     /// Print one JSON object per workload instead of a table.
     #[arg(long)]
     json: bool,
     /// Device the workloads run on.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
-    /// Write the benchmark genotypes (initial.json, grown.json, candidate.json) here, for the PyTorch twin.
+    /// Write the files the PyTorch twin reads (genotypes, bench.json, check tensors) into this folder.
     #[arg(long, value_name = "DIR")]
     write_genotypes: Option<PathBuf>,
+    /// Tiny sizes, for tests only.
+    #[arg(long, hide = true)]
+    quick: bool,
 }
 
 #[derive(Args)]
@@ -474,77 +475,60 @@ fn search_command(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
-    use spidernet::bench::{self, BenchConfig};
-    for workload in &args.workload {
-        if !["a", "b", "c", "d"].contains(&workload.as_str()) {
-            anyhow::bail!("--workload {workload}: not a workload; use a, b, c or d");
+    use spidernet::bench::{self, BenchConfig, Workload};
+    let workloads = args
+        .workload
+        .iter()
+        .filter(|w| w.as_str() != "none")
+        .map(|w| Workload::parse(w))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    for (flag, value) in [
+        ("--repeats", args.repeats),
+        ("--steps", args.steps),
+        ("--threads", args.threads),
+    ] {
+        if value == 0 {
+            anyhow::bail!("{flag} 0: must be at least 1");
         }
     }
-    if args.repeats == 0 || args.steps == 0 || args.threads < 1 {
-        anyhow::bail!("--repeats, --steps and --threads must be at least 1");
-    }
+    let threads = i32::try_from(args.threads).map_err(|_| anyhow::anyhow!("--threads {}: too many", args.threads))?;
+    tch::set_num_threads(threads);
+    let config = BenchConfig::new(args.repeats, args.steps, args.threads, args.quick, device(args.device)?);
     if let Some(dir) = &args.write_genotypes {
-        bench::write_genotypes(dir)?;
+        bench::write_files(dir, &config)?;
     }
-    tch::set_num_threads(args.threads);
-    let config = BenchConfig {
-        repeats: args.repeats,
-        steps: args.steps,
-        score_runs: args.score_runs,
-        device: device(args.device)?,
-    };
-    let wants = |w: &str| args.workload.iter().any(|x| x == w);
-    let print = |m: &bench::Measurement| {
+    bench::run(&config, &workloads, &mut |m| {
         if args.json {
             println!("{}", serde_json::to_string(m).expect("measurements serialize"));
+        } else if let Some(reason) = &m.skipped {
+            println!("{:<20} skipped: {reason}", m.workload);
         } else {
-            let extra = m
+            let memory = m
                 .peak_rss_bytes
                 .map_or(String::new(), |b| format!("  peak RSS {}", format_size(b)));
-            println!("{:<22} {:>10.2} {:<9}{extra}", m.workload, m.median, m.unit);
+            let median = m.median.unwrap_or(f64::NAN);
+            println!("{:<20} {median:>10.2} {:<9}{memory}", m.workload, m.unit);
         }
-    };
-    let genotypes = [
-        ("initial", bench::initial_genotype()),
-        ("grown", bench::grown_genotype(30)),
-    ];
-    for (name, genotype) in &genotypes {
-        if wants("a") {
-            print(&bench::training(name, genotype, &config)?);
+        if let (true, Some(reason)) = (args.json, &m.skipped) {
+            eprintln!("workload {} skipped: {reason}", m.workload);
         }
-        if wants("b") {
-            print(&bench::evaluation(name, genotype, &config));
-        }
-    }
-    if wants("c") {
-        print(&bench::scoring(&config)?);
-    }
-    if wants("d") {
-        let scratch = std::env::temp_dir().join(format!("spidernet-bench-{}", std::process::id()));
-        match bench::search_iteration(&config, &scratch)? {
-            Some(m) => print(&m),
-            None => {
-                eprintln!("workload d skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-            }
-        }
-        let _ = std::fs::remove_dir_all(&scratch);
-    }
-    Ok(())
+    })
 }
 
 fn export_command(args: ExportArgs) -> anyhow::Result<()> {
     let stats_path = args.run.join("normalization.json");
     let normalization: Option<spidernet::data::Normalization> = match std::fs::read_to_string(&stats_path) {
         Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", stats_path.display()))?),
-        Err(_) => {
-            eprintln!(
-                "warning: {} is missing; the model's metadata will not record the input normalisation",
-                stats_path.display()
-            );
-            None
-        }
+        Err(_) => None,
     };
     let report = spidernet::export::export_run(&args.run, &args.onnx, normalization.as_ref())?;
+    if normalization.is_none() {
+        eprintln!(
+            "warning: {} is missing; the model's metadata does not record the input normalisation",
+            stats_path.display()
+        );
+    }
     println!(
         "wrote {} (ONNX opset {}): {} nodes, {} weights after folding batch norms, {}",
         args.onnx.display(),

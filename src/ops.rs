@@ -50,6 +50,26 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    /// The two convolutions of a sep/dil-conv block: depthwise k×k (stride, dilation), then pointwise 1×1.
+    pub fn depthwise_pointwise(channels: i64, kernel: i64, stride: i64, dilation: i64) -> (ConvShape, ConvShape) {
+        let depthwise = ConvShape {
+            c_in: channels,
+            c_out: channels,
+            kernel,
+            stride,
+            dilation,
+            groups: channels,
+        };
+        let pointwise = ConvShape {
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            ..depthwise
+        };
+        (depthwise, pointwise)
+    }
+
     /// Padding ceil((k·d − d + 1 − s) / 2), as the reference computes it.
     pub fn padding(&self) -> i64 {
         (self.kernel * self.dilation - self.dilation + 1 - self.stride + 1).div_euclid(2)
@@ -81,21 +101,7 @@ struct DepthwisePointwise {
 
 impl DepthwisePointwise {
     fn new(path: &nn::Path, channels: i64, kernel: i64, stride: i64, dilation: i64) -> Self {
-        let depthwise = ConvShape {
-            c_in: channels,
-            c_out: channels,
-            kernel,
-            stride,
-            dilation,
-            groups: channels,
-        };
-        let pointwise = ConvShape {
-            kernel: 1,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-            ..depthwise
-        };
+        let (depthwise, pointwise) = ConvShape::depthwise_pointwise(channels, kernel, stride, dilation);
         DepthwisePointwise {
             depthwise: conv(path / "dw", depthwise),
             pointwise: conv(path / "pw", pointwise),

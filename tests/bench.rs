@@ -1,71 +1,116 @@
-//! The benchmark harness: our JSON output, and the PyTorch twin building networks of exactly our size.
+//! The benchmark harness: our JSON output on tiny sizes, and the PyTorch twin building the same networks (same
+//! parameter counts, same logits on our weights) and printing the same fields.
 
 mod common;
 
 use common::{scratch, turn};
-use std::path::Path;
-use std::process::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/setup.sh", python.display());
+    python
+}
+
+fn twin(genotypes: &Path, args: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/twin.py");
+    Command::new(python())
+        .arg(script)
+        .arg("--genotypes")
+        .arg(genotypes)
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
+        .collect()
+}
+
+fn names(records: &[Value]) -> Vec<&str> {
+    records.iter().map(|r| r["workload"].as_str().unwrap()).collect()
+}
 
 #[test]
-fn bench_reports_positive_medians_and_the_twin_builds_the_same_networks() {
+fn bench_and_its_twin_measure_the_same_networks() {
     let _turn = turn();
     let dir = scratch("bench");
     let genotypes = dir.join("genotypes");
+    let quick = [
+        "bench",
+        "--workload",
+        "a,c",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+        "--quick",
+        "--json",
+    ];
     let output = Command::new(env!("CARGO_BIN_EXE_spidernet"))
-        .args([
-            "bench",
-            "--workload",
-            "b",
-            "--repeats",
-            "1",
-            "--steps",
-            "1",
-            "--threads",
-            "1",
-            "--json",
-        ])
+        .args(quick)
         .arg("--write-genotypes")
         .arg(&genotypes)
+        .env("OMP_NUM_THREADS", "1")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let ours: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    let names: Vec<&str> = ours.iter().map(|m| m["workload"].as_str().unwrap()).collect();
-    assert_eq!(names, ["b-eval-initial", "b-eval-grown"]);
+    let ours = json_lines(&output);
+    assert_eq!(names(&ours), ["a-train-initial", "a-train-grown", "c-score-candidate"]);
     for m in &ours {
-        assert!(m["median"].as_f64().unwrap() > 0.0 && m["unit"] == "images/s", "{m}");
+        assert!(m["median"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["peak_rss_bytes"].as_u64().unwrap() > 0, "{m}");
     }
+    assert_eq!(ours[0]["unit"], "images/s");
+    assert_eq!(
+        (ours[0]["edges"].as_u64(), ours[1]["edges"].as_u64()),
+        (Some(9), Some(31))
+    );
+    assert_eq!(ours[2]["unit"], "s");
 
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup.sh", python.display());
-    let twin = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/twin.py");
-    let output = Command::new(python)
-        .arg(twin)
-        .arg("--genotypes")
-        .arg(&genotypes)
-        .arg("--count-only")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let theirs: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(theirs.len(), 2);
+    let counts = json_lines(&twin(&genotypes, &["--count-only"]));
+    let networks: Vec<&str> = counts.iter().map(|c| c["network"].as_str().unwrap()).collect();
+    assert_eq!(networks, ["initial", "grown", "candidate-ntk", "candidate-lrc"]);
+    for c in &counts {
+        assert_eq!(c["spidernet"], c["pytorch"], "{c}");
+    }
+    assert_eq!(counts[0]["pytorch"], ours[0]["parameters"]);
+    assert_eq!(counts[1]["pytorch"], ours[1]["parameters"]);
+
+    let logits = json_lines(&twin(&genotypes, &["--check"]));
+    assert_eq!(logits.len(), 4, "eval and train logits of both genotypes");
+
+    let theirs = json_lines(&twin(&genotypes, &["--workload", "a,c"]));
+    assert_eq!(names(&theirs), names(&ours));
     for (m, t) in ours.iter().zip(&theirs) {
-        assert_eq!(m["parameters"], t["parameters"], "{m} against {t}");
+        assert!(t["median"].as_f64().unwrap() > 0.0, "{t}");
+        for field in ["unit", "parameters", "edges", "batch", "threads"] {
+            assert_eq!(m[field], t[field], "{field} of {m} against {t}");
+        }
     }
-
-    let error = Command::new(env!("CARGO_BIN_EXE_spidernet"))
-        .args(["bench", "--workload", "x"])
-        .output()
-        .unwrap();
-    assert!(!error.status.success());
-    assert!(String::from_utf8_lossy(&error.stderr).contains("--workload x: not a workload"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_refused_with_the_value() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_spidernet"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(run(&["bench", "--workload", "a,x"]).contains("--workload x: not a workload"));
+    assert!(run(&["bench", "--repeats", "0"]).contains("--repeats 0: must be at least 1"));
+    let missing = scratch("bench-missing");
+    let output = twin(&missing, &["--count-only"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bench.json"));
 }

@@ -1,5 +1,5 @@
 //! ONNX export: two grown, briefly trained networks run in onnxruntime and give our logits to 1e-4; the weights'
-//! names follow genotype.json and load back into the same network; bad run folders are refused.
+//! names follow genotype.json and load back into the same network; bad run folders and outputs are refused.
 
 mod common;
 
@@ -41,6 +41,32 @@ fn grown(data: &Dataset, reductions: usize, channels: usize, splits: usize, stri
     genotype
 }
 
+/// Asserts that a tensor name of weights.safetensors is a documented path (docs/EXPORT.md) to a stem, cell input,
+/// node, live op or tower that exists in `genotype`.
+fn assert_names_a_place_in(name: &str, genotype: &Genotype) {
+    let parts: Vec<&str> = name.split('.').collect();
+    let index = |i: usize| parts.get(i).and_then(|p| p.parse::<usize>().ok());
+    let cell = || index(1).and_then(|k| genotype.cells.get(k));
+    let bn = ["weight", "bias", "running_mean", "running_var"];
+    let found = match parts.as_slice() {
+        ["stem", "conv", "weight"] => true,
+        ["stem", "bn", part] => bn.contains(part),
+        ["towers", _, "weight" | "bias"] => cell().is_some(),
+        ["cells", _, "inputs", _, "conv", "weight"] => cell().is_some_and(|c| index(3).is_some_and(|i| i < c.n_inputs)),
+        ["cells", _, "inputs", _, "bn", part] => {
+            bn.contains(part) && cell().is_some_and(|c| index(3).is_some_and(|i| i < c.n_inputs))
+        }
+        ["cells", _, "nodes", _, "bn", part] => {
+            bn.contains(part) && cell().is_some_and(|c| index(3).is_some_and(|v| v < c.n_nodes))
+        }
+        ["cells", _, "edges", id, op, ..] => cell()
+            .and_then(|c| c.edge(id.parse().ok()?))
+            .is_some_and(|edge| edge.ops.iter().any(|o| o.name() == *op)),
+        _ => false,
+    };
+    assert!(found, "{name} names nothing in genotype.json");
+}
+
 /// Trains briefly (so batch-norm statistics and weights are far from their initial values), closes one gate, and
 /// saves the network into a run folder; returns the folder and the trained network.
 fn trained_run(name: &str, data: &Dataset, genotype: &Genotype) -> (PathBuf, Supernet) {
@@ -80,6 +106,12 @@ fn check_in_onnxruntime(name: &str, data: &Dataset, genotype: &Genotype) -> f64 
     // The saved weights load back into a fresh network of the saved genotype and give the same logits.
     let (saved_genotype, tensors) = load_trained(&dir).unwrap();
     assert_eq!(&saved_genotype, net.genotype());
+    let saved = Genotype::load(&dir.join("genotype.json")).unwrap();
+    for (tensor, _) in &tensors {
+        assert_names_a_place_in(tensor, &saved);
+    }
+    let gates = tensors.iter().filter(|(name, _)| name.ends_with(".gate")).count();
+    assert_eq!(gates, saved.live_op_count(), "one gate per live op");
     let mut fresh = Supernet::new(
         &saved_genotype,
         saved_genotype.channels,
@@ -109,6 +141,9 @@ fn check_in_onnxruntime(name: &str, data: &Dataset, genotype: &Genotype) -> f64 
     );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(result["opset"], 13);
+    let metadata = &result["metadata"];
+    assert_eq!(metadata["normalization_mean"], format!("{:?}", data.normalization.mean));
+    assert_eq!(metadata["normalization_std"], format!("{:?}", data.normalization.std));
     eprintln!("{name}: {result}");
     let _ = std::fs::remove_dir_all(&dir);
     result["max_abs_diff"].as_f64().unwrap()
@@ -145,6 +180,22 @@ fn runs_without_weights_or_with_foreign_weights_are_refused() {
         "{error}"
     );
     assert!(!onnx.exists(), "nothing is written on error");
+
+    // An output path that cannot be written (its folder is a file): the error names it.
+    genotype.save(&dir.join("genotype.json")).unwrap();
+    let unwritable = dir.join("genotype.json").join("model.onnx");
+    let error = format!("{:#}", export_run(&dir, &unwritable, None).unwrap_err());
+    assert!(
+        error.contains("cannot write") && error.contains(&unwritable.display().to_string()),
+        "{error}"
+    );
+    export_run(&dir, &onnx, None).unwrap();
+    assert!(onnx.exists());
+
+    let not_a_run = scratch("export-not-a-run");
+    let error = format!("{:#}", export_run(&not_a_run, &onnx, None).unwrap_err());
+    assert!(error.contains("has no genotype.json"), "{error}");
+    let _ = std::fs::remove_dir_all(&not_a_run);
 
     std::fs::remove_file(dir.join("weights.safetensors")).unwrap();
     let error = format!("{:#}", export_run(&dir, &onnx, None).unwrap_err());

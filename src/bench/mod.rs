@@ -1,281 +1,150 @@
-//! Fixed, seeded benchmark workloads (docs/PERFORMANCE.md): supernet training and evaluation throughput, scoring
-//! one candidate, one search iteration, with peak memory. `bench/twin.py` runs the same workloads in PyTorch.
+//! Fixed, seeded benchmark workloads (docs/PERFORMANCE.md): (a) supernet training and (b) evaluation throughput,
+//! (c) scoring one candidate, (d) one search iteration, each with its peak memory. `bench/twin.py` runs the same
+//! workloads in PyTorch from the files `write_files` leaves, so that one run measures the ratio.
 
-use crate::data::{self, DataOptions, Split};
-use crate::genotype::{Genotype, InputShape};
-use crate::init::InitScheme;
-use crate::memory_probe::PeakRss;
+mod evaluation;
+mod files;
+mod genotypes;
+mod inputs;
+mod scoring;
+mod search_iteration;
+mod stats;
+mod training;
+
+pub use evaluation::evaluation;
+pub use files::write_files;
+pub use genotypes::{GROWN_SPLITS, SCORED_CELL, grown_genotype, initial_genotype, scored_candidate};
+pub use scoring::scoring;
+pub use search_iteration::search_iteration;
+pub use stats::{Measurement, median};
+pub use training::training;
+
 use crate::metrics::MetricsConfig;
-use crate::metrics::candidate::Candidate;
-use crate::metrics::score::Scorer;
-use crate::pruner::PrunerConfig;
-use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
-use crate::supernet::{Mode, Supernet};
-use crate::train::{self, TrainConfig, TrainObserver};
-use anyhow::Context;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::path::Path;
-use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use crate::search::{Profile, SearchConfig};
+use tch::Device;
 
-/// Training batch size of every workload.
-pub const BATCH: i64 = 64;
-/// Evaluation batch size.
-pub const EVAL_BATCH: i64 = 256;
-/// Cell whose first edge is the scored candidate of workload (c).
-const SCORED_CELL: usize = 1;
-
-/// One workload's result.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Measurement {
-    /// Workload id, e.g. `a-train-initial`.
-    pub workload: String,
-    /// Always "spidernet" here ("pytorch" for the twin).
-    pub side: &'static str,
-    /// Unit of the values.
-    pub unit: &'static str,
-    /// Median over the repeats.
-    pub median: f64,
-    /// One value per repeat.
-    pub values: Vec<f64>,
-    /// Trainable parameters of the network, where there is one.
-    pub parameters: Option<usize>,
-    /// Peak resident memory of the process while the workload ran.
-    pub peak_rss_bytes: Option<u64>,
+/// One of the four workloads, named by its letter on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// (a) Training throughput of the initial and the grown genotype.
+    Train,
+    /// (b) Evaluation throughput of the same genotypes.
+    Eval,
+    /// (c) Seconds to score one candidate with the reference's metric settings.
+    Score,
+    /// (d) Seconds for one search iteration on a Fashion-MNIST subset.
+    Search,
 }
 
-/// How long each workload runs.
-#[derive(Clone, Copy, Debug)]
+impl Workload {
+    /// Parses a letter `a`, `b`, `c` or `d`.
+    pub fn parse(letter: &str) -> Result<Workload, String> {
+        match letter.trim() {
+            "a" => Ok(Workload::Train),
+            "b" => Ok(Workload::Eval),
+            "c" => Ok(Workload::Score),
+            "d" => Ok(Workload::Search),
+            other => Err(format!(
+                "--workload {other}: not a workload; use a (training), b (evaluation), c (scoring) or d (search \
+                 iteration), comma-separated"
+            )),
+        }
+    }
+}
+
+/// Sizes and settings shared by every workload; `bench/twin.py` reads them from `bench.json`.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchConfig {
     /// Timed repeats per workload; medians are over these.
     pub repeats: usize,
-    /// Training steps (or evaluation passes) per repeat.
+    /// Training steps (or evaluation passes) per repeat of (a) and (b).
     pub steps: usize,
-    /// Candidates scored in workload (c).
-    pub score_runs: usize,
+    /// Untimed steps (or passes) before the first repeat.
+    pub warmup: usize,
+    /// Training batch size of (a).
+    pub batch: usize,
+    /// Evaluation batch size of (b).
+    pub eval_batch: usize,
+    /// libtorch intra-op threads.
+    pub threads: usize,
+    /// Metric settings of (c): the reference profile's, or tiny ones with `quick`.
+    pub metrics: MetricsConfig,
+    /// Training images of the search iteration (d).
+    pub search_samples: usize,
+    /// Tiny sizes for tests, not for measurements.
+    pub quick: bool,
     /// Where the networks run.
+    #[serde(skip)]
     pub device: Device,
 }
 
-/// Waits for queued GPU work, so that timings cover it; nothing to wait for on the CPU.
-fn synchronize(device: Device) {
-    if let Device::Cuda(index) = device {
-        tch::Cuda::synchronize(index as i64);
-    }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-fn measurement(workload: &str, unit: &'static str, values: Vec<f64>) -> Measurement {
-    Measurement {
-        workload: workload.to_string(),
-        side: "spidernet",
-        unit,
-        median: median(&values),
-        values,
-        parameters: None,
-        peak_rss_bytes: None,
-    }
-}
-
-/// The minimal genotype of the benchmarks: R=2, C=16, 28×28 grayscale input, 10 classes (9 edges).
-pub fn initial_genotype() -> Genotype {
-    Genotype::minimal(2, 16, InputShape::new(1, 28, 28), 10).expect("28x28 fits two reductions")
-}
-
-/// The minimal genotype grown by seeded random edge splits to at least `edges` edges in all.
-pub fn grown_genotype(edges: usize) -> Genotype {
-    let mut genotype = initial_genotype();
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    while genotype.cells.iter().map(|c| c.edges.len()).sum::<usize>() < edges {
-        let cell = rng.random_range(0..genotype.cells.len());
-        let target = &mut genotype.cells[cell];
-        let id = target.edges[rng.random_range(0..target.edges.len())].id;
-        target.split(id).expect("an existing edge can be split");
-    }
-    genotype
-}
-
-/// The candidate of workload (c): splitting the first edge of cell 1 of the minimal genotype.
-pub fn scored_candidate() -> (Genotype, u32) {
-    let genotype = initial_genotype();
-    let edge = genotype.cells[SCORED_CELL].edges[0].id;
-    (genotype, edge)
-}
-
-/// Writes initial.json, grown.json and candidate.json (the split genotype and its new edges) for the twin.
-pub fn write_genotypes(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    initial_genotype().save(&dir.join("initial.json"))?;
-    grown_genotype(30).save(&dir.join("grown.json"))?;
-    let (genotype, edge) = scored_candidate();
-    let candidate = Candidate::split(&genotype, SCORED_CELL, edge)?;
-    let text = serde_json::json!({
-        "on": serde_json::from_str::<serde_json::Value>(&candidate.on.to_json())?,
-        "new_edges": candidate.new_edges,
-        "cell": SCORED_CELL,
-    })
-    .to_string();
-    let path = dir.join("candidate.json");
-    crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn random_batch(genotype: &Genotype, n: i64, seed: i64, device: Device) -> (Tensor, Tensor) {
-    tch::manual_seed(seed);
-    let shape = genotype.input;
-    let images = Tensor::randn(
-        [n, shape.channels as i64, shape.height as i64, shape.width as i64],
-        (Kind::Float, Device::Cpu),
-    );
-    let labels = Tensor::randint(genotype.classes as i64, [n], (Kind::Int64, Device::Cpu));
-    (images.to_device(device), labels.to_device(device))
-}
-
-fn network(genotype: &Genotype, device: Device) -> Supernet {
-    Supernet::new(
-        genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        device,
-        0,
-    )
-}
-
-/// (a) Training throughput in images/s: the real training step (drop-path, auxiliary towers, gates, SGD) on
-/// batches of 64, after 3 warm-up steps; deadheading is off so that the network stays the same.
-pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow::Result<Measurement> {
-    let window = PeakRss::start().ok();
-    let mut net = network(genotype, config.device);
-    let train_config = TrainConfig {
-        deadhead: false,
-        ..TrainConfig::default()
-    };
-    let mut optimizer = train::optimizer(&net, &train_config)?;
-    let (images, labels) = random_batch(genotype, 4 * BATCH, 1, config.device);
-    let mut run = |steps: usize| {
-        for i in 0..steps {
-            let b = (i % 4) as i64;
-            let x = images.narrow(0, b * BATCH, BATCH);
-            let y = labels.narrow(0, b * BATCH, BATCH);
-            let _ = train::step(&mut net, &mut optimizer, &x, &y, &train_config);
+impl BenchConfig {
+    /// The benchmark's settings: batch 64 for training, 256 for evaluation, 3 warm-up steps, the reference
+    /// profile's metrics; `quick` shrinks every size so that a test runs in seconds.
+    pub fn new(repeats: usize, steps: usize, threads: usize, quick: bool, device: Device) -> Self {
+        let reference = SearchConfig::new(Profile::Reference, "fashion-mnist", 2, 16, 0).metrics;
+        if quick {
+            BenchConfig {
+                repeats,
+                steps: 1,
+                warmup: 1,
+                batch: 8,
+                eval_batch: 16,
+                threads,
+                metrics: MetricsConfig {
+                    repeats: 1,
+                    ntk_batches: 1,
+                    ntk_batch_size: 4,
+                    lrc_batches: 1,
+                    lrc_batch_size: 100,
+                    ..reference
+                },
+                search_samples: 128,
+                quick,
+                device,
+            }
+        } else {
+            BenchConfig {
+                repeats,
+                steps,
+                warmup: 3,
+                batch: 64,
+                eval_batch: 256,
+                threads,
+                metrics: reference,
+                search_samples: 1000,
+                quick,
+                device,
+            }
         }
-    };
-    run(3);
-    synchronize(config.device);
-    let values = (0..config.repeats)
-        .map(|_| {
-            let start = Instant::now();
-            run(config.steps);
-            synchronize(config.device);
-            (config.steps as i64 * BATCH) as f64 / start.elapsed().as_secs_f64()
-        })
-        .collect();
-    let mut result = measurement(&format!("a-train-{name}"), "images/s", values);
-    result.parameters = Some(net.parameter_count());
-    result.peak_rss_bytes = window.and_then(|w| w.finish().ok()).map(|r| r.peak);
-    Ok(result)
-}
-
-/// (b) Evaluation throughput in images/s: evaluation-mode forward passes without gradients, batches of 256.
-pub fn evaluation(name: &str, genotype: &Genotype, config: &BenchConfig) -> Measurement {
-    let net = network(genotype, config.device);
-    let (images, _) = random_batch(genotype, EVAL_BATCH, 2, config.device);
-    let values = tch::no_grad(|| {
-        let _ = net.forward(&images, Mode::eval());
-        synchronize(config.device);
-        (0..config.repeats)
-            .map(|_| {
-                let start = Instant::now();
-                for _ in 0..config.steps {
-                    let _ = net.forward(&images, Mode::eval());
-                }
-                synchronize(config.device);
-                (config.steps as i64 * EVAL_BATCH) as f64 / start.elapsed().as_secs_f64()
-            })
-            .collect()
-    });
-    let mut result = measurement(&format!("b-eval-{name}"), "images/s", values);
-    result.parameters = Some(net.parameter_count());
-    result
-}
-
-/// (c) Seconds to score one candidate with the reference's settings (3 repeats; NTK on 3×64 images at width 3,
-/// LRC on 3×1,000 crops at width 1), through the search's own scorer.
-pub fn scoring(config: &BenchConfig) -> anyhow::Result<Measurement> {
-    let (genotype, edge) = scored_candidate();
-    let (images, labels) = random_batch(&genotype, 1000, 3, Device::Cpu);
-    let split = Split { images, labels };
-    let scorer = Scorer::new(&split, MetricsConfig::default(), 0, config.device);
-    let mut values = Vec::with_capacity(config.score_runs);
-    for _ in 0..config.score_runs.max(1) {
-        let start = Instant::now();
-        scorer.score_candidate(&genotype, SCORED_CELL, edge)?;
-        synchronize(config.device);
-        values.push(start.elapsed().as_secs_f64());
     }
-    Ok(measurement("c-score-candidate", "s", values))
 }
 
-struct Quiet;
-impl TrainObserver for Quiet {}
-impl SearchObserver for Quiet {}
-
-/// (d) Seconds for one search iteration on Fashion-MNIST (1 epoch on 1,000 images, then the mutation pass with
-/// the quick profile's scoring), with the peak memory; None when Fashion-MNIST is not installed.
-pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<Option<Measurement>> {
-    let loaded = match data::load(
-        "fashion-mnist",
-        &DataOptions::default(),
-        0,
-        data::cache_dir().as_deref(),
-    ) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            tracing::warn!("workload d skipped: {error:#}");
-            return Ok(None);
+/// Runs the chosen workloads in the order a, b, c, d (initial genotype before grown) and hands each result to
+/// `emit` as soon as it is measured.
+pub fn run(config: &BenchConfig, workloads: &[Workload], emit: &mut dyn FnMut(&Measurement)) -> anyhow::Result<()> {
+    let wants = |w: Workload| workloads.contains(&w);
+    let genotypes = [("initial", initial_genotype()), ("grown", grown_genotype())];
+    if wants(Workload::Train) {
+        for (name, genotype) in &genotypes {
+            emit(&training(name, genotype, config)?);
         }
-    };
-    let mut search_config = SearchConfig::new(Profile::Quick, "fashion-mnist", 2, 16, 0);
-    search_config.iterations = 1;
-    search_config.premutate = false;
-    search_config.final_training = false;
-    search_config.search_samples = Some(1000);
-    search_config.train.epochs = 1;
-    let mut values = Vec::new();
-    let window = PeakRss::start().ok();
-    for repeat in 0..config.repeats.max(1) {
-        let root = scratch.join(format!("search-{repeat}"));
-        let _ = std::fs::remove_dir_all(&root);
-        let dir = RunDir::create(&root, &search_config)?;
-        let genotype = Genotype::minimal(2, 16, loaded.dataset.shape, loaded.dataset.classes)?;
-        let start = Instant::now();
-        search::run(
-            &dir,
-            &search_config,
-            &loaded.dataset,
-            Checkpoint::start(genotype, 0),
-            config.device,
-            &mut Quiet,
-        )?;
-        values.push(start.elapsed().as_secs_f64());
-        let _ = std::fs::remove_dir_all(&root);
     }
-    let mut result = measurement("d-search-iteration", "s", values);
-    result.peak_rss_bytes = window.and_then(|w| w.finish().ok()).map(|r| r.peak);
-    Ok(Some(result))
+    if wants(Workload::Eval) {
+        for (name, genotype) in &genotypes {
+            emit(&evaluation(name, genotype, config));
+        }
+    }
+    if wants(Workload::Score) {
+        emit(&scoring(config)?);
+    }
+    if wants(Workload::Search) {
+        let scratch = std::env::temp_dir().join(format!("spidernet-bench-{}", std::process::id()));
+        let result = search_iteration(config, &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        emit(&result?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,20 +152,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_grown_genotype_is_seeded_and_has_about_thirty_edges() {
-        let grown = grown_genotype(30);
-        let edges: usize = grown.cells.iter().map(|c| c.edges.len()).sum();
-        assert!((30..=31).contains(&edges), "{edges} edges");
-        assert_eq!(grown, grown_genotype(30));
-        assert!(grown.check().is_ok());
-        let initial: usize = initial_genotype().cells.iter().map(|c| c.edges.len()).sum();
-        assert_eq!(initial, 9);
+    fn workload_letters_parse_and_unknown_ones_are_named() {
+        assert_eq!(Workload::parse("a"), Ok(Workload::Train));
+        assert_eq!(Workload::parse(" d"), Ok(Workload::Search));
+        assert!(
+            Workload::parse("x")
+                .unwrap_err()
+                .contains("--workload x: not a workload")
+        );
     }
 
     #[test]
-    fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
+    fn the_benchmark_scores_with_the_reference_profile() {
+        let config = BenchConfig::new(5, 10, 2, false, Device::Cpu);
+        assert_eq!(config.metrics, MetricsConfig::default());
+        assert_eq!((config.batch, config.eval_batch), (64, 256));
+        assert!(BenchConfig::new(1, 1, 1, true, Device::Cpu).metrics.ntk_batch_size < 64);
     }
 }

@@ -249,21 +249,7 @@ impl Builder<'_> {
     /// Depthwise conv → pointwise conv with its batch norm folded in.
     fn depthwise_pointwise(&mut self, x: &str, prefix: &str, geometry: (i64, i64, i64, i64)) -> Result<String, String> {
         let (channels, kernel, stride, dilation) = geometry;
-        let depthwise = ConvShape {
-            c_in: channels,
-            c_out: channels,
-            kernel,
-            stride,
-            dilation,
-            groups: channels,
-        };
-        let pointwise = ConvShape {
-            kernel: 1,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-            ..depthwise
-        };
+        let (depthwise, pointwise) = ConvShape::depthwise_pointwise(channels, kernel, stride, dilation);
         let y = self.conv_bn(x, &format!("{prefix}depthwise.weight"), None, depthwise, prefix)?;
         self.conv_bn(
             &y,

@@ -89,6 +89,12 @@ pub fn load_trained(run: &Path) -> anyhow::Result<(Genotype, Vec<(String, Tensor
     if !run.is_dir() {
         bail!("{} is not a run folder", run.display());
     }
+    if !genotype_path.exists() {
+        bail!(
+            "{} has no genotype.json: not a run folder (`search` and `train --out` write one)",
+            run.display()
+        );
+    }
     let genotype = Genotype::load(&genotype_path)?;
     if !weights_path.exists() {
         bail!(

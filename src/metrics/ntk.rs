@@ -35,12 +35,14 @@ pub fn gradient_rows(forward: impl Fn(&Tensor) -> Tensor, parameters: &[Tensor],
 
 /// One flattened gradient row per entry of `per_sample`. The backward passes are tiny and dominated by
 /// per-kernel overhead, so on CPU they run in parallel workers with one intra-op thread each, which is
-/// 1.5× faster on two cores than one pass at a time with two intra-op threads.
+/// 1.5× faster on two cores than one pass at a time with two intra-op threads. The workers never outnumber the
+/// configured intra-op threads, so that `tch::set_num_threads` bounds the cores used.
 fn per_sample_rows(per_sample: &Tensor, parameters: &[Tensor]) -> Vec<Tensor> {
     let samples = per_sample.size()[0];
     let workers = if per_sample.device() == tch::Device::Cpu {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
+            .min(tch::get_num_threads().max(1) as usize)
             .min(samples.max(1) as usize)
     } else {
         1

@@ -1,6 +1,7 @@
 //! The report's charts, drawn with plotters into SVG strings.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const WIDTH: u32 = 560;
@@ -166,6 +167,36 @@ fn quiet_corner(lines: &[Vec<(f64, f64)>], x: (f64, f64), y: (f64, f64), legend_
     .unwrap_or(SeriesLabelPosition::UpperLeft)
 }
 
+/// A chart drawn in SVG with f64 axes.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The plotting area of every chart: title, margins and label room, over the given axis ranges.
+fn chart_area<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> anyhow::Result<Chart<'a, 'b>> {
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(38)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)
+        .map_err(failed)
+}
+
+/// The legend, framed, in `corner`.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, corner: SeriesLabelPosition) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(failed)
+}
+
 fn draw_into(
     svg: &mut String,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
@@ -205,13 +236,7 @@ pub fn line_chart(
     let corner = quiet_corner(&lines, (x_low, x_high), (y_low, y_high), legend_rows);
     let mut svg = String::new();
     draw_into(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 17))
-            .margin(10)
-            .x_label_area_size(38)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_low..x_high, y_low..y_high)
-            .map_err(failed)?;
+        let mut chart = chart_area(root, title, x_low..x_high, y_low..y_high)?;
         chart
             .configure_mesh()
             .x_desc("iteration")
@@ -252,13 +277,7 @@ pub fn line_chart(
                 .draw_series(line.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
                 .map_err(failed)?;
         }
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(failed)
+        draw_legend(&mut chart, corner)
     })?;
     Ok(svg)
 }
@@ -278,13 +297,12 @@ pub fn time_chart(runs: &[TimeBars]) -> anyhow::Result<String> {
     let corner = quiet_corner(&tops, (x_low, x_high), (0.0, y_high), 2 * runs.len());
     let mut svg = String::new();
     draw_into(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Time per iteration: training and scoring", ("sans-serif", 17))
-            .margin(10)
-            .x_label_area_size(38)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_low..x_high, 0.0..y_high)
-            .map_err(failed)?;
+        let mut chart = chart_area(
+            root,
+            "Time per iteration: training and scoring",
+            x_low..x_high,
+            0.0..y_high,
+        )?;
         chart
             .configure_mesh()
             .x_desc("iteration")
@@ -315,13 +333,7 @@ pub fn time_chart(runs: &[TimeBars]) -> anyhow::Result<String> {
                     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], style));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(failed)
+        draw_legend(&mut chart, corner)
     })?;
     Ok(svg)
 }
@@ -333,13 +345,7 @@ pub fn candidates_chart(points: &[ScoredPoint]) -> anyhow::Result<String> {
     let (y_low, y_high) = padded_range(points.iter().map(|p| p.r_ntk), true);
     let mut svg = String::new();
     draw_into(&mut svg, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Scored candidates", ("sans-serif", 17))
-            .margin(10)
-            .x_label_area_size(38)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_low..x_high, y_low..y_high)
-            .map_err(failed)?;
+        let mut chart = chart_area(root, "Scored candidates", x_low..x_high, y_low..y_high)?;
         chart
             .configure_mesh()
             .x_desc("r_lrc: relative change of linear regions (higher is better)")
@@ -379,13 +385,7 @@ pub fn candidates_chart(points: &[ScoredPoint]) -> anyhow::Result<String> {
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(failed)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
     Ok(svg)
 }
