@@ -518,10 +518,7 @@ fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
 
 fn export_command(args: ExportArgs) -> anyhow::Result<()> {
     let stats_path = args.run.join("normalization.json");
-    let normalization: Option<spidernet::data::Normalization> = match std::fs::read_to_string(&stats_path) {
-        Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", stats_path.display()))?),
-        Err(_) => None,
-    };
+    let normalization = search::load_normalization(&args.run)?;
     let report = spidernet::export::export_run(&args.run, &args.onnx, normalization.as_ref())?;
     if normalization.is_none() {
         eprintln!(

@@ -298,9 +298,9 @@ pub fn charts(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Vec<
     Ok(svgs)
 }
 
-fn charts_section(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<String> {
-    let svgs: Vec<String> = charts(run, other)?.into_iter().map(|(_, svg)| svg).collect();
-    Ok(format!("<div class=\"charts\">\n{}</div>\n", svgs.join("\n")))
+fn charts_section(charts: &[(&str, String)]) -> String {
+    let svgs: Vec<&str> = charts.iter().map(|(_, svg)| svg.as_str()).collect();
+    format!("<div class=\"charts\">\n{}</div>\n", svgs.join("\n"))
 }
 
 fn scored_points(run: &RunRecord) -> Vec<ScoredPoint> {
@@ -405,6 +405,11 @@ fn iterations_table(run: &RunRecord) -> String {
 
 /// The whole report page of `run`, with `other` overlaid on the charts and set beside it in the summary.
 pub fn render(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<String> {
+    Ok(page(run, other, &charts(run, other)?))
+}
+
+/// The page around already drawn `charts` (as `charts` returns them).
+pub fn page(run: &RunRecord, other: Option<&RunRecord>, charts: &[(&str, String)]) -> String {
     let title = format!("spidernet: {} on {}", run.name(), run.config.data);
     let headline = match run.summary.as_ref().and_then(|s| s.test_accuracy) {
         Some(accuracy) => format!(
@@ -431,7 +436,7 @@ pub fn render(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Stri
     page.push_str("<h2>Summary</h2>\n");
     page.push_str(&summary_table(run, other));
     page.push_str("<h2>Search</h2>\n");
-    page.push_str(&charts_section(run, other)?);
+    page.push_str(&charts_section(charts));
     page.push_str("<h2>Chosen splits</h2>\n");
     page.push_str(&mutations_table(run));
     page.push_str("<h2>Iterations</h2>\n");
@@ -439,5 +444,5 @@ pub fn render(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Stri
     page.push_str("<h2>Final cells</h2>\n<div class=\"scroll\">\n");
     page.push_str(&cells_svg(&run.genotype));
     page.push_str("</div>\n</body>\n</html>\n");
-    Ok(page)
+    page
 }

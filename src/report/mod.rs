@@ -3,7 +3,7 @@
 mod charts;
 mod html;
 
-pub use html::{charts, render};
+pub use html::{charts, page, render};
 
 use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
@@ -31,13 +31,7 @@ impl RunRecord {
     pub fn load(root: &Path) -> anyhow::Result<RunRecord> {
         let (dir, config, checkpoint) = RunDir::open(root)?;
         let history = dir.history()?;
-        let summary = match dir.summary_path() {
-            path if path.exists() => {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?)
-            }
-            _ => None,
-        };
+        let summary = dir.summary()?;
         let genotype = match dir.genotype_path() {
             path if path.exists() => Genotype::load(&path)?,
             _ => checkpoint.genotype,
@@ -77,11 +71,12 @@ pub fn write_report(root: &Path, compare: Option<&Path>, out: &Path, charts_dir:
             run.config.data
         );
     }
-    let page = render(&run, other.as_ref())?;
-    write_atomic(out, page.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;
+    let drawn = charts(&run, other.as_ref())?;
+    let html = page(&run, other.as_ref(), &drawn);
+    write_atomic(out, html.as_bytes()).with_context(|| format!("cannot write {}", out.display()))?;
     if let Some(dir) = charts_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (name, svg) in charts(&run, other.as_ref())? {
+        for (name, svg) in drawn {
             let path = dir.join(format!("{name}.svg"));
             write_atomic(&path, svg.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
         }

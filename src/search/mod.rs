@@ -347,6 +347,17 @@ pub fn save_trained(
     crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Reads the normalization.json that `save_trained` writes into `dir`; None when the folder has none.
+pub fn load_normalization(dir: &std::path::Path) -> anyhow::Result<Option<crate::data::Normalization>> {
+    let path = dir.join("normalization.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Saves the live network's tensors (dead ops left out) as safetensors, atomically.
 pub fn save_weights(net: &Supernet, path: &std::path::Path) -> anyhow::Result<()> {
     let named = net.named_tensors();

@@ -160,6 +160,12 @@ impl RunDir {
             .with_context(|| format!("cannot write {}", self.genotype_path().display()))
     }
 
+    /// `summary.json`, once the run has finished.
+    pub fn summary(&self) -> anyhow::Result<Option<Summary>> {
+        let path = self.summary_path();
+        path.exists().then(|| read_json(&path)).transpose()
+    }
+
     /// Writes `summary.json`.
     pub fn save_summary(&self, summary: &Summary) -> anyhow::Result<()> {
         write_json(&self.summary_path(), summary)
