@@ -1,11 +1,13 @@
 //! SpiderNet architecture search: grow cells by edge splits, prune ops with learned gates, train the result.
 
+pub mod allocator;
 pub mod atomic;
 pub mod bench;
 pub mod data;
 pub mod export;
 pub mod genotype;
 pub mod init;
+pub mod layers;
 pub mod memory;
 pub mod memory_probe;
 pub mod metrics;

@@ -280,6 +280,7 @@ struct TrainSupernetArgs {
 }
 
 fn main() -> ExitCode {
+    spidernet::allocator::keep_freed_blocks();
     let cli = Cli::parse();
     // Library warnings go to stderr; RUST_LOG adjusts the level.
     tracing_subscriber::fmt()

@@ -2,14 +2,20 @@
 
 use crate::genotype::Op;
 use crate::init::{self, InitScheme};
+use crate::layers::Layers;
 use rand_chacha::ChaCha8Rng;
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
+
+/// Batch-norm ε (PyTorch's default).
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+/// Batch-norm momentum of the running statistics (PyTorch's default).
+pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
 
 /// Batch-norm settings used everywhere: PyTorch's eps and momentum, γ = 1, β = 0.
 pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
     let config = nn::BatchNormConfig {
-        eps: 1e-5,
-        momentum: 0.1,
+        eps: BATCH_NORM_EPS,
+        momentum: BATCH_NORM_MOMENTUM,
         affine: true,
         ws_init: nn::Init::Const(1.0),
         bs_init: nn::Init::Const(0.0),
@@ -76,26 +82,72 @@ impl ConvShape {
     }
 }
 
-/// A bias-free convolution with PyTorch's default initialisation.
-pub fn conv(path: nn::Path, shape: ConvShape) -> nn::Conv2D {
+/// Every `step`-th row and column from the first, as `x[:, :, ::step, ::step]`. Written as a 1×1 average pool
+/// because its gradient then keeps the input's memory format; a strided view's gradient is always NCHW, which
+/// sends a channels-last batch norm below it to a slow serial kernel.
+pub fn subsample(x: &Tensor, step: i64) -> Tensor {
+    x.avg_pool2d([1, 1], [step, step], [0, 0], false, true, None::<i64>)
+}
+
+/// Mean over the spatial dimensions: (N, C, H, W) → (N, C), written as a full-size average pool for the same
+/// reason as `subsample`.
+pub fn global_average(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let (h, w) = (size[2], size[3]);
+    x.avg_pool2d([h, w], [h, w], [0, 0], false, true, None::<i64>)
+        .flatten(1, -1)
+}
+
+/// A bias-free convolution: its weight (c_out, c_in / groups, k, k) and geometry.
+#[derive(Debug)]
+pub struct Conv {
+    /// The weight.
+    pub ws: Tensor,
+    /// Channels, kernel, stride, dilation and groups.
+    pub shape: ConvShape,
+}
+
+impl Conv {
+    /// Convolves `x` with `weight`, this convolution's weight or `replicas` copies of it stacked along the output
+    /// channels (then run as `replicas` times as many groups). A stride-2, dilation-2 convolution only ever reads
+    /// even rows and columns, so it runs as a plain stride-1 convolution on those: the same sums, without the
+    /// dilated kernel's slow im2col path.
+    pub fn apply_weight(&self, x: &Tensor, weight: &Tensor, replicas: i64) -> Tensor {
+        let s = self.shape;
+        let groups = s.groups * replicas;
+        let reads_even_only = s.stride == 2 && s.dilation == 2 && s.kernel % 2 == 1 && s.padding() == s.kernel - 1;
+        if reads_even_only {
+            let even = subsample(x, 2);
+            let pad = (s.kernel - 1) / 2;
+            even.conv2d(weight, None::<Tensor>, [1, 1], [pad, pad], [1, 1], groups)
+        } else {
+            let p = s.padding();
+            x.conv2d(
+                weight,
+                None::<Tensor>,
+                [s.stride, s.stride],
+                [p, p],
+                [s.dilation, s.dilation],
+                groups,
+            )
+        }
+    }
+}
+
+/// A bias-free convolution with PyTorch's default initialisation, its weight registered as `weight` under `path`.
+pub fn conv(path: nn::Path, shape: ConvShape) -> Conv {
     let dims = [shape.c_out, shape.c_in / shape.groups, shape.kernel, shape.kernel];
-    let config = nn::ConvConfig {
-        stride: shape.stride,
-        padding: shape.padding(),
-        dilation: shape.dilation,
-        groups: shape.groups,
-        bias: false,
-        ws_init: init::pytorch_default_init(&dims),
-        ..Default::default()
-    };
-    nn::conv2d(path, shape.c_in, shape.c_out, shape.kernel, config)
+    Conv {
+        ws: path.var("weight", &dims, init::pytorch_default_init(&dims)),
+        shape,
+    }
 }
 
 /// Depthwise conv → pointwise 1×1 conv → BN: the shared body of sep-conv and dil-conv.
 #[derive(Debug)]
 struct DepthwisePointwise {
-    depthwise: nn::Conv2D,
-    pointwise: nn::Conv2D,
+    depthwise: Conv,
+    pointwise: Conv,
     bn: nn::BatchNorm,
 }
 
@@ -109,9 +161,10 @@ impl DepthwisePointwise {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = x.apply(&self.depthwise).apply(&self.pointwise);
-        self.bn.forward_t(&y, train)
+    fn forward(&self, x: &Tensor, train: bool, layers: &mut dyn Layers) -> Tensor {
+        let y = layers.conv(x, &self.depthwise);
+        let y = layers.conv(&y, &self.pointwise);
+        layers.batch_norm(&y, &self.bn, train)
     }
 
     fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
@@ -180,25 +233,31 @@ impl OpBlock {
 
     /// Applies the op; `train` selects batch or running statistics in its batch norms.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.forward_recording(x, train, None)
+        self.forward_recording(x, train, None, &mut crate::layers::Plain)
     }
 
-    /// Applies the op and, when `relus` is given, appends the output of its ReLU (sep-convs only).
-    pub fn forward_recording(&self, x: &Tensor, train: bool, relus: Option<&mut Vec<Tensor>>) -> Tensor {
+    /// Applies the op through `layers` and, when `relus` is given, appends the output of its ReLU (sep-convs only).
+    pub fn forward_recording(
+        &self,
+        x: &Tensor,
+        train: bool,
+        relus: Option<&mut Vec<Tensor>>,
+        layers: &mut dyn Layers,
+    ) -> Tensor {
         let s = self.stride;
         match &self.body {
             Body::Identity if s == 1 => x.shallow_clone(),
-            Body::Identity => x.slice(2, 0, None, s).slice(3, 0, None, s),
+            Body::Identity => subsample(x, s),
             Body::MaxPool => x.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
             Body::AvgPool => x.avg_pool2d([3, 3], [s, s], [1, 1], false, true, None::<i64>),
             Body::Separable(pair) => {
-                let hidden = pair.0.forward_t(x, train).relu();
+                let hidden = pair.0.forward(x, train, layers).relu();
                 if let Some(relus) = relus {
                     relus.push(hidden.shallow_clone());
                 }
-                pair.1.forward_t(&hidden, train)
+                pair.1.forward(&hidden, train, layers)
             }
-            Body::Dilated(body) => body.forward_t(x, train),
+            Body::Dilated(body) => body.forward(x, train, layers),
         }
     }
 

@@ -8,8 +8,10 @@ use proptest::prelude::*;
 use spidernet::data::{DataSource, Digits};
 use spidernet::genotype::{Genotype, InputShape};
 use spidernet::init::{Fan, InitScheme};
+use spidernet::metrics::candidate::Candidate;
 use spidernet::metrics::lrc::{count_regions, sign_pattern};
 use spidernet::metrics::ntk::{self, conditioning, gradient_rows};
+use spidernet::metrics::replicas;
 use spidernet::metrics::score::{MetricsConfig, Scorer};
 use spidernet::pruner::PrunerConfig;
 use spidernet::supernet::{Mode, Supernet};
@@ -230,4 +232,84 @@ fn scoring_on_digits_reports_every_edge_accepts_some_and_is_reproducible() {
         let best = first.tried.iter().filter_map(|r| r.score).fold(f64::INFINITY, f64::min);
         assert_eq!(winner.score, Some(best));
     }
+}
+
+/// Θ = G·Gᵀ in f64.
+fn kernel(rows: &Tensor) -> Tensor {
+    let g = rows.to_kind(Kind::Double);
+    g.matmul(&g.tr())
+}
+
+/// A thin NTK network of the minimal digits genotype with its first cell-1 edge split, the new edges off or on.
+fn split_thin_net(off: bool) -> (Supernet, Genotype) {
+    let parent = thin_net(0).genotype().clone();
+    let edge = parent.cells[1].edges[0].id;
+    let candidate = Candidate::split(&parent, 1, edge).unwrap();
+    let mut net = candidate.network(3, InitScheme::KaimingNormal(Fan::Out), None, Device::Cpu);
+    net.reset_parameters_by_name(InitScheme::KaimingNormal(Fan::Out), 7);
+    candidate.set_off(&mut net, off).unwrap();
+    (net, parent)
+}
+
+#[test]
+fn replicated_gradients_give_the_kernel_of_one_backward_per_sample() {
+    let _turn = turn();
+    let (net, _) = split_thin_net(false);
+    // A closed gate still passes its straight-through gradient.
+    let gate = net.pruner_weights()[4].shallow_clone();
+    tch::no_grad(|| {
+        let _ = gate.shallow_clone().fill_(-0.02);
+    });
+    let batches = digit_batches(2, 10);
+    let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
+    let reference = kernel(&gradient_rows(forward, &net.weight_tensors(), &batches));
+    for (copies, channels_last) in [(1, false), (3, false), (4, true), (10, true)] {
+        let rows = replicas::gradient_rows(&net, &batches, Mode::train(0.0), copies, channels_last);
+        assert_eq!(rows.size()[0], 20);
+        let error = relative_error(&kernel(&rows), &reference);
+        assert!(
+            error < 1e-5,
+            "{copies} copies, channels-last {channels_last}: relative error {error}"
+        );
+    }
+    // The replicated pass leaves the network's own gradients and statistics untouched.
+    assert!(
+        net.weight_tensors()
+            .iter()
+            .all(|w| !w.grad().defined() || w.grad().abs().max().double_value(&[]) == 0.0)
+    );
+}
+
+#[test]
+fn a_candidates_off_network_is_the_unsplit_network_with_the_same_weights() {
+    let _turn = turn();
+    let (off, parent) = split_thin_net(true);
+    let mut unsplit = Supernet::new(
+        &parent,
+        3,
+        InitScheme::KaimingNormal(Fan::Out),
+        PrunerConfig::default(),
+        Device::Cpu,
+        99,
+    );
+    unsplit.reset_parameters_by_name(InitScheme::KaimingNormal(Fan::Out), 7);
+    // Every conv and linear weight the two share by name has the same values.
+    let theirs: std::collections::HashMap<String, Tensor> = off.named_tensors().into_iter().collect();
+    let mut shared = 0;
+    for (name, tensor) in unsplit.named_tensors() {
+        if name.ends_with("conv.weight") || name.contains("wise.weight") || name.starts_with("towers.") {
+            assert!(tensor.equal(&theirs[&name]), "{name} differs");
+            shared += 1;
+        }
+    }
+    assert!(shared > 20, "only {shared} tensors compared");
+    // And they compute the same kernel, which is why one baseline serves every candidate.
+    let batches = digit_batches(1, 12);
+    let a = kernel(&replicas::gradient_rows(&off, &batches, Mode::train(0.0), 4, true));
+    let b = kernel(&replicas::gradient_rows(&unsplit, &batches, Mode::train(0.0), 4, true));
+    assert!(relative_error(&a, &b) < 1e-6);
+    // The "on" network differs.
+    let (on, _) = split_thin_net(false);
+    let c = kernel(&replicas::gradient_rows(&on, &batches, Mode::train(0.0), 4, true));
+    assert!(relative_error(&c, &b) > 1e-3);
 }

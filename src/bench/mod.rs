@@ -14,7 +14,7 @@ mod training;
 pub use evaluation::evaluation;
 pub use files::write_files;
 pub use genotypes::{GROWN_SPLITS, SCORED_CELL, grown_genotype, initial_genotype, scored_candidate};
-pub use scoring::scoring;
+pub use scoring::{scoring, scoring_in_cell};
 pub use search_iteration::search_iteration;
 pub use stats::{Measurement, median};
 pub use training::training;
@@ -137,6 +137,7 @@ pub fn run(config: &BenchConfig, workloads: &[Workload], emit: &mut dyn FnMut(&M
     }
     if wants(Workload::Score) {
         emit(&scoring(config)?);
+        emit(&scoring_in_cell(config)?);
     }
     if wants(Workload::Search) {
         let scratch = std::env::temp_dir().join(format!("spidernet-bench-{}", std::process::id()));

@@ -52,6 +52,14 @@ impl Measurement {
         }
     }
 
+    /// Multiplies every value and the median by `factor` (e.g. to turn a total into a per-item figure).
+    pub fn scale(&mut self, factor: f64) {
+        for value in &mut self.values {
+            *value *= factor;
+        }
+        self.median = self.median.map(|m| m * factor);
+    }
+
     /// Records the peak memory of a window opened when the workload began.
     pub fn with_memory(mut self, window: Option<PeakRss>) -> Self {
         if let Some(Ok(reading)) = window.map(PeakRss::finish) {

@@ -39,11 +39,7 @@ impl Candidate {
     /// The "on" network at `width`, for inputs of `input` (the genotype's own shape when `None`).
     /// Gates start open; the caller toggles the new edges with `set_off`.
     pub fn network(&self, width: usize, scheme: InitScheme, input: Option<InputShape>, device: Device) -> Supernet {
-        let mut genotype = self.on.clone();
-        if let Some(input) = input {
-            genotype.input = input;
-        }
-        Supernet::new(&genotype, width, scheme, PrunerConfig::default(), device, 0)
+        scoring_network(&self.on, width, scheme, input, device)
     }
 
     /// Switches the two new edges off (the "off" network) or on again; the weights are shared.
@@ -53,4 +49,19 @@ impl Candidate {
         }
         Ok(())
     }
+}
+
+/// A scoring network of `genotype` at `width`, for inputs of `input` (the genotype's own shape when `None`).
+pub fn scoring_network(
+    genotype: &Genotype,
+    width: usize,
+    scheme: InitScheme,
+    input: Option<InputShape>,
+    device: Device,
+) -> Supernet {
+    let mut genotype = genotype.clone();
+    if let Some(input) = input {
+        genotype.input = input;
+    }
+    Supernet::new(&genotype, width, scheme, PrunerConfig::default(), device, 0)
 }

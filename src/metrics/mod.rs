@@ -3,6 +3,7 @@
 pub mod candidate;
 pub mod lrc;
 pub mod ntk;
+pub mod replicas;
 pub mod score;
 
 pub use score::{CandidateReport, CellDecision, MetricsConfig, NtkMode};

@@ -2,7 +2,8 @@
 
 use tch::{Kind, Tensor};
 
-/// Value used for the faithful κ when it is NaN, as the reference does.
+/// Value used for the faithful κ when it is NaN, as the reference does, or infinite (λ_min exactly 0 in f32,
+/// which the reference would carry as ±inf and which JSON cannot hold).
 pub const FAITHFUL_NAN_VALUE: f64 = 1e5;
 
 /// Both condition numbers of one kernel, and what the sound one skipped.
@@ -10,7 +11,7 @@ pub const FAITHFUL_NAN_VALUE: f64 = 1e5;
 pub struct Conditioning {
     /// λ_max / the smallest eigenvalue above `threshold · λ_max`, from Θ in f64.
     pub sound: f64,
-    /// The reference's κ: λ_max / λ_min of Θ in f32, NaN replaced by 1e5. Often rounding noise (REFERENCE §9.1).
+    /// The reference's κ: λ_max / λ_min of Θ in f32, NaN (and ±inf) replaced by 1e5. Often rounding noise (REFERENCE §9.1).
     pub faithful: f64,
     /// Eigenvalues at or below the threshold, left out of the sound κ.
     pub dropped: usize,
@@ -112,7 +113,7 @@ pub fn conditioning(gradients: &Tensor, threshold: f64) -> Conditioning {
     };
     Conditioning {
         sound,
-        faithful: if faithful.is_nan() {
+        faithful: if !faithful.is_finite() {
             FAITHFUL_NAN_VALUE
         } else {
             faithful

@@ -1,12 +1,14 @@
 //! Scoring candidate splits: NTK and LRC ratios between the "on" and "off" networks, acceptance, and the
 //! min-max combination that picks one split per cell (REFERENCE §8, DESIGN §4.1–4.3).
 
-use super::candidate::Candidate;
+use super::candidate::{Candidate, scoring_network};
 use super::lrc::{self, RegionCount};
 use super::ntk::{self, Conditioning};
+use super::replicas;
 use crate::data::Split;
 use crate::genotype::{Genotype, InputShape};
 use crate::init::{Fan, InitScheme};
+use crate::memory;
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
 use rand::seq::SliceRandom;
@@ -176,10 +178,41 @@ fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
     })
 }
 
-fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64) -> Conditioning {
-    let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().expect("one head at least");
-    ntk::condition_number(forward, &net.weight_tensors(), batches, threshold)
+/// Copies of the network one replicated NTK pass runs: the largest power of two up to `NTK_MAX_COPIES` whose
+/// activations fit in `NTK_MEMORY` by the analytic estimate. Powers of two keep the widths (copies × 3, 6, 12
+/// channels) multiples of 16, which oneDNN's vectorised channels-last kernels need: 13 copies ran 2× slower than 16.
+fn ntk_copies(net: &Supernet, batch: usize) -> usize {
+    let per_copy = memory::estimate(net.genotype(), net.width(), batch).activations.max(1);
+    let fit = (NTK_MEMORY / per_copy).clamp(1, NTK_MAX_COPIES as u64);
+    1 << fit.ilog2()
 }
+
+/// Memory the replicated NTK passes may take, by the activation estimate (measured peaks come within 10 % of it).
+const NTK_MEMORY: u64 = 2 << 30;
+
+/// More copies than this make the passes no faster on the CPU (measured: 8 and 16 copies alike, 32 slower).
+const NTK_MAX_COPIES: usize = 16;
+
+fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64) -> Conditioning {
+    let batch = batches.first().map_or(1, |b| b.size()[0] as usize);
+    // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels; on CUDA, cuDNN picks.
+    let channels_last = net.device() == Device::Cpu;
+    let rows = replicas::gradient_rows(net, batches, Mode::train(0.0), ntk_copies(net, batch), channels_last);
+    ntk::conditioning(&rows, threshold)
+}
+
+/// What the current network, without any split, measures in each repeat: the NTK and LRC of every candidate's
+/// "off" network. The off network is the current one plus an inert node, and weights are drawn per tensor name,
+/// so it computes the same function with the same weights for every candidate of one genotype.
+pub struct Baseline {
+    repeats: Vec<(Conditioning, RegionCount)>,
+    genotype: Genotype,
+}
+
+/// Initialisation of the NTK networks (REFERENCE §8).
+const NTK_INIT: InitScheme = InitScheme::KaimingNormal(Fan::Out);
+/// Initialisation of the LRC networks (REFERENCE §8).
+const LRC_INIT: InitScheme = InitScheme::KaimingNormal(Fan::In);
 
 /// The train-free scorer for one data set.
 pub struct Scorer {
@@ -203,39 +236,74 @@ impl Scorer {
         }
     }
 
-    /// Scores splitting `edge` of `cell` (acceptance decided, no score yet).
+    fn crop(&self) -> InputShape {
+        InputShape {
+            channels: 1,
+            height: self.config.lrc_crop,
+            width: self.config.lrc_crop,
+        }
+    }
+
+    /// The seed from which repeat `r` draws every network's weights, tensor by tensor.
+    fn init_seed(&self, r: usize) -> u64 {
+        seed::derive(self.seed, Stream::Init, r as u64)
+    }
+
+    /// Measures the current network once per repeat; `score_against` then needs only the "on" networks.
+    pub fn baseline(&self, genotype: &Genotype) -> Baseline {
+        let mut ntk_net = scoring_network(genotype, self.config.ntk_width, NTK_INIT, None, self.device);
+        let mut lrc_net = scoring_network(
+            genotype,
+            self.config.lrc_width,
+            LRC_INIT,
+            Some(self.crop()),
+            self.device,
+        );
+        let repeats = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(r, inputs)| {
+                ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
+                lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
+                (
+                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold),
+                    regions(&lrc_net, &inputs.lrc),
+                )
+            })
+            .collect();
+        Baseline {
+            repeats,
+            genotype: genotype.clone(),
+        }
+    }
+
+    /// Scores splitting `edge` of `cell` (acceptance decided, no score yet), measuring the baseline first.
     pub fn score_candidate(&self, genotype: &Genotype, cell: usize, edge: u32) -> anyhow::Result<CandidateReport> {
         let start = Instant::now();
+        let mut report = self.score_against(&self.baseline(genotype), cell, edge)?;
+        report.seconds = start.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Scores splitting `edge` of `cell` of the baseline's genotype against that baseline. The report's seconds
+    /// leave out the baseline, which every candidate of the genotype shares.
+    pub fn score_against(&self, baseline: &Baseline, cell: usize, edge: u32) -> anyhow::Result<CandidateReport> {
+        let start = Instant::now();
+        let genotype = &baseline.genotype;
         let candidate = Candidate::split(genotype, cell, edge)?;
         let original = &genotype.cells[cell];
         let parent = original.edge(edge).expect("split succeeded, so the edge exists");
         let (from, to) = (parent.from, parent.to);
-        let crop = InputShape {
-            channels: 1,
-            height: self.config.lrc_crop,
-            width: self.config.lrc_crop,
-        };
-        let ntk_scheme = InitScheme::KaimingNormal(Fan::Out);
-        let lrc_scheme = InitScheme::KaimingNormal(Fan::In);
-        let mut ntk_net = candidate.network(self.config.ntk_width, ntk_scheme, None, self.device);
-        let mut lrc_net = candidate.network(self.config.lrc_width, lrc_scheme, Some(crop), self.device);
+        let mut ntk_net = candidate.network(self.config.ntk_width, NTK_INIT, None, self.device);
+        let mut lrc_net = candidate.network(self.config.lrc_width, LRC_INIT, Some(self.crop()), self.device);
         let mut repeats = Vec::with_capacity(self.config.repeats);
-        for (r, inputs) in self.inputs.iter().enumerate() {
-            let init_seed = seed::derive(
-                self.seed,
-                Stream::Init,
-                (cell as u64) << 40 | (edge as u64) << 8 | r as u64,
-            );
-            ntk_net.reset_parameters(ntk_scheme, init_seed);
-            lrc_net.reset_parameters(lrc_scheme, init_seed);
-            candidate.set_off(&mut ntk_net, false)?;
-            candidate.set_off(&mut lrc_net, false)?;
+        for ((r, inputs), (ntk_off, lrc_off)) in self.inputs.iter().enumerate().zip(&baseline.repeats) {
+            ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
+            lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
             let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold);
             let lrc_on = regions(&lrc_net, &inputs.lrc);
-            candidate.set_off(&mut ntk_net, true)?;
-            candidate.set_off(&mut lrc_net, true)?;
-            let ntk_off = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold);
-            let lrc_off = regions(&lrc_net, &inputs.lrc);
+            let (ntk_off, lrc_off) = (*ntk_off, *lrc_off);
             repeats.push(RepeatReport {
                 ntk_on,
                 ntk_off,
@@ -288,8 +356,9 @@ impl Scorer {
         let mut order: Vec<u32> = target.edges.iter().map(|e| e.id).collect();
         order.shuffle(&mut seed::rng(self.seed, Stream::Candidates, round << 16 | cell as u64));
         let mut tried = Vec::new();
+        let baseline = self.baseline(genotype);
         for edge in order {
-            let report = self.score_candidate(genotype, cell, edge)?;
+            let report = self.score_against(&baseline, cell, edge)?;
             on_candidate(&report);
             tried.push(report);
             if tried.iter().filter(|r| r.accepted).count() >= self.config.candidates_per_cell {

@@ -4,16 +4,17 @@ use super::Pass;
 use super::edge::EdgeNet;
 use crate::genotype::{Cell, DeadheadOutcome};
 use crate::init::{self, InitScheme};
-use crate::ops::{self, ConvShape};
+use crate::layers::Layers;
+use crate::ops::{self, Conv, ConvShape};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// Brings one dense input to the cell's width (1×1 conv + BN when channels differ) and resolution (every
 /// second row and column, once per halving).
 #[derive(Debug)]
 pub struct Rescaler {
-    projection: Option<(nn::Conv2D, nn::BatchNorm)>,
+    projection: Option<(Conv, nn::BatchNorm)>,
     halvings: usize,
 }
 
@@ -33,13 +34,16 @@ impl Rescaler {
         Rescaler { projection, halvings }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, train: bool, layers: &mut dyn Layers) -> Tensor {
         let mut y = match &self.projection {
-            Some((conv, bn)) => bn.forward_t(&x.apply(conv), train),
+            Some((conv, bn)) => {
+                let projected = layers.conv(x, conv);
+                layers.batch_norm(&projected, bn, train)
+            }
             None => x.shallow_clone(),
         };
-        for _ in 0..self.halvings {
-            y = y.slice(2, 0, None, 2).slice(3, 0, None, 2);
+        if self.halvings > 0 {
+            y = ops::subsample(&y, 1 << self.halvings);
         }
         y
     }
@@ -137,7 +141,7 @@ impl CellNet {
         let train = pass.mode.train;
         let mut inbox: Vec<Option<Tensor>> = (0..cell.n_nodes).map(|_| None).collect();
         for (i, (x, rescaler)) in inputs.iter().zip(&self.rescalers).enumerate() {
-            inbox[i] = Some(rescaler.forward(x, train));
+            inbox[i] = Some(rescaler.forward(x, train, &mut *pass.layers));
         }
         let output = cell.output();
         for v in 0..cell.n_nodes {
@@ -152,7 +156,7 @@ impl CellNet {
             let Some(sum) = inbox[v].take() else {
                 continue;
             };
-            let h = self.node_norms[v].forward_t(&sum, train);
+            let h = pass.layers.batch_norm(&sum, &self.node_norms[v], train);
             if v == output {
                 return h;
             }
@@ -170,10 +174,10 @@ impl CellNet {
         let reference = &inputs[0];
         let (h, w) = self.output_size;
         let zeros = Tensor::zeros(
-            [reference.size()[0], self.channels, h, w],
+            [reference.size()[0], pass.layers.channels(self.channels), h, w],
             (reference.kind(), reference.device()),
         );
-        self.node_norms[output].forward_t(&zeros, train)
+        pass.layers.batch_norm(&zeros, &self.node_norms[output], train)
     }
 
     /// Applies a deadhead outcome of the genotype to the tensors.

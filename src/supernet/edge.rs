@@ -4,7 +4,7 @@ use super::Pass;
 use crate::genotype::Op;
 use crate::init::InitScheme;
 use crate::ops::OpBlock;
-use crate::pruner::{self, GateHistory};
+use crate::pruner::GateHistory;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tch::{Tensor, nn};
@@ -35,8 +35,10 @@ impl GatedOp {
     pub fn forward(&self, x: &Tensor, pass: &mut Pass) -> Tensor {
         let train = pass.mode.train;
         let drop_path = pass.mode.drop_path;
-        let output = self.block.forward_recording(x, train, pass.relus.as_deref_mut());
-        let y = pruner::gate(&self.pruner, &output);
+        let output = self
+            .block
+            .forward_recording(x, train, pass.relus.as_deref_mut(), &mut *pass.layers);
+        let y = pass.layers.gate(&self.pruner, &output);
         if drop_path > 0.0 && self.block.op != Op::Identity {
             let rng = &mut *pass.rng;
             let keep = 1.0 - drop_path;

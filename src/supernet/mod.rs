@@ -10,12 +10,13 @@ pub use edge::{EdgeNet, GatedOp};
 
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};
 use crate::init::{self, InitScheme};
-use crate::ops::{self, ConvShape};
+use crate::layers::{Layers, Plain};
+use crate::ops::{self, Conv, ConvShape};
 use crate::pruner::{self, PrunerConfig, Verdict};
 use crate::seed::{self, Stream};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
-use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
+use tch::{Device, Kind, Tensor, nn};
 
 /// How a forward pass runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,6 +51,15 @@ pub struct Pass<'a> {
     pub rng: &'a mut ChaCha8Rng,
     /// Where ReLU outputs go, when recorded.
     pub relus: Option<&'a mut Vec<Tensor>>,
+    /// How weights are applied.
+    pub layers: &'a mut dyn Layers,
+}
+
+/// FNV-1a of a tensor name: a hash that stays the same across runs and builds.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// An op removed by deadheading.
@@ -78,7 +88,7 @@ pub struct Supernet {
     genotype: Genotype,
     width: usize,
     pruner: PrunerConfig,
-    stem: (nn::Conv2D, nn::BatchNorm),
+    stem: (Conv, nn::BatchNorm),
     cells: Vec<CellNet>,
     towers: Vec<nn::Linear>,
     disabled: Vec<Vec<u32>>,
@@ -189,11 +199,17 @@ impl Supernet {
 
     /// Logits of every cell's tower for a batch (N, C, H, W); the last entry is the classifier.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Vec<Tensor> {
+        self.forward_with(x, mode, &mut Plain)
+    }
+
+    /// Logits of every tower, with weights applied through `layers` (e.g. replicated for per-sample gradients).
+    pub fn forward_with(&self, x: &Tensor, mode: Mode, layers: &mut dyn Layers) -> Vec<Tensor> {
         let mut rng = self.drop_path_rng.borrow_mut();
         let mut pass = Pass {
             mode,
             rng: &mut rng,
             relus: None,
+            layers,
         };
         self.run(x, &mut pass)
     }
@@ -206,19 +222,22 @@ impl Supernet {
             mode,
             rng: &mut rng,
             relus: Some(&mut relus),
+            layers: &mut Plain,
         };
         let logits = self.run(x, &mut pass);
         (logits, relus)
     }
 
     fn run(&self, x: &Tensor, pass: &mut Pass) -> Vec<Tensor> {
-        let stem = self.stem.1.forward_t(&x.apply(&self.stem.0), pass.mode.train);
+        let input = pass.layers.input(x);
+        let stem = pass.layers.conv(&input, &self.stem.0);
+        let stem = pass.layers.batch_norm(&stem, &self.stem.1, pass.mode.train);
         let mut outputs = vec![stem];
         let mut logits = Vec::with_capacity(self.cells.len());
         for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
             let out = net.forward(cell, &outputs, &self.disabled[k], pass);
-            let pooled = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-            logits.push(pooled.apply(&self.towers[k]));
+            let pooled = ops::global_average(&out);
+            logits.push(pass.layers.linear(&pooled, &self.towers[k]));
             outputs.push(out);
         }
         logits
@@ -416,6 +435,31 @@ impl Supernet {
             init::reset_weight(&tower.ws, scheme, rng);
             if let Some(bias) = &tower.bs {
                 init::reset_bias(bias, init::fans(&tower.ws).0, scheme, rng);
+            }
+        }
+    }
+
+    /// Like `reset_parameters`, but every random tensor is drawn from its own generator, seeded by `seed` and the
+    /// tensor's name (docs/EXPORT.md). Two networks whose genotypes share an edge, input or tower then get the
+    /// same values there, whatever else differs between them.
+    pub fn reset_parameters_by_name(&mut self, scheme: InitScheme, seed: u64) {
+        self.reset_parameters(scheme, seed);
+        let named = self.named_tensors();
+        for (name, tensor) in &named {
+            let is_bias = name.starts_with("towers.") && name.ends_with(".bias");
+            if !(is_bias || (name.ends_with(".weight") && tensor.dim() >= 2)) {
+                continue;
+            }
+            let rng = &mut seed::rng(seed, Stream::Init, name_hash(name));
+            if is_bias {
+                let weight_name = name.replace(".bias", ".weight");
+                let fan_in = named
+                    .iter()
+                    .find(|(n, _)| *n == weight_name)
+                    .map_or(1.0, |(_, w)| init::fans(w).0);
+                init::reset_bias(tensor, fan_in, scheme, rng);
+            } else {
+                init::reset_weight(tensor, scheme, rng);
             }
         }
     }
