@@ -25,7 +25,8 @@ pub struct Replicated {
 }
 
 impl Replicated {
-    /// `count` copies; `channels_last` stores feature maps channel-innermost, which suits wide depthwise work.
+    /// `count` copies; `channels_last` stores the replicated input channel-innermost (the network's own feature
+    /// maps follow `ops::preferred_layout` from the stem on).
     pub fn new(count: i64, channels_last: bool) -> Self {
         Replicated {
             count,
@@ -69,7 +70,7 @@ impl Layers for Replicated {
     fn input(&mut self, x: &Tensor) -> Tensor {
         let copies = x.repeat([1, self.count, 1, 1]);
         if self.channels_last {
-            copies.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+            crate::ops::channels_last(&copies)
         } else {
             copies
         }

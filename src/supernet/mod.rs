@@ -231,7 +231,7 @@ impl Supernet {
     fn run(&self, x: &Tensor, pass: &mut Pass) -> Vec<Tensor> {
         let input = pass.layers.input(x);
         let stem = pass.layers.conv(&input, &self.stem.0);
-        let stem = pass.layers.batch_norm(&stem, &self.stem.1, pass.mode.train);
+        let stem = ops::preferred_layout(&pass.layers.batch_norm(&stem, &self.stem.1, pass.mode.train));
         let mut outputs = vec![stem];
         let mut logits = Vec::with_capacity(self.cells.len());
         for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
