@@ -181,9 +181,9 @@ fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
 /// Copies of the network one replicated NTK pass runs: the largest power of two up to `NTK_MAX_COPIES` whose
 /// activations fit in `NTK_MEMORY` by the analytic estimate. Powers of two keep the widths (copies × 3, 6, 12
 /// channels) multiples of 16, which oneDNN's vectorised channels-last kernels need: 13 copies ran 2× slower than 16.
-fn ntk_copies(net: &Supernet, batch: usize) -> usize {
+fn ntk_copies(net: &Supernet, batch: usize, allowance: u64) -> usize {
     let per_copy = memory::estimate(net.genotype(), net.width(), batch).activations.max(1);
-    let fit = (NTK_MEMORY / per_copy).clamp(1, NTK_MAX_COPIES as u64);
+    let fit = (allowance.min(NTK_MEMORY) / per_copy).clamp(1, NTK_MAX_COPIES as u64);
     1 << fit.ilog2()
 }
 
@@ -194,11 +194,17 @@ const NTK_MEMORY: u64 = 3 << 30;
 /// More copies than this make the passes no faster on the CPU (measured: 8 and 16 copies alike, 32 slower).
 const NTK_MAX_COPIES: usize = 16;
 
-fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64) -> Conditioning {
+fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, allowance: u64) -> Conditioning {
     let batch = batches.first().map_or(1, |b| b.size()[0] as usize);
     // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels; on CUDA, cuDNN picks.
     let channels_last = net.device() == Device::Cpu;
-    let rows = replicas::gradient_rows(net, batches, Mode::train(0.0), ntk_copies(net, batch), channels_last);
+    let rows = replicas::gradient_rows(
+        net,
+        batches,
+        Mode::train(0.0),
+        ntk_copies(net, batch, allowance),
+        channels_last,
+    );
     ntk::conditioning(&rows, threshold)
 }
 
@@ -221,6 +227,7 @@ pub struct Scorer {
     device: Device,
     seed: u64,
     inputs: Vec<RepeatInputs>,
+    memory_allowance: u64,
 }
 
 impl Scorer {
@@ -234,7 +241,15 @@ impl Scorer {
             device,
             seed,
             inputs,
+            memory_allowance: NTK_MEMORY,
         }
+    }
+
+    /// Caps the memory the NTK's replicated passes may take (by the memory estimate) at `bytes`, e.g. the search's
+    /// memory budget; the default and the ceiling are `NTK_MEMORY`. At least one copy always runs.
+    pub fn with_memory_allowance(mut self, bytes: u64) -> Self {
+        self.memory_allowance = bytes.min(NTK_MEMORY);
+        self
     }
 
     fn crop(&self) -> InputShape {
@@ -268,7 +283,7 @@ impl Scorer {
                 ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
                 lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
                 (
-                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold),
+                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, self.memory_allowance),
                     regions(&lrc_net, &inputs.lrc),
                 )
             })
@@ -302,7 +317,7 @@ impl Scorer {
         for ((r, inputs), (ntk_off, lrc_off)) in self.inputs.iter().enumerate().zip(&baseline.repeats) {
             ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
             lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
-            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold);
+            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, self.memory_allowance);
             let lrc_on = regions(&lrc_net, &inputs.lrc);
             let (ntk_off, lrc_off) = (*ntk_off, *lrc_off);
             repeats.push(RepeatReport {
@@ -414,6 +429,27 @@ mod tests {
             rejection: verdict.err(),
             score: None,
             seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn ntk_copies_are_powers_of_two_within_the_allowance() {
+        let input = InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        let genotype = Genotype::minimal(2, 16, input, 10).unwrap();
+        let net = scoring_network(&genotype, 3, NTK_INIT, None, Device::Cpu);
+        let per_copy = memory::estimate(&genotype, 3, 64).activations;
+        assert_eq!(ntk_copies(&net, 64, 1), 1, "at least one copy always runs");
+        assert_eq!(ntk_copies(&net, 64, u64::MAX), NTK_MAX_COPIES);
+        for fit in [2, 3, 5, 7, 9] {
+            let copies = ntk_copies(&net, 64, per_copy * fit);
+            assert!(
+                copies.is_power_of_two() && copies as u64 <= fit && 2 * copies as u64 > fit,
+                "{fit}: {copies}"
+            );
         }
     }
 

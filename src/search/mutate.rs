@@ -40,6 +40,7 @@ pub fn mutation_pass(
             seed::derive(config.seed, Stream::Metrics, round),
             device,
         )
+        .with_memory_allowance(config.memory_budget)
     });
     let mut decisions = Vec::new();
     let mut mutations = Vec::new();
