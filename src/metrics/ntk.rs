@@ -50,18 +50,7 @@ fn per_sample_rows(per_sample: &Tensor, parameters: &[Tensor]) -> Vec<Tensor> {
     };
     let row = |target: Tensor, parameters: &[Tensor]| {
         let grads = Tensor::run_backward(&[target], parameters, true, false);
-        let flat: Vec<Tensor> = grads
-            .iter()
-            .zip(parameters)
-            .map(|(grad, parameter)| {
-                if grad.defined() {
-                    grad.flatten(0, -1)
-                } else {
-                    Tensor::zeros([parameter.numel() as i64], (Kind::Float, parameter.device()))
-                }
-            })
-            .collect();
-        Tensor::cat(&flat, 0)
+        gradient_columns(&grads, parameters, 1).flatten(0, -1)
     };
     if workers <= 1 {
         return (0..samples).map(|n| row(per_sample.get(n), parameters)).collect();
@@ -91,6 +80,24 @@ fn per_sample_rows(per_sample: &Tensor, parameters: &[Tensor]) -> Vec<Tensor> {
         ));
     }
     rows
+}
+
+/// The gradients of `inputs` laid side by side as `rows` rows (each input's leading dimension must split into
+/// `rows`); an input the backward pass did not reach contributes zero columns.
+pub(crate) fn gradient_columns(grads: &[Tensor], inputs: &[Tensor], rows: i64) -> Tensor {
+    let columns: Vec<Tensor> = grads
+        .iter()
+        .zip(inputs)
+        .map(|(grad, input)| {
+            let grad = if grad.defined() {
+                grad.shallow_clone()
+            } else {
+                input.zeros_like()
+            };
+            grad.reshape([rows, -1])
+        })
+        .collect();
+    Tensor::cat(&columns, 1)
 }
 
 /// Condition numbers of Θ = G·Gᵀ; `threshold` is the relative cut of the sound κ (1e-9 by default).

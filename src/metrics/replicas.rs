@@ -156,18 +156,7 @@ pub fn gradient_rows(net: &Supernet, batches: &[Tensor], mode: Mode, max_copies:
                 .sum(Kind::Float);
             let leaves = layers.leaves();
             let grads = Tensor::run_backward(&[target], leaves, false, false);
-            let flat: Vec<Tensor> = grads
-                .iter()
-                .zip(leaves)
-                .map(|(grad, leaf)| {
-                    if grad.defined() {
-                        grad.reshape([count, -1])
-                    } else {
-                        leaf.zeros_like().reshape([count, -1])
-                    }
-                })
-                .collect();
-            chunks.push(Tensor::cat(&flat, 1));
+            chunks.push(super::ntk::gradient_columns(&grads, leaves, count));
         }
     }
     Tensor::cat(&chunks, 0)
