@@ -22,7 +22,8 @@ pub struct Conditioning {
 }
 
 /// Per-sample gradients G (n × P, f32): for each batch, one forward through `forward`; then for each sample,
-/// one backward of the sum of that sample's logits, keeping the graph, w.r.t. `parameters`.
+/// one backward of the sum of that sample's logits, keeping the graph, w.r.t. `parameters`. This is the NTK's
+/// definition; the search computes the same rows faster with `replicas::gradient_rows`.
 /// Parameters the graph does not reach contribute zero columns.
 pub fn gradient_rows(forward: impl Fn(&Tensor) -> Tensor, parameters: &[Tensor], batches: &[Tensor]) -> Tensor {
     let mut rows = Vec::new();
@@ -34,52 +35,14 @@ pub fn gradient_rows(forward: impl Fn(&Tensor) -> Tensor, parameters: &[Tensor],
     Tensor::stack(&rows, 0)
 }
 
-/// One flattened gradient row per entry of `per_sample`. The backward passes are tiny and dominated by
-/// per-kernel overhead, so on CPU they run in parallel workers with one intra-op thread each, which is
-/// 1.5× faster on two cores than one pass at a time with two intra-op threads. The workers never outnumber the
-/// configured intra-op threads, so that `tch::set_num_threads` bounds the cores used.
+/// One flattened gradient row per entry of `per_sample`, one backward pass each, keeping the graph.
 fn per_sample_rows(per_sample: &Tensor, parameters: &[Tensor]) -> Vec<Tensor> {
-    let samples = per_sample.size()[0];
-    let workers = if per_sample.device() == tch::Device::Cpu {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(tch::get_num_threads().max(1) as usize)
-            .min(samples.max(1) as usize)
-    } else {
-        1
-    };
-    let row = |target: Tensor, parameters: &[Tensor]| {
-        let grads = Tensor::run_backward(&[target], parameters, true, false);
-        gradient_columns(&grads, parameters, 1).flatten(0, -1)
-    };
-    if workers <= 1 {
-        return (0..samples).map(|n| row(per_sample.get(n), parameters)).collect();
-    }
-    let intra_op_threads = tch::get_num_threads();
-    tch::set_num_threads(1);
-    // Worker w computes samples w, w + workers, …; rows are put back in sample order afterwards.
-    let mut by_worker: Vec<Vec<Tensor>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers as i64)
-            .map(|w| {
-                let targets: Vec<Tensor> = (w..samples).step_by(workers).map(|n| per_sample.get(n)).collect();
-                let parameters: Vec<Tensor> = parameters.iter().map(Tensor::shallow_clone).collect();
-                scope.spawn(move || targets.into_iter().map(|t| row(t, &parameters)).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an NTK worker panicked"))
-            .collect()
-    });
-    tch::set_num_threads(intra_op_threads);
-    let mut rows = Vec::with_capacity(samples as usize);
-    for n in 0..samples as usize {
-        rows.push(std::mem::replace(
-            &mut by_worker[n % workers][n / workers],
-            Tensor::new(),
-        ));
-    }
-    rows
+    (0..per_sample.size()[0])
+        .map(|n| {
+            let grads = Tensor::run_backward(&[per_sample.get(n)], parameters, true, false);
+            gradient_columns(&grads, parameters, 1).flatten(0, -1)
+        })
+        .collect()
 }
 
 /// The gradients of `inputs` laid side by side as `rows` rows (each input's leading dimension must split into
@@ -138,14 +101,4 @@ fn eigenvalues(matrix: &Tensor) -> Vec<f64> {
         .to_kind(Kind::Double)
         .to_device(tch::Device::Cpu);
     Vec::<f64>::try_from(values).unwrap_or_default()
-}
-
-/// Per-sample gradients then conditioning: the NTK condition number of a network on some batches.
-pub fn condition_number(
-    forward: impl Fn(&Tensor) -> Tensor,
-    parameters: &[Tensor],
-    batches: &[Tensor],
-    threshold: f64,
-) -> Conditioning {
-    conditioning(&gradient_rows(forward, parameters, batches), threshold)
 }
