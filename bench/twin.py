@@ -7,6 +7,7 @@ asserts that its networks have exactly our parameter counts. Prints one JSON lin
 `spidernet bench --json`.
 
   twin.py --genotypes DIR [--workload a,b,c] [--repeats N] [--threads T] [--device cpu|cuda]
+          [--memory-format nchw|channels-last]
   twin.py --genotypes DIR --count-only   # parameter counts, ours and the twin's, then stop
   twin.py --genotypes DIR --check        # load our weights, compare logits with ours, then stop
 
@@ -32,13 +33,18 @@ from twin_net import Net, count, load_check, load_genotype  # noqa: E402
 from twin_score import prepare_inputs, score_candidate, thin_parameter_counts  # noqa: E402
 
 DEVICE = torch.device("cpu")
+MEMORY_FORMAT = torch.contiguous_format
 BATCHES = 4
 
 
 class MemoryWindow:
-    """Peak RSS the way src/memory_probe.rs measures it: reset VmHWM through /proc/self/clear_refs, then read it."""
+    """Peak RSS the way src/memory_probe.rs measures it: reset VmHWM through /proc/self/clear_refs, then read it;
+    on CUDA also the caching allocator's peaks, as `spidernet bench` reports them."""
 
     def __init__(self):
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         try:
             self.baseline = self.status("VmRSS:")
             with open("/proc/self/clear_refs", "w") as f:
@@ -54,10 +60,16 @@ class MemoryWindow:
         return int(line.split()[1]) * 1024
 
     def finish(self):
+        fields = {"device": "cuda:0" if DEVICE.type == "cuda" else "cpu",
+                  "memory_format": "channels-last" if MEMORY_FORMAT == torch.channels_last else "nchw"}
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+            fields["peak_device_allocated_bytes"] = torch.cuda.max_memory_allocated()
+            fields["peak_device_reserved_bytes"] = torch.cuda.max_memory_reserved()
         if not self.ok:
-            return {"peak_rss_bytes": None, "added_rss_bytes": None}
+            return {"peak_rss_bytes": None, "added_rss_bytes": None, **fields}
         peak = self.status("VmHWM:")
-        return {"peak_rss_bytes": peak, "added_rss_bytes": max(peak - self.baseline, 0)}
+        return {"peak_rss_bytes": peak, "added_rss_bytes": max(peak - self.baseline, 0), **fields}
 
 
 def synchronize():
@@ -87,14 +99,14 @@ def random_batch(genotype, n, seed):
     shape = genotype["input"]
     images = torch.randn(n, shape["channels"], shape["height"], shape["width"], generator=gen)
     labels = torch.randint(0, genotype["classes"], (n,), generator=gen)
-    return images.to(DEVICE), labels.to(DEVICE)
+    return images.to(DEVICE).contiguous(memory_format=MEMORY_FORMAT), labels.to(DEVICE)
 
 
 def training(name, genotype, setup, args):
     window = MemoryWindow()
     config, train, pruner = setup["config"], setup["train"], setup["pruner"]
     torch.manual_seed(0)
-    net = Net(genotype).to(DEVICE).train()
+    net = Net(genotype).to(DEVICE, memory_format=MEMORY_FORMAT).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=train["lr_max"], momentum=train["momentum"], dampening=0,
                                 weight_decay=train["weight_decay"], nesterov=False)
     gates = net.gates()
@@ -134,7 +146,7 @@ def evaluation(name, genotype, setup, args):
     window = MemoryWindow()
     config = setup["config"]
     torch.manual_seed(0)
-    net = Net(genotype).to(DEVICE).eval()
+    net = Net(genotype).to(DEVICE, memory_format=MEMORY_FORMAT).eval()
     images, _ = random_batch(genotype, config["eval_batch"], 2)
 
     def passes(n):
@@ -155,11 +167,11 @@ def scoring(setup, args):
     metrics, candidate = setup["config"]["metrics"], setup["candidate"]
     genotype = load_genotype(os.path.join(args.genotypes, candidate["file"]))
     cell, new_edges = candidate["cell"], candidate["new_edges"]
-    prepared = prepare_inputs(genotype, metrics, DEVICE)
+    prepared = prepare_inputs(genotype, metrics, DEVICE, MEMORY_FORMAT)
     torch.manual_seed(0)
     full_on = Net(genotype).to(DEVICE)
     seconds = timed(args.repeats, lambda: score_candidate(full_on, genotype, cell, new_edges, metrics, prepared,
-                                                          DEVICE))
+                                                          DEVICE, MEMORY_FORMAT))
     emit("c-score-candidate", "s", seconds, args.threads, window,
          edges=len([e for c in genotype["cells"] for e in c["edges"]]), batch=metrics["ntk_batch_size"])
 
@@ -204,6 +216,8 @@ def main():
     parser.add_argument("--repeats", type=int, help="timed repeats [default: as bench.json]")
     parser.add_argument("--threads", type=int, help="torch intra-op threads [default: as bench.json]")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--memory-format", default="nchw", choices=["nchw", "channels-last"],
+                        help="layout of the networks and their inputs")
     parser.add_argument("--count-only", action="store_true", help="print both sides' parameter counts and stop")
     parser.add_argument("--check", action="store_true", help="compare logits with ours on our weights and stop")
     args = parser.parse_args()
@@ -221,8 +235,9 @@ def main():
     unknown = [w for w in workloads if w not in ("a", "b", "c", "d")]
     if unknown:
         sys.exit(f"error: --workload {','.join(unknown)}: not a workload; use a, b or c")
-    global DEVICE
+    global DEVICE, MEMORY_FORMAT
     DEVICE = torch.device(args.device)
+    MEMORY_FORMAT = torch.channels_last if args.memory_format == "channels-last" else torch.contiguous_format
     torch.set_num_threads(args.threads)
     genotypes = {name: load_genotype(os.path.join(args.genotypes, setup["genotypes"][name]["file"]))
                  for name in ("initial", "grown")}

@@ -48,7 +48,7 @@ def ntk_condition_numbers(batches, networks):
             logit = network(inputs.clone())[-1]
             for n in range(len(inputs)):
                 logit[n:n + 1].backward(torch.ones_like(logit[n:n + 1]), retain_graph=True)
-                row = [w.grad.view(-1).detach() for name, w in network.named_parameters()
+                row = [w.grad.reshape(-1).detach() for name, w in network.named_parameters()
                        if ("weight" in name or name.endswith(".gate")) and w.grad is not None]
                 grads[index].append(torch.cat(row, -1))
                 network.zero_grad()
@@ -80,7 +80,7 @@ def region_counts(batches, networks, device):
                 network(inputs)
                 if not features:
                     continue
-                data = torch.cat([f.view(inputs.size(0), -1) for f in features], 1)
+                data = torch.cat([f.reshape(inputs.size(0), -1) for f in features], 1)
                 if activations[index] is None:
                     activations[index] = torch.zeros(samples, data.shape[1], device=device)
                 activations[index][ptr:ptr + len(inputs)] = torch.sign(data)
@@ -100,7 +100,7 @@ def region_counts(batches, networks, device):
     return counts
 
 
-def prepare_inputs(genotype, metrics, device, seed=3):
+def prepare_inputs(genotype, metrics, device, memory_format=torch.contiguous_format, seed=3):
     """Per repeat: the NTK batches and the LRC crops (one random channel, random position), drawn before timing."""
     gen = torch.Generator().manual_seed(seed)
     shape = genotype["input"]
@@ -110,7 +110,8 @@ def prepare_inputs(genotype, metrics, device, seed=3):
     for _ in range(metrics["repeats"]):
         order = torch.randperm(len(pool), generator=gen)
         size = metrics["ntk_batch_size"]
-        ntk = [pool[order[b * size:(b + 1) * size]].to(device) for b in range(metrics["ntk_batches"])]
+        ntk = [pool[order[b * size:(b + 1) * size]].to(device).contiguous(memory_format=memory_format)
+               for b in range(metrics["ntk_batches"])]
         lrc = []
         for _ in range(metrics["lrc_batches"]):
             n = metrics["lrc_batch_size"]
@@ -120,12 +121,13 @@ def prepare_inputs(genotype, metrics, device, seed=3):
             left = torch.randint(0, shape["width"] - side + 1, (n,), generator=gen)
             crops = [pool[i, c:c + 1, t:t + side, l:l + side]
                      for i, c, t, l in zip(image.tolist(), channel.tolist(), top.tolist(), left.tolist())]
-            lrc.append(torch.stack(crops).to(device))
+            lrc.append(torch.stack(crops).to(device).contiguous(memory_format=memory_format))
         prepared.append((ntk, lrc))
     return prepared
 
 
-def score_candidate(full_on, genotype, cell, new_edges, metrics, prepared, device):
+def score_candidate(full_on, genotype, cell, new_edges, metrics, prepared, device,
+                    memory_format=torch.contiguous_format):
     """One candidate, every repeat of both metrics; returns (mean r_lrc, mean r_ntk) as compare_models does."""
     on = copy.deepcopy(full_on)
     off = copy.deepcopy(on)
@@ -135,6 +137,8 @@ def score_candidate(full_on, genotype, cell, new_edges, metrics, prepared, devic
     off = upsize(off, genotype, metrics["ntk_width"], None, new_edges, cell, device)
     on_thin = upsize(on_thin, genotype, metrics["lrc_width"], 1, (), cell, device)
     off_thin = upsize(off_thin, genotype, metrics["lrc_width"], 1, new_edges, cell, device)
+    for net in (on, off, on_thin, off_thin):
+        net.to(memory_format=memory_format)
     ntks, lrcs = [], []
     for ntk_batches, _ in prepared:
         init_model(on, "fan_out")

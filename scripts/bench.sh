@@ -5,7 +5,8 @@
 # the twin must show the same parameter counts and the same logits on our weights.
 # Usage: scripts/bench.sh [WORKLOADS (a,b,c,d)] [REPEATS (5)] [THREADS (2)]; STEPS (10) sets the training steps and
 # evaluation passes per repeat, OUT (target/bench) the folder for the results: spidernet.jsonl, pytorch.jsonl,
-# commands.txt, table.md and the twin's input files in genotypes/.
+# commands.txt, table.md and the twin's input files in genotypes/. The twin runs in each memory format of
+# TWIN_FORMATS (nchw,channels-last), and the speed-up is against its fastest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workloads=${1:-a,b,c,d}
@@ -18,6 +19,7 @@ for w in ${workloads//,/ }; do
 done
 cargo build --release --quiet
 steps=${STEPS:-10}
+twin_formats=${TWIN_FORMATS:-nchw,channels-last}
 out=${OUT:-target/bench}
 files=$out/genotypes
 mkdir -p "$out"
@@ -33,9 +35,11 @@ for w in ${workloads//,/ }; do
   echo "spidernet $w $ours --workload $w" >> "$out/commands.txt"
   $ours --workload "$w" >> "$out/spidernet.jsonl"
   if [ "$w" != d ]; then
-    echo "pytorch:   $twin --workload $w" >&2
-    echo "pytorch $w $twin --workload $w" >> "$out/commands.txt"
-    $twin --workload "$w" >> "$out/pytorch.jsonl"
+    for format in ${twin_formats//,/ }; do
+      echo "pytorch:   $twin --workload $w --memory-format $format" >&2
+      echo "pytorch $w $twin --workload $w --memory-format $format" >> "$out/commands.txt"
+      $twin --workload "$w" --memory-format "$format" >> "$out/pytorch.jsonl"
+    done
   fi
 done
 $python bench/table.py "$out" | tee "$out/table.md"

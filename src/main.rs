@@ -43,6 +43,18 @@ enum Command {
     Export(ExportArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
     Report(ReportArgs),
+    /// Report what this binary runs on: libtorch, its CUDA backend, the GPUs, the CPU and the loaded libraries.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Exit non-zero unless this device can be used (cuda: libtorch's CUDA backend, a driver and a device).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -248,6 +260,9 @@ struct BenchArgs {
     /// Device the workloads run on.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
+    /// Feature-map memory format: auto (channels-last on the CPU, NCHW on CUDA), nchw or channels-last.
+    #[arg(long, value_enum, default_value = "auto")]
+    memory_format: spidernet::ops::MemoryFormat,
     /// Write the files the PyTorch twin reads (genotypes, bench.json, check tensors) into this folder.
     #[arg(long, value_name = "DIR")]
     write_genotypes: Option<PathBuf>,
@@ -300,6 +315,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_command(args),
         Command::Export(args) => export_command(args),
         Command::Bench(args) => bench_command(args),
+        Command::Doctor(args) => doctor_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -313,8 +329,20 @@ fn main() -> ExitCode {
 fn device(choice: DeviceChoice) -> anyhow::Result<tch::Device> {
     match choice {
         DeviceChoice::Cpu => Ok(tch::Device::Cpu),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-        DeviceChoice::Cuda => anyhow::bail!("--device cuda: no CUDA device is available to libtorch"),
+        DeviceChoice::Cuda => spidernet::doctor::cuda_device(),
+    }
+}
+
+fn doctor_command(args: DoctorArgs) -> anyhow::Result<()> {
+    let report = spidernet::doctor::report();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    match args.device {
+        DeviceChoice::Cuda => report.cuda_device().map(|_| ()),
+        DeviceChoice::Cpu => Ok(()),
     }
 }
 
@@ -495,6 +523,7 @@ fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     }
     let threads = i32::try_from(args.threads).map_err(|_| anyhow::anyhow!("--threads {}: too many", args.threads))?;
     tch::set_num_threads(threads);
+    spidernet::ops::set_memory_format(args.memory_format);
     let config = BenchConfig::new(args.repeats, args.steps, args.threads, args.quick, device(args.device)?);
     if let Some(dir) = &args.write_genotypes {
         bench::write_files(dir, &config)?;
@@ -505,9 +534,11 @@ fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         } else if let Some(reason) = &m.skipped {
             println!("{:<20} skipped: {reason}", m.workload);
         } else {
-            let memory = m
-                .peak_rss_bytes
-                .map_or(String::new(), |b| format!("  peak RSS {}", format_size(b)));
+            let memory = match (m.peak_device_allocated_bytes, m.peak_rss_bytes) {
+                (Some(bytes), _) => format!("  peak device memory {}", format_size(bytes)),
+                (None, Some(bytes)) => format!("  peak RSS {}", format_size(bytes)),
+                (None, None) => String::new(),
+            };
             let median = m.median.unwrap_or(f64::NAN);
             println!("{:<20} {median:>10.2} {:<9}{memory}", m.workload, m.unit);
         }

@@ -2,6 +2,7 @@
 
 use crate::genotype::{Genotype, InputShape};
 use crate::init::InitScheme;
+use crate::native::{self, CudaPeak};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
@@ -55,6 +56,47 @@ impl PeakRss {
             peak,
             added: peak.saturating_sub(self.baseline),
         })
+    }
+}
+
+/// A window over which both the process's peak RSS and, on CUDA, the peak of libtorch's caching allocator on the
+/// device are measured.
+pub struct MemoryWindow {
+    rss: Option<PeakRss>,
+    cuda: Option<usize>,
+}
+
+/// What a [`MemoryWindow`] saw; each part is None where it could not be measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryReading {
+    /// Resident memory of the process (Linux only).
+    pub rss: Option<PeakReading>,
+    /// Device memory of libtorch's CUDA allocator (CUDA runs only).
+    pub cuda: Option<CudaPeak>,
+}
+
+impl MemoryWindow {
+    /// Opens a window: resets the kernel's RSS peak and, on a CUDA device, the allocator's peak statistics.
+    pub fn start(device: Device) -> Self {
+        let cuda = match device {
+            Device::Cuda(index) => native::reset_cuda_peak(index).ok().map(|()| index),
+            _ => None,
+        };
+        MemoryWindow {
+            rss: PeakRss::start().ok(),
+            cuda,
+        }
+    }
+
+    /// Closes the window and reads both peaks.
+    pub fn finish(self) -> MemoryReading {
+        if let Some(index) = self.cuda {
+            tch::Cuda::synchronize(index as i64);
+        }
+        MemoryReading {
+            rss: self.rss.and_then(|window| window.finish().ok()),
+            cuda: self.cuda.and_then(|index| native::cuda_peak(index).ok()),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use crate::genotype::Op;
 use crate::init::{self, InitScheme};
 use crate::layers::Layers;
 use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicU8, Ordering};
 use tch::{Tensor, nn};
 
 /// Batch-norm ε (PyTorch's default).
@@ -82,11 +83,50 @@ impl ConvShape {
     }
 }
 
-/// `x` in the memory format the network's feature maps use on its device: channels-last (NHWC strides, NCHW shape)
-/// on the CPU, where oneDNN's depthwise and dilated kernels, max-pool and batch norm are vectorised over channels
-/// (training 2.2–2.4× faster than NCHW, docs/PERFORMANCE.md); unchanged elsewhere. Later ops keep the format.
+/// How the network's feature maps are laid out in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryFormat {
+    /// Channels-last on the CPU, where oneDNN's depthwise and dilated kernels, max-pool and batch norm are
+    /// vectorised over channels (training 2.2–2.4× faster than NCHW, docs/PERFORMANCE.md); NCHW on CUDA.
+    Auto,
+    /// NCHW (contiguous) everywhere.
+    Nchw,
+    /// Channels-last (NHWC strides, NCHW shape) everywhere.
+    ChannelsLast,
+}
+
+/// The process-wide choice; `Auto` until [`set_memory_format`]. One setting for the whole process, like libtorch's
+/// thread count, because every network of a run (supernet, thin scoring copies, final network) must agree.
+static MEMORY_FORMAT: AtomicU8 = AtomicU8::new(MemoryFormat::Auto as u8);
+
+/// Sets the memory format of every network built or run from now on (benchmarks compare both layouts).
+pub fn set_memory_format(format: MemoryFormat) {
+    MEMORY_FORMAT.store(format as u8, Ordering::Relaxed);
+}
+
+/// The memory format in force.
+pub fn memory_format() -> MemoryFormat {
+    match MEMORY_FORMAT.load(Ordering::Relaxed) {
+        x if x == MemoryFormat::Nchw as u8 => MemoryFormat::Nchw,
+        x if x == MemoryFormat::ChannelsLast as u8 => MemoryFormat::ChannelsLast,
+        _ => MemoryFormat::Auto,
+    }
+}
+
+/// Whether feature maps on `device` are kept channels-last under the memory format in force.
+pub fn uses_channels_last(device: tch::Device) -> bool {
+    match memory_format() {
+        MemoryFormat::Auto => device == tch::Device::Cpu,
+        MemoryFormat::Nchw => false,
+        MemoryFormat::ChannelsLast => true,
+    }
+}
+
+/// `x` in the memory format the network's feature maps use on its device (see [`MemoryFormat`]). Later ops keep
+/// the format.
 pub fn preferred_layout(x: &Tensor) -> Tensor {
-    if x.device() == tch::Device::Cpu && x.dim() == 4 {
+    if x.dim() == 4 && uses_channels_last(x.device()) {
         channels_last(x)
     } else {
         x.shallow_clone()

@@ -26,6 +26,26 @@ fn twin(genotypes: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `spidernet bench` on `workloads` at the tiny test sizes, one repeat on one thread, JSON lines out.
+fn ours_quick(workloads: &str, extra: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args([
+            "bench",
+            "--workload",
+            workloads,
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--quick",
+            "--json",
+        ])
+        .args(extra)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
 fn json_lines(output: &Output) -> Vec<Value> {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout)
@@ -43,24 +63,7 @@ fn bench_and_its_twin_measure_the_same_networks() {
     let _turn = turn();
     let dir = scratch("bench");
     let genotypes = dir.join("genotypes");
-    let quick = [
-        "bench",
-        "--workload",
-        "a,c",
-        "--repeats",
-        "1",
-        "--threads",
-        "1",
-        "--quick",
-        "--json",
-    ];
-    let output = Command::new(env!("CARGO_BIN_EXE_spidernet"))
-        .args(quick)
-        .arg("--write-genotypes")
-        .arg(&genotypes)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
+    let output = ours_quick("a,c", &["--write-genotypes".as_ref(), genotypes.as_os_str()]);
     let ours = json_lines(&output);
     assert_eq!(
         names(&ours),
@@ -102,10 +105,31 @@ fn bench_and_its_twin_measure_the_same_networks() {
     assert_eq!(names(&theirs), names(&ours)[..3]);
     for (m, t) in ours.iter().zip(&theirs) {
         assert!(t["median"].as_f64().unwrap() > 0.0, "{t}");
-        for field in ["unit", "parameters", "edges", "batch", "threads"] {
+        for field in ["unit", "parameters", "edges", "batch", "threads", "device"] {
             assert_eq!(m[field], t[field], "{field} of {m} against {t}");
         }
+        // Auto is channels-last on the CPU; the twin runs NCHW unless told otherwise.
+        assert_eq!(
+            (m["memory_format"].as_str(), t["memory_format"].as_str()),
+            (Some("channels-last"), Some("nchw"))
+        );
     }
+
+    // Both sides in the other layout: the fields say which layout ran.
+    let nchw = ours_quick("a", &["--memory-format".as_ref(), "nchw".as_ref()]);
+    let nchw = json_lines(&nchw);
+    assert_eq!(names(&nchw), ["a-train-initial", "a-train-grown"]);
+    assert!(
+        nchw.iter()
+            .all(|m| m["memory_format"] == "nchw" && m["device"] == "cpu"),
+        "{nchw:?}"
+    );
+    let last = json_lines(&twin(
+        &genotypes,
+        &["--workload", "a", "--memory-format", "channels-last"],
+    ));
+    assert!(last.iter().all(|t| t["memory_format"] == "channels-last"), "{last:?}");
+    assert_eq!(last[0]["parameters"], ours[0]["parameters"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -111,6 +111,7 @@ fn run_folder(root: &Path, data: &str, strategy: Strategy, accuracies: [f64; 2],
         final_training_seconds: 40.0,
         final_training_samples: 1000,
         final_training_peak_rss_bytes: None,
+        final_training_peak_device_bytes: None,
     })
     .unwrap();
 }

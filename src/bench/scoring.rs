@@ -40,7 +40,7 @@ fn score_timed(
     name: &str,
     score: impl Fn(&Scorer, &crate::genotype::Genotype, u32) -> anyhow::Result<()>,
 ) -> anyhow::Result<Measurement> {
-    let window = stats::memory_window();
+    let window = stats::memory_window(config.device);
     let (genotype, edge) = scored_candidate();
     let pool = inputs::random_split(genotype.input, genotype.classes, POOL, 3);
     let scorer = Scorer::new(&pool, config.metrics.clone(), 0, config.device);
@@ -56,5 +56,5 @@ fn score_timed(
     let mut result = Measurement::new(name, "s", seconds, config.threads);
     result.edges = Some(genotype.edge_count() + 2);
     result.batch = Some(config.metrics.ntk_batch_size);
-    Ok(result.with_memory(window))
+    Ok(result.with_memory(window, config.device))
 }

@@ -62,7 +62,7 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     )?;
     let dataset = &loaded.dataset;
     let search_config = search_config(config);
-    let window = stats::memory_window();
+    let window = stats::memory_window(config.device);
     let (mut seconds, mut training, mut scoring, mut candidates) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for repeat in 0..config.repeats {
         let root = scratch.join(format!("search-{repeat}"));
@@ -97,5 +97,5 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Ok(result.with_memory(window))
+    Ok(result.with_memory(window, config.device))
 }

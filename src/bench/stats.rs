@@ -1,6 +1,6 @@
 //! What a workload reports, and the timing and memory helpers every workload shares.
 
-use crate::memory_probe::PeakRss;
+use crate::memory_probe::MemoryWindow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::Device;
@@ -30,6 +30,16 @@ pub struct Measurement {
     pub peak_rss_bytes: Option<u64>,
     /// `peak_rss_bytes` minus the resident memory when the workload began.
     pub added_rss_bytes: Option<u64>,
+    /// On CUDA: the most device memory held by live tensors at once (libtorch's caching allocator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_device_allocated_bytes: Option<u64>,
+    /// On CUDA: the most device memory the allocator held at once, its cache included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_device_reserved_bytes: Option<u64>,
+    /// Where the workload ran: `cpu` or `cuda:N`.
+    pub device: String,
+    /// The feature maps' memory format: `nchw` or `channels-last`.
+    pub memory_format: &'static str,
     /// Further medians a workload breaks its time into (e.g. training and scoring seconds of a search iteration).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, f64>,
@@ -60,12 +70,26 @@ impl Measurement {
         self.median = self.median.map(|m| m * factor);
     }
 
-    /// Records the peak memory of a window opened when the workload began.
-    pub fn with_memory(mut self, window: Option<PeakRss>) -> Self {
-        if let Some(Ok(reading)) = window.map(PeakRss::finish) {
-            self.peak_rss_bytes = Some(reading.peak);
-            self.added_rss_bytes = Some(reading.added);
+    /// Records the peak memory of a window opened when the workload began, and the device and layout it ran on.
+    pub fn with_memory(mut self, window: MemoryWindow, device: Device) -> Self {
+        let reading = window.finish();
+        if let Some(rss) = reading.rss {
+            self.peak_rss_bytes = Some(rss.peak);
+            self.added_rss_bytes = Some(rss.added);
         }
+        if let Some(cuda) = reading.cuda {
+            self.peak_device_allocated_bytes = Some(cuda.allocated);
+            self.peak_device_reserved_bytes = Some(cuda.reserved);
+        }
+        self.device = match device {
+            Device::Cuda(index) => format!("cuda:{index}"),
+            _ => "cpu".into(),
+        };
+        self.memory_format = if crate::ops::uses_channels_last(device) {
+            "channels-last"
+        } else {
+            "nchw"
+        };
         self
     }
 }
@@ -84,9 +108,10 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Opens a peak-memory window; None where /proc cannot reset the peak (the workload then reports no memory).
-pub fn memory_window() -> Option<PeakRss> {
-    PeakRss::start().ok()
+/// Opens a peak-memory window on `device` (RSS, and the allocator's peak on CUDA); a part that cannot be measured
+/// is reported as missing.
+pub fn memory_window(device: Device) -> MemoryWindow {
+    MemoryWindow::start(device)
 }
 
 /// Waits for queued GPU work so that timings cover it; nothing to wait for on the CPU.

@@ -13,7 +13,7 @@ use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
 use crate::init::InitScheme;
 use crate::memory;
-use crate::memory_probe::PeakRss;
+use crate::memory_probe::MemoryWindow;
 use crate::metrics::{CandidateReport, MetricsConfig};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
@@ -212,17 +212,19 @@ pub fn run(
         search_scoring_seconds: history.iter().map(|r| r.scoring_seconds).sum(),
         final_training_seconds: 0.0,
         final_training_peak_rss_bytes: None,
+        final_training_peak_device_bytes: None,
         final_training_samples: 0,
     };
     if config.final_training {
         let start = Instant::now();
-        let peak_window = (device == Device::Cpu).then(PeakRss::start).and_then(Result::ok);
+        let peak_window = MemoryWindow::start(device);
         let (net, evaluation, samples) = final_training(genotype, config, splits.full, device, observer)?;
         summary.final_training_samples = samples;
         summary.final_training_seconds = start.elapsed().as_secs_f64();
-        if let Some(Ok(peak)) = peak_window.map(|window| window.finish()) {
-            summary.final_training_peak_rss_bytes = Some(peak.peak);
-        }
+        let peak = peak_window.finish();
+        // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
+        summary.final_training_peak_rss_bytes = peak.rss.filter(|_| device == Device::Cpu).map(|rss| rss.peak);
+        summary.final_training_peak_device_bytes = peak.cuda.map(|cuda| cuda.allocated);
         summary.test_accuracy = Some(evaluation.accuracy);
         summary.test_loss = Some(evaluation.loss);
         summary.live_ops = net.genotype().live_op_count();

@@ -122,4 +122,8 @@ pub struct Summary {
     /// Linux only).
     #[serde(default)]
     pub final_training_peak_rss_bytes: Option<u64>,
+    /// Peak device memory held by tensors during final training, from libtorch's caching allocator (CUDA runs
+    /// only); compare with `estimated_memory_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_training_peak_device_bytes: Option<u64>,
 }
