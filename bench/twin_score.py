@@ -1,4 +1,4 @@
-"""Scoring one candidate the reference's way (REFERENCE §8; train_free.ipynb, ntk.py, lrc.py), on the twin's network.
+"""Scoring one candidate the published code's way (docs/ALGORITHM.md §7), on the twin's network.
 
 Per candidate: deep-copy the network with the split ("on"), deep-copy it again with the two new edges toggled off
 ("off"), deep-copy both for the thin pair, rebuild the four at their widths (`upsize`: every op, node BN and head

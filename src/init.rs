@@ -1,4 +1,4 @@
-//! Weight initialisation schemes (REFERENCE §10b), applied explicitly because tch's defaults differ from PyTorch's.
+//! Weight initialisation schemes (docs/ALGORITHM.md §10), applied explicitly because tch's defaults differ from PyTorch's.
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};

@@ -1,4 +1,4 @@
-//! Analytic estimate of the memory a training step of a genotype's network needs (DESIGN §4.5), and the
+//! Analytic estimate of the memory a training step of a genotype's network needs (docs/ALGORITHM.md §8), and the
 //! budget check applied before a mutation.
 
 use crate::genotype::{Genotype, Op};

@@ -1,4 +1,4 @@
-//! The seven candidate operations of REFERENCE §4, at a fixed channel count and stride.
+//! The seven candidate operations (docs/ALGORITHM.md §4), at a fixed channel count and stride.
 
 use crate::genotype::Op;
 use crate::init::{self, InitScheme};

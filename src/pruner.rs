@@ -1,4 +1,4 @@
-//! The learned op gate of REFERENCE §5: straight-through gradient, clamp, gate statistics and the deadhead rule.
+//! The learned op gate (docs/ALGORITHM.md §5): straight-through gradient, clamp, gate statistics and the deadhead rule.
 
 use tch::{Kind, Tensor};
 

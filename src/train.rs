@@ -1,4 +1,4 @@
-//! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (REFERENCE §10).
+//! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (docs/ALGORITHM.md §9).
 
 use crate::data::{Augment, Batches, Dataset, Split};
 use crate::seed::{self, Stream};

@@ -109,7 +109,7 @@ fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_r
     let batches = digit_batches(3, 24);
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
     let g = gradient_rows(forward, &net.weight_tensors(), &batches);
-    // Train-mode BN before the pooled head makes each batch's gradients sum to zero (REFERENCE §9.1).
+    // Train-mode BN before the pooled head makes each batch's gradients sum to zero (docs/ALGORITHM.md §13.1).
     for b in 0..3 {
         let sum = g
             .narrow(0, b * 24, 24)

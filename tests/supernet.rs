@@ -157,7 +157,8 @@ fn supernet_builds_heads_for_every_cell_on_odd_resolutions() {
 
 #[test]
 fn initial_network_matches_the_reference_parameter_count() {
-    // REFERENCE §2: R=2, C=64 on 3×32×32, after the first split (one edge of cell 0), has 2,250,283 parameters.
+    // The published network, R=2, C=64 on 3×32×32, after its first split (one edge of cell 0), has 2,250,283
+    // parameters by the published code's own log.
     let mut genotype = Genotype::minimal(2, 64, shape(3, 32, 32), 10).unwrap();
     let first = genotype.cells[0].edges[0].id;
     genotype.cells[0].split(first).unwrap();

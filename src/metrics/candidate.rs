@@ -1,4 +1,4 @@
-//! A candidate mutation and the thin networks that score it, built from the genotype (DESIGN §4.8).
+//! A candidate mutation and the thin networks that score it, built from the genotype (docs/ALGORITHM.md §13.8).
 
 use crate::genotype::{Genotype, GenotypeError, InputShape};
 use crate::init::InitScheme;

@@ -1,4 +1,4 @@
-//! Train-free metrics of REFERENCE §8: NTK condition number, linear-region count, and candidate scoring.
+//! Train-free metrics (docs/ALGORITHM.md §7): NTK condition number, linear-region count, and candidate scoring.
 
 pub mod candidate;
 pub mod lrc;

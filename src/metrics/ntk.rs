@@ -11,7 +11,7 @@ pub const FAITHFUL_NAN_VALUE: f64 = 1e5;
 pub struct Conditioning {
     /// λ_max / the smallest eigenvalue above `threshold · λ_max`, from Θ in f64.
     pub sound: f64,
-    /// The reference's κ: λ_max / λ_min of Θ in f32, NaN (and ±inf) replaced by 1e5. Often rounding noise (REFERENCE §9.1).
+    /// The reference's κ: λ_max / λ_min of Θ in f32, NaN (and ±inf) replaced by 1e5. Often rounding noise (docs/ALGORITHM.md §13.1).
     pub faithful: f64,
     /// Eigenvalues at or below the threshold, left out of the sound κ.
     pub dropped: usize,

@@ -1,5 +1,5 @@
 //! Scoring candidate splits: NTK and LRC ratios between the "on" and "off" networks, acceptance, and the
-//! min-max combination that picks one split per cell (REFERENCE §8, DESIGN §4.1–4.3).
+//! min-max combination that picks one split per cell (docs/ALGORITHM.md §7, §13.1–13.3).
 
 use super::candidate::{Candidate, scoring_network};
 use super::lrc::{self, RegionCount};
@@ -216,9 +216,9 @@ pub struct Baseline {
     genotype: Genotype,
 }
 
-/// Initialisation of the NTK networks (REFERENCE §8).
+/// Initialisation of the NTK networks (docs/ALGORITHM.md §7).
 const NTK_INIT: InitScheme = InitScheme::KaimingNormal(Fan::Out);
-/// Initialisation of the LRC networks (REFERENCE §8).
+/// Initialisation of the LRC networks (docs/ALGORITHM.md §7).
 const LRC_INIT: InitScheme = InitScheme::KaimingNormal(Fan::In);
 
 /// The train-free scorer for one data set.

@@ -1,4 +1,4 @@
-//! The SpiderNet search loop (REFERENCE §1, §10; DESIGN §4): train with deadheading, grow each cell by the best
+//! The SpiderNet search loop (docs/ALGORITHM.md §1, §9): train with deadheading, grow each cell by the best
 //! train-free-scored split that fits the memory budget, re-initialise, repeat; then train the result from scratch.
 
 mod mutate;

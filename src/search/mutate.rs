@@ -17,9 +17,9 @@ use tch::Device;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// Train-free scoring by NTK condition number and linear regions (REFERENCE §8).
+    /// Train-free scoring by NTK condition number and linear regions (docs/ALGORITHM.md §7).
     Spidernet,
-    /// A uniformly random edge per cell, no scoring (the baseline of DESIGN §4.9).
+    /// A uniformly random edge per cell, no scoring (the baseline of docs/ALGORITHM.md §13.10).
     Random,
 }
 

@@ -1,4 +1,4 @@
-//! A differentiable network built from a `Genotype` at a given width (REFERENCE §2–§3).
+//! A differentiable network built from a `Genotype` at a given width (docs/ALGORITHM.md §2–§3).
 
 mod cell;
 mod count;
