@@ -144,7 +144,8 @@ fn bad_arguments_are_refused_with_the_value() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     assert!(run(&["bench", "--workload", "a,x"]).contains("--workload x: not a workload"));
-    assert!(run(&["bench", "--repeats", "0"]).contains("--repeats 0: must be at least 1"));
+    assert!(run(&["bench", "--repeats", "0"]).contains("'0' for '--repeats <REPEATS>': must be at least 1"));
+    assert!(run(&["bench", "--threads", "two"]).contains("'two' for '--threads <THREADS>': not a whole number"));
     let missing = scratch("bench-missing");
     let output = twin(&missing, &["--count-only"]);
     assert!(!output.status.success());

@@ -16,7 +16,7 @@ use std::time::Instant;
 use tch::{Device, Tensor};
 
 /// Which NTK condition number drives acceptance and choice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum NtkMode {
     /// κ over the non-null spectrum, in f64 (the default).

@@ -7,7 +7,7 @@ pub use html::{charts, page, render};
 
 use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
-use crate::search::{IterationRecord, RunDir, SearchConfig, Strategy, Summary};
+use crate::search::{IterationRecord, RunDir, SearchConfig, Summary};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
@@ -47,11 +47,7 @@ impl RunRecord {
 
     /// A short name: the strategy and the seed.
     pub fn name(&self) -> String {
-        let strategy = match self.config.strategy {
-            Strategy::Spidernet => "spidernet",
-            Strategy::Random => "random",
-        };
-        format!("{strategy} (seed {})", self.config.seed)
+        format!("{} (seed {})", self.config.strategy, self.config.seed)
     }
 }
 

@@ -23,6 +23,14 @@ pub enum Strategy {
     Random,
 }
 
+impl std::fmt::Display for Strategy {
+    /// The name the command line takes (`--strategy spidernet`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = clap::ValueEnum::to_possible_value(self).expect("every strategy has a name");
+        f.write_str(value.get_name())
+    }
+}
+
 /// Chooses and applies at most one split per cell, cells in order so that cell k+1 sees cell k's split.
 pub fn mutation_pass(
     iteration: usize,

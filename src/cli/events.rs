@@ -1,7 +1,7 @@
 //! `--json`: machine-readable JSON-lines events on stdout, one object per line with an `event` field, while the
 //! human-readable lines keep going to stderr.
 
-use crate::progress::Progress;
+use super::progress::Progress;
 use serde_json::{Value, json};
 use spidernet::metrics::CandidateReport;
 use spidernet::search::{IterationRecord, SearchConfig, SearchObserver};

@@ -1,0 +1,64 @@
+//! The command line: one module per subcommand, the shared arguments in `args`, progress and JSON events for the
+//! search.
+
+mod args;
+mod bench;
+mod bench_memory;
+mod doctor;
+mod events;
+mod export;
+mod progress;
+mod report;
+mod search;
+mod show;
+mod train;
+mod train_supernet;
+
+use clap::{Parser, Subcommand};
+
+/// The parsed command line.
+#[derive(Parser)]
+#[command(name = "spidernet", version, about = "Neural architecture search the SpiderNet way")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Search an architecture: grow cells by scored edge splits, prune ops, then train the result from scratch.
+    Search(search::SearchArgs),
+    /// Train a genotype (genotype.json) from scratch and report its test accuracy.
+    Train(train::TrainArgs),
+    /// Train the minimal supernet (every edge holds all 7 gated ops) with deadheading.
+    TrainSupernet(train_supernet::TrainSupernetArgs),
+    /// Summarise a genotype (genotype.json or a run folder) cell by cell, and optionally draw its cells as SVG.
+    Show(show::ShowArgs),
+    /// Compare the analytic training-memory estimate with the measured peak RSS on several genotypes.
+    BenchMemory(bench_memory::BenchMemoryArgs),
+    /// Time the benchmark workloads (training, evaluation, scoring, a search iteration) and print medians.
+    Bench(bench::BenchArgs),
+    /// Export a run's trained network as an ONNX model (its weights.safetensors already follow genotype.json).
+    Export(export::ExportArgs),
+    /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
+    Report(report::ReportArgs),
+    /// Report what this binary runs on: libtorch, its CUDA backend, the GPUs, the CPU and the loaded libraries.
+    Doctor(doctor::DoctorArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Search(args) => search::run(args),
+            Command::Train(args) => train::run(args),
+            Command::TrainSupernet(args) => train_supernet::run(args),
+            Command::Show(args) => show::run(args),
+            Command::BenchMemory(args) => bench_memory::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::Export(args) => export::run(args),
+            Command::Report(args) => report::run(args),
+            Command::Doctor(args) => doctor::run(args),
+        }
+    }
+}

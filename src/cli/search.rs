@@ -1,0 +1,186 @@
+//! `spidernet search`: a new search or a resumed one, its progress, and the result lines.
+
+use super::args::{DataArgs, ShapeArgs, load_data, minimal_genotype, positive};
+use super::events::{self, JsonEvents};
+use super::progress::{self, Progress};
+use clap::Args;
+use spidernet::memory::{self, format_size};
+use spidernet::metrics::NtkMode;
+use spidernet::search::{self, Checkpoint, Profile, RunDir, SearchConfig, Strategy, Summary};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Training-memory budget, e.g. 512MiB or 4GiB [default: half the machine's memory].
+    #[arg(long, value_parser = memory::parse_size)]
+    memory_budget: Option<u64>,
+    /// Settings preset; the flags below override it.
+    #[arg(long, value_enum, default_value = "quick")]
+    profile: Profile,
+    /// Search iterations at most [quick: 2, reference: 30].
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Supernet training epochs per iteration.
+    #[arg(long, default_value_t = 4, value_parser = positive)]
+    epochs_per_iteration: usize,
+    /// Epochs of the final training from scratch [quick: 30, reference: 600].
+    #[arg(long)]
+    final_epochs: Option<usize>,
+    /// How splits are chosen.
+    #[arg(long, value_enum, default_value = "spidernet")]
+    strategy: Strategy,
+    /// Which NTK condition number scores candidates.
+    #[arg(long, value_enum, default_value = "sound")]
+    ntk: NtkMode,
+    /// Train the search phases on a seeded subset of this many images.
+    #[arg(long, value_parser = positive)]
+    search_samples: Option<usize>,
+    /// Train the final network on a seeded subset of this many training images [default: all].
+    #[arg(long, value_parser = positive)]
+    final_samples: Option<usize>,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run folder [default: runs/<time>-<data>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the final training.
+    #[arg(long)]
+    no_final: bool,
+    /// Print machine-readable JSON-lines events on stdout (human-readable lines stay on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Continue the search in this run folder from its last complete iteration (its settings are used).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
+        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data",
+        "image_size", "flip",
+    ])]
+    resume: Option<PathBuf>,
+}
+
+impl SearchArgs {
+    /// The search settings: the profile's, with every flag given applied on top.
+    fn config(&self) -> SearchConfig {
+        let mut config = SearchConfig::new(
+            self.profile,
+            &self.data.data,
+            self.shape.reductions,
+            self.shape.channels,
+            self.seed,
+        );
+        config.strategy = self.strategy;
+        config.metrics.ntk_mode = self.ntk;
+        if let Some(iterations) = self.iterations {
+            config.iterations = iterations;
+        }
+        if let Some(budget) = self.memory_budget {
+            config.memory_budget = budget;
+        }
+        if let Some(epochs) = self.final_epochs {
+            config.final_train.epochs = epochs;
+        }
+        config.search_samples = self.search_samples;
+        config.data_options = self.data.options();
+        config.final_samples = self.final_samples;
+        config.train.epochs = self.epochs_per_iteration;
+        config.final_training = !self.no_final;
+        config
+    }
+}
+
+/// `runs/<UTC time>-<last part of the data spec>`.
+fn default_run_dir(data: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "")
+        .trim_end_matches('Z')
+        .to_string();
+    let data: String = data
+        .split(['/', ':'])
+        .rfind(|part| !part.is_empty())
+        .unwrap_or("data")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    PathBuf::from("runs").join(format!("{stamp}-{data}"))
+}
+
+/// Runs the search, then prints the result, the run folder and the report.
+pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let device = args.data.device.device()?;
+    let (dir, config, checkpoint, data) = match &args.resume {
+        Some(root) => {
+            let (dir, config, checkpoint) = RunDir::open(root)?;
+            eprintln!(
+                "resuming {} after {} completed steps",
+                root.display(),
+                checkpoint.completed
+            );
+            let data = load_data(&config.data, &config.data_options, config.seed)?;
+            (dir, config, checkpoint, data)
+        }
+        None => {
+            let config = args.config();
+            let data = load_data(&config.data, &config.data_options, config.seed)?;
+            let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
+            let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
+            let dir = RunDir::create(&root, &config)?;
+            let checkpoint = Checkpoint::start(genotype, config.seed);
+            (dir, config, checkpoint, data)
+        }
+    };
+    eprintln!(
+        "search: {} strategy, R={} C={}, up to {} iterations, memory budget {}, run folder {}",
+        config.strategy,
+        config.reductions,
+        config.channels,
+        config.iterations,
+        format_size(config.memory_budget),
+        dir.root().display()
+    );
+    let summary = if args.json {
+        let mut observer = JsonEvents::new(Progress::search(false));
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+    } else {
+        let mut observer = Progress::search(progress::bars_wanted());
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+    };
+    print_result(&dir, &summary, args.json);
+    Ok(())
+}
+
+/// The closing lines: accuracy and size, the run folder, and the report written into it.
+fn print_result(dir: &RunDir, summary: &Summary, json: bool) {
+    let result = match summary.test_accuracy {
+        Some(accuracy) => format!(
+            "test accuracy {:.2}% with {} parameters, {} live ops, edges per cell {:?}",
+            100.0 * accuracy,
+            summary.parameters,
+            summary.live_ops,
+            summary.edges_per_cell
+        ),
+        None => format!("search done (no final training); {} live ops", summary.live_ops),
+    };
+    let report = dir.root().join("report.html");
+    let folder = match spidernet::report::write_report(dir.root(), None, &report, None) {
+        Ok(()) => format!("run folder: {}\nreport: {}", dir.root().display(), report.display()),
+        Err(error) => format!(
+            "run folder: {}\nthe report could not be written: {error:#}",
+            dir.root().display()
+        ),
+    };
+    if json {
+        eprintln!("{result}\n{folder}");
+        events::emit(
+            "final_result",
+            serde_json::json!({ "summary": summary, "run_folder": dir.root() }),
+        );
+    } else {
+        println!("{result}\n{folder}");
+    }
+}
