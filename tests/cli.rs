@@ -1,0 +1,138 @@
+//! The subcommands as a user runs them: train → show → export, search → report, bench-memory, and their refusals.
+
+mod common;
+
+use common::{scratch, turn};
+use spidernet::genotype::{Genotype, InputShape};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn spidernet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .unwrap()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn succeeds(args: &[&str]) -> String {
+    let output = spidernet(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command that must fail and returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let output = spidernet(args);
+    assert!(!output.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn write_genotype(file: &Path, classes: usize) {
+    let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), classes).unwrap();
+    std::fs::write(file, genotype.to_json()).unwrap();
+}
+
+#[test]
+fn a_trained_genotype_is_shown_drawn_and_exported() {
+    let _turn = turn();
+    let dir = scratch("cli-train");
+    let genotype = dir.join("genotype.json");
+    write_genotype(&genotype, 10);
+    let trained = dir.join("trained");
+    let out = succeeds(&["train", path(&genotype), "--epochs", "1", "--out", path(&trained)]);
+    assert!(out.contains("test accuracy") && out.contains("after 1 epochs"), "{out}");
+    for file in ["genotype.json", "weights.safetensors", "normalization.json"] {
+        assert!(trained.join(file).is_file(), "train --out left no {file}");
+    }
+
+    let svg = dir.join("cells.svg");
+    let shown = succeeds(&["show", path(&trained), "--svg", path(&svg)]);
+    assert!(shown.starts_with("R=1 C=4 input 1x8x8 classes 10: 2 cells"), "{shown}");
+    assert!(shown.contains(&format!("cells drawn in {}", svg.display())), "{shown}");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+
+    let onnx = dir.join("model.onnx");
+    let exported = succeeds(&["export", path(&trained), "--onnx", path(&onnx)]);
+    assert!(
+        exported.starts_with(&format!("wrote {} (ONNX opset 13)", onnx.display())),
+        "{exported}"
+    );
+    assert!(exported.contains("normalised with mean ["), "{exported}");
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn train_refuses_a_genotype_made_for_other_data() {
+    let dir = scratch("cli-mismatch");
+    let genotype = dir.join("five-classes.json");
+    write_genotype(&genotype, 5);
+    let error = fails(&["train", path(&genotype), "--epochs", "1"]);
+    assert!(
+        error.contains("the genotype expects 1x8x8 images in 5 classes, but digits has 1x8x8 in 10"),
+        "{error}"
+    );
+    let error = fails(&["train", path(&genotype), "--epochs", "0"]);
+    assert!(
+        error.contains("'0' for '--epochs <EPOCHS>': must be at least 1"),
+        "{error}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_rewrites_a_run_folder_with_its_charts() {
+    let _turn = turn();
+    let dir = scratch("cli-report");
+    let run = dir.join("run");
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 \
+                    --search-samples 200 --no-final";
+    let mut args = vec!["search", "--out", path(&run)];
+    args.extend(settings.split_whitespace());
+    succeeds(&args);
+    let html = dir.join("again.html");
+    let charts = dir.join("charts");
+    let out = succeeds(&["report", path(&run), "--out", path(&html), "--charts", path(&charts)]);
+    assert!(out.contains(&format!("report written to {}", html.display())), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<html") && page.contains("<svg"),
+        "not a report with charts"
+    );
+    let svgs = std::fs::read_dir(&charts)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "svg"));
+    assert!(svgs.count() >= 4, "too few chart files in {}", charts.display());
+    let error = fails(&["report", path(&dir.join("no-such-run"))]);
+    assert!(error.contains("no-such-run"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_memory_measures_each_grown_genotype_in_its_own_process() {
+    let _turn = turn();
+    let out = succeeds(&["bench-memory", "--batch", "2"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(2)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let edges: Vec<&str> = rows.iter().map(|row| row[1]).collect();
+    assert_eq!(edges, ["9", "21", "33", "51", "69"], "{out}");
+    for row in &rows {
+        let ratio: f64 = row.last().unwrap().parse().unwrap();
+        assert!(ratio.is_finite() && ratio > 0.0, "{out}");
+    }
+}
