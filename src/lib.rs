@@ -7,6 +7,7 @@ pub mod data;
 pub mod doctor;
 pub mod export;
 pub mod genotype;
+pub mod hash;
 pub mod init;
 pub mod layers;
 pub mod memory;

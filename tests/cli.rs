@@ -75,6 +75,21 @@ fn a_trained_genotype_is_shown_drawn_and_exported() {
 }
 
 #[test]
+fn a_truncated_genotype_is_refused_with_each_cause_once() {
+    let dir = scratch("cli-truncated");
+    let whole = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap().to_json();
+    let file = dir.join("truncated.json");
+    std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
+    let error = fails(&["show", path(&file)]);
+    assert!(
+        error.starts_with(&format!("error: genotype file {}: genotype JSON", file.display())),
+        "{error}"
+    );
+    assert_eq!(error.matches("EOF while parsing").count(), 1, "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn train_refuses_a_genotype_made_for_other_data() {
     let dir = scratch("cli-mismatch");
     let genotype = dir.join("five-classes.json");

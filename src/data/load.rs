@@ -2,7 +2,7 @@
 
 use super::{DataOptions, Dataset, Normalization, channel_statistics, source};
 use crate::atomic::write_atomic;
-use std::hash::{Hash, Hasher};
+use crate::hash::stable_hash;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -34,11 +34,9 @@ pub fn load(spec: &str, options: &DataOptions, seed: u64, cache: Option<&Path>) 
     let source = source(spec, options)?;
     let raw = source.read(seed)?;
     let channels = raw.train_images.size()[1] as usize;
-    let cache_file = cache.zip(source.fingerprint(seed)).map(|(dir, fingerprint)| {
-        let mut hasher = std::hash::DefaultHasher::new();
-        fingerprint.hash(&mut hasher);
-        dir.join(format!("{:016x}.json", hasher.finish()))
-    });
+    let cache_file = cache
+        .zip(source.fingerprint(seed))
+        .map(|(dir, fingerprint)| dir.join(format!("{:016x}.json", stable_hash(fingerprint.as_bytes()))));
     let cached = cache_file
         .as_deref()
         .and_then(read_cached)

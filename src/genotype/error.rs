@@ -1,4 +1,5 @@
-//! Errors raised when building, editing, validating or storing a genotype.
+//! Errors raised when building, editing, validating or storing a genotype. A variant that wraps a cause names only
+//! its own context and hands the cause on as its `source`, so that a chain printed with `{:#}` shows each cause once.
 
 use std::path::PathBuf;
 
@@ -36,28 +37,28 @@ pub enum GenotypeError {
         max_reductions: usize,
     },
     /// The text is not a well-formed genotype document.
-    #[error("genotype JSON{}: {source}", location.as_deref().map(|at| format!(" ({at})")).unwrap_or_default())]
+    #[error("genotype JSON{}", location.as_deref().map(|at| format!(" ({at})")).unwrap_or_default())]
     Json {
         location: Option<String>,
         #[source]
         source: serde_json::Error,
     },
     /// Reading a genotype file failed.
-    #[error("cannot read genotype file {}: {source}", path.display())]
+    #[error("cannot read genotype file {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Writing a genotype file failed.
-    #[error("cannot write genotype file {}: {source}", path.display())]
+    #[error("cannot write genotype file {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// A genotype file was read but its content is wrong.
-    #[error("genotype file {}: {source}", path.display())]
+    #[error("genotype file {}", path.display())]
     InFile {
         path: PathBuf,
         #[source]

@@ -96,13 +96,22 @@ mod tests {
         genotype
     }
 
+    /// An error and its causes as the command line prints them (`a: b: c`), each once.
+    fn chain(error: &GenotypeError) -> String {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(next) = cause {
+            text = format!("{text}: {next}");
+            cause = next.source();
+        }
+        text
+    }
+
     /// Applies `edit` to the sample's JSON value and returns the from_json error message.
     fn error_after(edit: impl FnOnce(&mut Value)) -> String {
         let mut value: Value = serde_json::from_str(&sample().to_json()).expect("valid JSON");
         edit(&mut value);
-        Genotype::from_json(&value.to_string())
-            .expect_err("edited genotype is invalid")
-            .to_string()
+        chain(&Genotype::from_json(&value.to_string()).expect_err("edited genotype is invalid"))
     }
 
     /// A fresh empty directory under the system temp dir.
@@ -159,8 +168,14 @@ mod tests {
     #[test]
     fn rejects_malformed_and_misspelled_documents() {
         let err = Genotype::from_json("{ \"format\": 1, ").expect_err("truncated");
-        assert!(err.to_string().starts_with("genotype JSON: "), "{err}");
-        assert!(err.to_string().contains("line 1"), "{err}");
+        let message = chain(&err);
+        assert!(message.starts_with("genotype JSON: "), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+        assert_eq!(
+            message.matches("EOF while parsing").count(),
+            1,
+            "each cause once: {message}"
+        );
 
         let message = error_after(|v| {
             let cells = v["cells"].take();
@@ -195,7 +210,7 @@ mod tests {
         fs::write(&path, "old content").expect("seed file");
         let mut genotype = sample();
         genotype.classes = 1;
-        let message = genotype.save(&path).expect_err("invalid").to_string();
+        let message = chain(&genotype.save(&path).expect_err("invalid"));
         assert!(message.contains("classes must be at least 2"), "{message}");
         assert_eq!(fs::read_to_string(&path).expect("kept"), "old content");
         assert_eq!(fs::read_dir(&dir).expect("dir").count(), 1);
@@ -205,7 +220,7 @@ mod tests {
     #[test]
     fn save_into_missing_directory_names_the_file() {
         let path = std::env::temp_dir().join("genotype-no-such-dir/inner/g.json");
-        let message = sample().save(&path).expect_err("no dir").to_string();
+        let message = chain(&sample().save(&path).expect_err("no dir"));
         assert!(message.contains("cannot write genotype file"), "{message}");
         assert!(message.contains("genotype-no-such-dir/inner/g.json"), "{message}");
     }
@@ -213,7 +228,7 @@ mod tests {
     #[test]
     fn load_errors_name_the_file() {
         let path = Path::new("/nonexistent/dir/genotype.json");
-        let message = Genotype::load(path).expect_err("missing").to_string();
+        let message = chain(&Genotype::load(path).expect_err("missing"));
         assert!(
             message.starts_with("cannot read genotype file /nonexistent/dir/genotype.json: "),
             "{message}"
@@ -222,7 +237,7 @@ mod tests {
         let dir = scratch_dir("load-bad");
         let bad = dir.join("bad.json");
         fs::write(&bad, "[1, 2]").expect("write");
-        let message = Genotype::load(&bad).expect_err("not a genotype").to_string();
+        let message = chain(&Genotype::load(&bad).expect_err("not a genotype"));
         assert!(message.contains(&bad.display().to_string()), "{message}");
         assert!(message.contains("genotype JSON"), "{message}");
         fs::remove_dir_all(&dir).expect("cleanup");

@@ -9,6 +9,7 @@ pub use count::{cell_parameter_count, parameter_count, stem_parameter_count};
 pub use edge::{EdgeNet, GatedOp};
 
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};
+use crate::hash::stable_hash;
 use crate::init::{self, InitScheme};
 use crate::layers::{Layers, Plain};
 use crate::ops::{self, Conv, ConvShape};
@@ -53,13 +54,6 @@ pub struct Pass<'a> {
     pub relus: Option<&'a mut Vec<Tensor>>,
     /// How weights are applied.
     pub layers: &'a mut dyn Layers,
-}
-
-/// FNV-1a of a tensor name: a hash that stays the same across runs and builds.
-fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// An op removed by deadheading.
@@ -450,7 +444,7 @@ impl Supernet {
             if !(is_bias || (name.ends_with(".weight") && tensor.dim() >= 2)) {
                 continue;
             }
-            let rng = &mut seed::rng(seed, Stream::Init, name_hash(name));
+            let rng = &mut seed::rng(seed, Stream::Init, stable_hash(name.as_bytes()));
             if is_bias {
                 let weight_name = name.replace(".bias", ".weight");
                 let fan_in = named
