@@ -151,3 +151,109 @@ fn bench_memory_measures_each_grown_genotype_in_its_own_process() {
         assert!(ratio.is_finite() && ratio > 0.0, "{out}");
     }
 }
+
+/// r_ntk of every candidate in a run folder's history, against the same mean computed from its repeats' `field` κ.
+fn r_ntk_against(run: &Path, field: &str) -> Vec<(f64, f64)> {
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let mut pairs = Vec::new();
+    for line in history.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        for decision in record["decisions"].as_array().unwrap() {
+            for candidate in decision["tried"].as_array().unwrap() {
+                let repeats = candidate["repeats"].as_array().unwrap();
+                let ratio = |r: &serde_json::Value| {
+                    let (on, off) = (
+                        r["ntk_on"][field].as_f64().unwrap(),
+                        r["ntk_off"][field].as_f64().unwrap(),
+                    );
+                    (on - off) / off
+                };
+                let mean = repeats.iter().map(ratio).sum::<f64>() / repeats.len() as f64;
+                pairs.push((candidate["r_ntk"].as_f64().unwrap(), mean));
+            }
+        }
+    }
+    pairs
+}
+
+#[test]
+fn ntk_faithful_scores_candidates_with_the_faithful_condition_number() {
+    let _turn = turn();
+    let dir = scratch("cli-ntk");
+    let settings = "--reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 200 \
+                    --no-final --seed 1";
+    for mode in ["sound", "faithful"] {
+        let run = dir.join(mode);
+        let mut args = vec!["search", "--out", path(&run), "--ntk", mode];
+        args.extend(settings.split_whitespace());
+        succeeds(&args);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["metrics"]["ntk_mode"], mode);
+        let pairs = r_ntk_against(&run, mode);
+        assert!(!pairs.is_empty(), "no candidate scored");
+        // The other κ gives other ratios, so the check above tells the two modes apart.
+        let other = if mode == "sound" { "faithful" } else { "sound" };
+        assert!(
+            r_ntk_against(&run, other)
+                .iter()
+                .any(|(recorded, recomputed)| (recorded - recomputed).abs() > 1e-6),
+            "{mode}: the sound and faithful ratios coincide, so this test cannot tell the modes apart"
+        );
+        for (recorded, recomputed) in pairs {
+            assert!(
+                (recorded - recomputed).abs() <= 1e-9 * recomputed.abs().max(1.0),
+                "{mode}: {recorded} ≠ {recomputed}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resuming_a_finished_run_redoes_nothing() {
+    let _turn = turn();
+    let dir = scratch("cli-finished");
+    let run = dir.join("run");
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 \
+                    --search-samples 200 --final-epochs 1 --final-samples 200";
+    let mut args = vec!["search", "--out", path(&run)];
+    args.extend(settings.split_whitespace());
+    let first = succeeds(&args);
+    let weights = run.join("weights.safetensors");
+    let (bytes, modified) = (
+        std::fs::read(&weights).unwrap(),
+        std::fs::metadata(&weights).unwrap().modified().unwrap(),
+    );
+    let output = spidernet(&["search", "--resume", path(&run)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("is already complete: nothing to resume"), "{stderr}");
+    assert!(!stderr.contains("epoch"), "a finished run trained again: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().next(),
+        first.lines().next()
+    );
+    assert_eq!(std::fs::read(&weights).unwrap(), bytes);
+    assert_eq!(std::fs::metadata(&weights).unwrap().modified().unwrap(), modified);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn export_names_a_corrupt_normalization_file() {
+    let _turn = turn();
+    let dir = scratch("cli-normalization");
+    let genotype = dir.join("genotype.json");
+    write_genotype(&genotype, 10);
+    let trained = dir.join("trained");
+    succeeds(&["train", path(&genotype), "--epochs", "1", "--out", path(&trained)]);
+    let stats = trained.join("normalization.json");
+    std::fs::write(&stats, "{\"mean\": [0.3").unwrap();
+    let error = fails(&["export", path(&trained), "--onnx", path(&dir.join("model.onnx"))]);
+    assert!(error.contains(&stats.display().to_string()), "{error}");
+    assert!(
+        !dir.join("model.onnx").exists(),
+        "a model was written from a corrupt normalization file"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::scratch;
-use spidernet::data::{self, DataOptions, DataSource, FASHION_MNIST_DIR, IdxFolder};
+use spidernet::data::{self, DataOptions, DataSource, IdxFolder};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -134,8 +134,7 @@ fn every_kind_of_bad_idx_input_names_the_file_and_the_problem() {
 
 #[test]
 fn real_fashion_mnist_loads_when_installed() {
-    if !Path::new(FASHION_MNIST_DIR).exists() {
-        eprintln!("skipped: {FASHION_MNIST_DIR} is absent (apt-get install dataset-fashion-mnist)");
+    if !common::fashion_mnist_or_skip("real_fashion_mnist_loads_when_installed") {
         return;
     }
     let start = std::time::Instant::now();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::scratch;
+use common::{scratch, skip};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -71,7 +71,10 @@ fn the_release_binary_and_this_test_need_the_cuda_backend_when_libtorch_has_it()
         );
     }
     if !folder_has_cuda_backend() {
-        eprintln!("note: {LIBTORCH_LIB} is a CPU-only libtorch, so the binaries rightly do not link libtorch_cuda");
+        skip(
+            "the CUDA half",
+            &format!("{LIBTORCH_LIB} is a CPU-only libtorch, so nothing links libtorch_cuda"),
+        );
     }
 }
 
@@ -106,7 +109,7 @@ fn doctor_reports_cuda_built_in_and_no_device_here() {
         "{libraries:?}"
     );
     if !folder_has_cuda_backend() {
-        eprintln!("skipped the CUDA half: {LIBTORCH_LIB} is a CPU-only libtorch");
+        skip("doctor's CUDA half", &format!("{LIBTORCH_LIB} is a CPU-only libtorch"));
         return;
     }
     assert_eq!(report["libtorch"]["built_with_cuda"], true);
@@ -117,7 +120,7 @@ fn doctor_reports_cuda_built_in_and_no_device_here() {
     );
     assert!(report["cuda"]["runtime_version"].is_string(), "{}", report["cuda"]);
     if has_driver() {
-        eprintln!("skipped the no-GPU half: this machine has an NVIDIA driver");
+        skip("doctor's no-GPU half", "this machine has an NVIDIA driver");
         return;
     }
     assert_eq!(report["cuda"]["device_count"], 0);
@@ -136,7 +139,10 @@ fn doctor_reports_cuda_built_in_and_no_device_here() {
 #[test]
 fn device_cuda_without_a_gpu_is_a_clear_error_not_a_panic() {
     if has_driver() {
-        eprintln!("skipped: this machine has an NVIDIA driver, so --device cuda may work");
+        skip(
+            "device_cuda_without_a_gpu",
+            "this machine has an NVIDIA driver, so --device cuda may work",
+        );
         return;
     }
     let dir = scratch("doctor-cuda");

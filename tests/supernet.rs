@@ -183,6 +183,7 @@ fn default_init_is_pytorchs_not_tchs() {
             assert!((tensor.double_value(&[]) - 0.01).abs() < 1e-9, "{name}");
         } else if name.ends_with("bn.weight") || name.contains(".node") && name.ends_with(".weight") {
             assert_eq!(tensor.min().double_value(&[]), 1.0, "{name}: γ must start at 1");
+            assert_eq!(tensor.max().double_value(&[]), 1.0, "{name}: γ must start at 1");
         } else if name.ends_with("bn.bias") {
             assert_eq!(tensor.abs().max().double_value(&[]), 0.0, "{name}: β must start at 0");
         } else if name.ends_with(".weight") && tensor.dim() == 4 {
@@ -192,6 +193,21 @@ fn default_init_is_pytorchs_not_tchs() {
                 tensor.abs().max().double_value(&[]) <= bound + 1e-7,
                 "{name}: beyond 1/sqrt(fan_in)"
             );
+            // U(±b) has standard deviation b/√3; tch's Kaiming-uniform default would be √6 times wider, zeros 0.
+            let count = tensor.numel();
+            if count >= 64 {
+                let std = tensor.std(true).double_value(&[]);
+                let expected = bound / 3f64.sqrt();
+                assert!(
+                    (std - expected).abs() < 0.3 * expected,
+                    "{name}: std {std} against {expected} of U(±{bound})"
+                );
+            } else {
+                assert!(
+                    tensor.abs().max().double_value(&[]) > 0.2 * bound,
+                    "{name}: nearly all zero"
+                );
+            }
         }
     }
 }

@@ -116,11 +116,15 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
             let (dir, config, checkpoint) = RunDir::open(root)?;
-            eprintln!(
-                "resuming {} after {} completed steps",
-                root.display(),
-                checkpoint.completed
-            );
+            if dir.finished(&checkpoint)?.is_some() {
+                eprintln!("{} is already complete: nothing to resume", root.display());
+            } else {
+                eprintln!(
+                    "resuming {} after {} completed steps",
+                    root.display(),
+                    checkpoint.completed
+                );
+            }
             let data = load_data(&config.data, &config.data_options, config.seed)?;
             (dir, config, checkpoint, data)
         }

@@ -161,6 +161,10 @@ pub fn run(
     device: Device,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<Summary> {
+    if let Some(summary) = dir.finished(&checkpoint)? {
+        observer.stopped(checkpoint.stopped.as_deref().unwrap_or_default());
+        return Ok(summary);
+    }
     let splits = search_data(data, config);
     let mut history = dir.history()?;
     history.truncate(checkpoint.completed);

@@ -166,6 +166,15 @@ impl RunDir {
         path.exists().then(|| read_json(&path)).transpose()
     }
 
+    /// The summary of a run that has nothing left to do: its loop stopped and its summary, written last, is there.
+    /// None while a step is left (an interrupted final training included).
+    pub fn finished(&self, checkpoint: &Checkpoint) -> anyhow::Result<Option<Summary>> {
+        if checkpoint.stopped.is_none() {
+            return Ok(None);
+        }
+        self.summary()
+    }
+
     /// Writes `summary.json`.
     pub fn save_summary(&self, summary: &Summary) -> anyhow::Result<()> {
         write_json(&self.summary_path(), summary)

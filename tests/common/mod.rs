@@ -31,3 +31,29 @@ pub fn has_row(table: &str, class: &str, train: usize, test: usize) -> bool {
         line.contains(class) && words.len() >= 2 && words[words.len() - 2..] == counts
     })
 }
+
+/// Says, where it shows even when the test passes, that `test` skipped what it checks and why. The line goes to
+/// the process's stderr directly, past the test harness's output capture.
+#[allow(dead_code)]
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {reason}");
+}
+
+/// Whether Fashion-MNIST is installed. Absent, the test is skipped visibly, unless SPIDERNET_REQUIRE_FASHION_MNIST=1
+/// (set by CI, which installs it): then its absence fails the test.
+#[allow(dead_code)]
+pub fn fashion_mnist_or_skip(test: &str) -> bool {
+    let dir = spidernet::data::FASHION_MNIST_DIR;
+    if std::path::Path::new(dir).is_dir() {
+        return true;
+    }
+    if std::env::var("SPIDERNET_REQUIRE_FASHION_MNIST").is_ok_and(|v| v == "1") {
+        panic!("{dir} is absent but SPIDERNET_REQUIRE_FASHION_MNIST=1: install dataset-fashion-mnist");
+    }
+    skip(
+        test,
+        &format!("{dir} is absent (apt-get install dataset-fashion-mnist)"),
+    );
+    false
+}
