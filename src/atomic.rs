@@ -7,8 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |temp| write_synced(temp, bytes))
+}
+
+/// Like [`write_atomic`] for a writer that wants a path of its own (e.g. libtorch's safetensors writer): `write`
+/// fills a temporary file beside `path`, which is then synced to disk and renamed over `path`. On any error the
+/// temporary file is removed and `path` is left as it was.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
     let temp = temp_path_beside(path)?;
-    let written = write_synced(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    let written = write(&temp)
+        .and_then(|()| fs::File::open(&temp)?.sync_all())
+        .and_then(|()| fs::rename(&temp, path));
     if written.is_err() {
         // Best effort: the original error is the one worth reporting.
         let _ = fs::remove_file(&temp);

@@ -1,6 +1,7 @@
 //! SpiderNet architecture search: grow cells by edge splits, prune ops with learned gates, train the result.
 
 pub mod allocator;
+pub mod artifacts;
 pub mod atomic;
 pub mod bench;
 pub mod data;

@@ -4,12 +4,12 @@
 mod common;
 
 use common::{scratch, turn};
+use spidernet::artifacts::Artifacts;
 use spidernet::data::{DataSource, Dataset, Digits};
-use spidernet::export::{export_run, load_trained};
+use spidernet::export::export_run;
 use spidernet::genotype::{Genotype, Op};
 use spidernet::init::InitScheme;
 use spidernet::pruner::PrunerConfig;
-use spidernet::search::save_trained;
 use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ fn trained_run(name: &str, data: &Dataset, genotype: &Genotype) -> (PathBuf, Sup
         let _ = gate.shallow_clone().fill_(-0.5);
     });
     let dir = scratch(name);
-    save_trained(&dir, &net, &data.normalization).unwrap();
+    Artifacts::new(&dir).save(&net, &data.normalization).unwrap();
     (dir, net)
 }
 
@@ -104,7 +104,7 @@ fn check_in_onnxruntime(name: &str, data: &Dataset, genotype: &Genotype) -> f64 
     let inputs = data.test.images.narrow(0, 0, 100);
     let ours = tch::no_grad(|| net.forward(&inputs, Mode::eval()).pop().unwrap());
     // The saved weights load back into a fresh network of the saved genotype and give the same logits.
-    let (saved_genotype, tensors) = load_trained(&dir).unwrap();
+    let (saved_genotype, tensors) = Artifacts::new(&dir).load_trained().unwrap();
     assert_eq!(&saved_genotype, net.genotype());
     let saved = Genotype::load(&dir.join("genotype.json")).unwrap();
     for (tensor, _) in &tensors {

@@ -1,9 +1,9 @@
 //! `spidernet export`: a run's trained network as an ONNX model.
 
 use clap::Args;
+use spidernet::artifacts::Artifacts;
 use spidernet::export;
 use spidernet::memory::format_size;
-use spidernet::search;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -17,12 +17,13 @@ pub struct ExportArgs {
 
 /// Writes the model and describes its input and output.
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let normalization = search::load_normalization(&args.run)?;
+    let files = Artifacts::new(&args.run);
+    let normalization = files.load_normalization()?;
     let report = export::export_run(&args.run, &args.onnx, normalization.as_ref())?;
     if normalization.is_none() {
         eprintln!(
             "warning: {} is missing; the model's metadata does not record the input normalisation",
-            args.run.join("normalization.json").display()
+            files.normalization_path().display()
         );
     }
     println!(

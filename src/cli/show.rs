@@ -3,6 +3,7 @@
 use super::args::{positive, print_ignoring_closed_pipe};
 use anyhow::Context;
 use clap::Args;
+use spidernet::artifacts::Artifacts;
 use spidernet::genotype::Genotype;
 use std::path::PathBuf;
 
@@ -21,7 +22,7 @@ pub struct ShowArgs {
 /// Prints the summary and writes the drawing.
 pub fn run(args: ShowArgs) -> anyhow::Result<()> {
     let path = if args.genotype.is_dir() {
-        args.genotype.join("genotype.json")
+        Artifacts::new(&args.genotype).genotype_path()
     } else {
         args.genotype.clone()
     };

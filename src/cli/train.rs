@@ -3,10 +3,10 @@
 use super::args::{DataArgs, load_data, positive};
 use super::progress::Progress;
 use clap::Args;
+use spidernet::artifacts::Artifacts;
 use spidernet::genotype::Genotype;
 use spidernet::init::InitScheme;
 use spidernet::pruner::PrunerConfig;
-use spidernet::search;
 use spidernet::supernet::Supernet;
 use spidernet::train::{self, TrainConfig};
 use std::path::PathBuf;
@@ -72,7 +72,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         net.parameter_count()
     );
     if let Some(dir) = &args.out {
-        search::save_trained(dir, &net, &data.normalization)?;
+        Artifacts::new(dir).save(&net, &data.normalization)?;
         println!("trained network saved in {}", dir.display());
     }
     Ok(())

@@ -6,13 +6,11 @@ pub mod proto;
 
 pub use graph::{INPUT, OUTPUT};
 
+use crate::artifacts::Artifacts;
 use crate::atomic::write_atomic;
 use crate::data::Normalization;
 use crate::genotype::Genotype;
-use crate::init::InitScheme;
-use crate::pruner::PrunerConfig;
-use crate::supernet::Supernet;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use prost::Message;
 use proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use std::path::Path;
@@ -81,51 +79,9 @@ pub fn onnx_model(
     })
 }
 
-/// Reads a run folder's genotype.json and weights.safetensors, checking that the weights are exactly those of the
-/// genotype's network.
-pub fn load_trained(run: &Path) -> anyhow::Result<(Genotype, Vec<(String, Tensor)>)> {
-    let genotype_path = run.join("genotype.json");
-    let weights_path = run.join("weights.safetensors");
-    if !run.is_dir() {
-        bail!("{} is not a run folder", run.display());
-    }
-    if !genotype_path.exists() {
-        bail!(
-            "{} has no genotype.json: not a run folder (`search` and `train --out` write one)",
-            run.display()
-        );
-    }
-    let genotype = Genotype::load(&genotype_path)?;
-    if !weights_path.exists() {
-        bail!(
-            "{} has no weights.safetensors: the run has no trained network (it ran with --no-final, or has not finished)",
-            run.display()
-        );
-    }
-    let tensors =
-        Tensor::read_safetensors(&weights_path).with_context(|| format!("cannot read {}", weights_path.display()))?;
-    let mut net = Supernet::new(
-        &genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        tch::Device::Cpu,
-        0,
-    );
-    let copies = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-    net.load_named_tensors(copies).map_err(|problem| {
-        anyhow::anyhow!(
-            "{} does not match {}: {problem}",
-            weights_path.display(),
-            genotype_path.display()
-        )
-    })?;
-    Ok((genotype, tensors))
-}
-
 /// Writes the ONNX model of the trained network in `run` to `out`, atomically.
 pub fn export_run(run: &Path, out: &Path, normalization: Option<&Normalization>) -> anyhow::Result<ExportReport> {
-    let (genotype, tensors) = load_trained(run)?;
+    let (genotype, tensors) = Artifacts::new(run).load_trained()?;
     let model = onnx_model(&genotype, tensors, normalization)
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", run.display()))?;
     let graph = model.graph.as_ref().expect("built above");

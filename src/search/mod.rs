@@ -9,6 +9,7 @@ pub use mutate::Strategy;
 pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
 
+use crate::artifacts::Artifacts;
 use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
 use crate::init::InitScheme;
@@ -19,7 +20,6 @@ use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::{Supernet, parameter_count};
 use crate::train::{self, EpochReport, Evaluation, TrainConfig, TrainObserver};
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::Device;
@@ -233,7 +233,7 @@ pub fn run(
         summary.test_loss = Some(evaluation.loss);
         summary.live_ops = net.genotype().live_op_count();
         summary.parameters = net.parameter_count();
-        save_trained(dir.root(), &net, &data.normalization)?;
+        Artifacts::new(dir.root()).save(&net, &data.normalization)?;
     }
     dir.save_summary(&summary)?;
     Ok(summary)
@@ -333,41 +333,4 @@ pub fn final_training(
     train::train(&mut net, train_split, None, &train_config, train_seed, observer)?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
     Ok((net, evaluation, train_split.len()))
-}
-
-/// Writes a trained network into `dir`: genotype.json, weights.safetensors and normalization.json (the input
-/// statistics the network expects), each atomically; `spidernet export` reads these three.
-pub fn save_trained(
-    dir: &std::path::Path,
-    net: &Supernet,
-    normalization: &crate::data::Normalization,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let genotype_path = dir.join("genotype.json");
-    net.genotype()
-        .save(&genotype_path)
-        .with_context(|| format!("cannot write {}", genotype_path.display()))?;
-    save_weights(net, &dir.join("weights.safetensors"))?;
-    let path = dir.join("normalization.json");
-    let text = serde_json::to_string_pretty(normalization)? + "\n";
-    crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Reads the normalization.json that `save_trained` writes into `dir`; None when the folder has none.
-pub fn load_normalization(dir: &std::path::Path) -> anyhow::Result<Option<crate::data::Normalization>> {
-    let path = dir.join("normalization.json");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?,
-        )),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Saves the live network's tensors (dead ops left out) as safetensors, atomically.
-pub fn save_weights(net: &Supernet, path: &std::path::Path) -> anyhow::Result<()> {
-    let named = net.named_tensors();
-    let temp = path.with_extension("safetensors.partial");
-    tch::Tensor::write_safetensors(&named, &temp).with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))
 }

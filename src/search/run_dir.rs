@@ -2,6 +2,7 @@
 
 use super::SearchConfig;
 use super::record::{CHECKPOINT_FORMAT, Checkpoint, IterationRecord, Summary};
+use crate::artifacts;
 use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
 use anyhow::{Context, bail};
@@ -98,7 +99,7 @@ impl RunDir {
 
     /// `genotype.json`: the current (or final) architecture.
     pub fn genotype_path(&self) -> PathBuf {
-        self.root.join("genotype.json")
+        self.root.join(artifacts::GENOTYPE_FILE)
     }
 
     /// `history.jsonl`: one record per iteration.
@@ -118,7 +119,7 @@ impl RunDir {
 
     /// `weights.safetensors`: the final network.
     pub fn weights_path(&self) -> PathBuf {
-        self.root.join("weights.safetensors")
+        self.root.join(artifacts::WEIGHTS_FILE)
     }
 
     /// `summary.json`.
