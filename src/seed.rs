@@ -33,6 +33,27 @@ pub fn derive(master: u64, stream: Stream, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Indices within [`Stream::DataSplit`]: each split of the data draws from its own sub-stream.
+pub mod data_split {
+    /// The train/test split of a data set that ships none (digits).
+    pub const TRAIN_TEST: u64 = 0;
+    /// The validation share held out of the training split, and the search's training subset.
+    pub const SEARCH: u64 = 1;
+    /// The final training's subset (`--final-samples`).
+    pub const FINAL_SUBSET: u64 = 2;
+    /// The test share of an image folder without `train/` and `test/`.
+    pub const FOLDER_TEST: u64 = 3;
+}
+
+/// The [`Stream::Init`] and [`Stream::BatchOrder`] index of the final network (the search iterations use their own
+/// numbers, so this one is far from all of them).
+pub const FINAL_NETWORK: u64 = u64::MAX;
+
+/// The [`Stream::Candidates`] index of cell `cell`'s candidate walk in mutation round `round`.
+pub fn candidate_walk(round: u64, cell: usize) -> u64 {
+    round << 16 | cell as u64
+}
+
 /// A reproducible generator for one stream.
 pub fn rng(master: u64, stream: Stream, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(derive(master, stream, index))

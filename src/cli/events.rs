@@ -4,7 +4,7 @@
 use super::progress::Progress;
 use serde_json::{Value, json};
 use spidernet::metrics::CandidateReport;
-use spidernet::search::{IterationRecord, SearchConfig, SearchObserver};
+use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 use std::io::Write;
 
@@ -47,15 +47,19 @@ impl SearchObserver for JsonEvents {
         emit("iteration_started", json!({ "iteration": iteration }));
     }
 
-    fn phase(&mut self, iteration: usize, epochs: usize) {
-        self.progress.phase(iteration, epochs);
-        self.phase = iteration;
-        let event = if iteration == 0 {
-            "final_training_started"
-        } else {
-            "training_started"
-        };
-        emit(event, json!({ "iteration": iteration, "epochs": epochs }));
+    fn phase(&mut self, phase: Phase, epochs: usize) {
+        self.progress.phase(phase, epochs);
+        match phase {
+            Phase::Search(iteration) => {
+                self.phase = iteration;
+                emit("training_started", json!({ "iteration": iteration, "epochs": epochs }));
+            }
+            Phase::Final | Phase::Premutation => {
+                // The events' format: `iteration` 0 stands for the final training.
+                self.phase = 0;
+                emit("final_training_started", json!({ "iteration": 0, "epochs": epochs }));
+            }
+        }
     }
 
     fn candidate(&mut self, report: &CandidateReport) {

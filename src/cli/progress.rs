@@ -4,7 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use spidernet::memory::format_size;
 use spidernet::metrics::CandidateReport;
-use spidernet::search::{IterationRecord, SearchConfig, SearchObserver};
+use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 
 /// Progress of training phases and candidate scoring.
@@ -106,13 +106,12 @@ impl TrainObserver for Progress {
 }
 
 impl SearchObserver for Progress {
-    fn phase(&mut self, iteration: usize, epochs: usize) {
+    fn phase(&mut self, phase: Phase, epochs: usize) {
         self.clear();
         self.epochs = epochs;
-        self.label = if iteration == 0 {
-            "final epoch".to_string()
-        } else {
-            format!("iteration {iteration} epoch")
+        self.label = match phase {
+            Phase::Search(iteration) => format!("iteration {iteration} epoch"),
+            Phase::Final | Phase::Premutation => "final epoch".to_string(),
         };
     }
 

@@ -85,7 +85,7 @@ impl DataSource for Digits {
         let labels = Tensor::from_slice(&labels);
 
         let mut order: Vec<i64> = (0..n as i64).collect();
-        order.shuffle(&mut seed::rng(seed, Stream::DataSplit, 0));
+        order.shuffle(&mut seed::rng(seed, Stream::DataSplit, seed::data_split::TRAIN_TEST));
         let n_train = ((n as f64) * self.train_fraction).round() as usize;
         if n_train == 0 || n_train >= n {
             bail!(

@@ -112,7 +112,7 @@ impl ImageFolder {
         }
         let folders = class_folders(&self.dir)?;
         let names = folders.iter().map(|f| folder_name(f)).collect();
-        let mut rng = seed::rng(seed, Stream::DataSplit, 3);
+        let mut rng = seed::rng(seed, Stream::DataSplit, seed::data_split::FOLDER_TEST);
         let (mut train, mut test) = (Vec::new(), Vec::new());
         for (class, folder) in folders.iter().enumerate() {
             let mut images = class_images(folder)?;

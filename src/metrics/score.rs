@@ -370,7 +370,11 @@ impl Scorer {
             );
         };
         let mut order: Vec<u32> = target.edges.iter().map(|e| e.id).collect();
-        order.shuffle(&mut seed::rng(self.seed, Stream::Candidates, round << 16 | cell as u64));
+        order.shuffle(&mut seed::rng(
+            self.seed,
+            Stream::Candidates,
+            seed::candidate_walk(round, cell),
+        ));
         let mut tried = Vec::new();
         let baseline = self.baseline(genotype);
         for edge in order {

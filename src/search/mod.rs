@@ -117,12 +117,43 @@ impl SearchConfig {
     }
 }
 
+/// A step of a search run: the mutation pass before any training, a search iteration, or the final training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Iteration 0: one mutation pass on the untrained minimal network.
+    Premutation,
+    /// Iteration n ≥ 1: supernet training, then a mutation pass.
+    Search(usize),
+    /// The final network trained from scratch.
+    Final,
+}
+
+impl Phase {
+    /// The phase of history record `iteration` (0 is the premutation pass).
+    pub fn of_iteration(iteration: usize) -> Phase {
+        if iteration == 0 {
+            Phase::Premutation
+        } else {
+            Phase::Search(iteration)
+        }
+    }
+
+    /// The index its networks' initialisation and batch order are drawn with.
+    pub fn seed_index(self) -> u64 {
+        match self {
+            Phase::Premutation => 0,
+            Phase::Search(iteration) => iteration as u64,
+            Phase::Final => seed::FINAL_NETWORK,
+        }
+    }
+}
+
 /// Receives what the search does, for progress display and logs.
 pub trait SearchObserver: TrainObserver {
     /// An iteration begins (iteration 0 is the mutation pass before any training).
     fn iteration_started(&mut self, _iteration: usize) {}
-    /// A training phase begins (`iteration` 0 means final training).
-    fn phase(&mut self, _iteration: usize, _epochs: usize) {}
+    /// A training phase begins: a search iteration's supernet training, or the final training.
+    fn phase(&mut self, _phase: Phase, _epochs: usize) {}
     /// A candidate was scored.
     fn candidate(&mut self, _report: &CandidateReport) {}
     /// An iteration finished and was checkpointed.
@@ -139,7 +170,7 @@ struct SearchData<'a> {
 }
 
 fn search_data<'a>(data: &'a Dataset, config: &SearchConfig) -> SearchData<'a> {
-    let mut rng = seed::rng(config.seed, Stream::DataSplit, 1);
+    let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::SEARCH);
     let (rest, validation) = data.train.hold_out(config.validation_fraction, &mut rng);
     let search_train = match config.search_samples {
         Some(k) if k < rest.len() => rest.hold_out(k as f64 / rest.len() as f64, &mut rng).1,
@@ -251,10 +282,11 @@ fn run_iteration(
     let start = Instant::now();
     let mut last_epoch: Option<EpochReport> = None;
     let mut deadheaded = Vec::new();
-    if iteration > 0 {
-        let mut net = fresh_network(genotype, config, device, iteration as u64);
-        observer.phase(iteration, config.train.epochs);
-        let train_seed = seed::derive(config.seed, Stream::BatchOrder, iteration as u64);
+    let phase = Phase::of_iteration(iteration);
+    if phase != Phase::Premutation {
+        let mut net = fresh_network(genotype, config, device, phase);
+        observer.phase(phase, config.train.epochs);
+        let train_seed = seed::derive(config.seed, Stream::BatchOrder, phase.seed_index());
         let reports = train::train(
             &mut net,
             &splits.search_train,
@@ -291,9 +323,9 @@ fn run_iteration(
     })
 }
 
-/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `index`.
-fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, index: u64) -> Supernet {
-    let init_seed = seed::derive(config.seed, Stream::Init, index);
+/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`.
+fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
+    let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
     let pruner = config.pruner.clone();
     Supernet::new(
         genotype,
@@ -314,17 +346,17 @@ pub fn final_training(
     device: Device,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<(Supernet, Evaluation, usize)> {
-    let mut net = fresh_network(genotype, config, device, u64::MAX);
+    let mut net = fresh_network(genotype, config, device, Phase::Final);
     let train_config = TrainConfig {
         augment: Some(data.augment()),
         ..config.final_train.clone()
     };
-    observer.phase(0, train_config.epochs);
-    let train_seed = seed::derive(config.seed, Stream::BatchOrder, u64::MAX);
+    observer.phase(Phase::Final, train_config.epochs);
+    let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
     let subset;
     let train_split = match config.final_samples {
         Some(k) if k < data.train.len() => {
-            let mut rng = seed::rng(config.seed, Stream::DataSplit, 2);
+            let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::FINAL_SUBSET);
             subset = data.train.hold_out(k as f64 / data.train.len() as f64, &mut rng).1;
             &subset
         }

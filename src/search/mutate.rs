@@ -62,7 +62,7 @@ pub fn mutation_pass(
             }
             None => {
                 let edges = &genotype.cells[cell].edges;
-                let mut rng = seed::rng(config.seed, Stream::Candidates, round << 16 | cell as u64);
+                let mut rng = seed::rng(config.seed, Stream::Candidates, seed::candidate_walk(round, cell));
                 edges.get(rng.random_range(0..edges.len())).map(|e| e.id)
             }
         };
