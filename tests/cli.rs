@@ -190,6 +190,14 @@ fn ntk_faithful_scores_candidates_with_the_faithful_condition_number() {
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
         assert_eq!(config["metrics"]["ntk_mode"], mode);
+        // The settings that will run, the final training's augmentation included (digits: 8 px, no flips).
+        let augment = &config["final_train"]["augment"];
+        assert_eq!(
+            (augment["pad"].as_u64(), augment["cutout"].as_u64()),
+            (Some(1), Some(4)),
+            "{augment}"
+        );
+        assert_eq!(augment["horizontal_flip"], false);
         let pairs = r_ntk_against(&run, mode);
         assert!(!pairs.is_empty(), "no candidate scored");
         // The other κ gives other ratios, so the check above tells the two modes apart.

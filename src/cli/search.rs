@@ -129,8 +129,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             (dir, config, checkpoint, data)
         }
         None => {
-            let config = args.config();
+            let mut config = args.config();
             let data = load_data(&config.data, &config.data_options, config.seed)?;
+            config.record_final_augmentation(&data);
             let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
             let dir = RunDir::create(&root, &config)?;

@@ -57,7 +57,8 @@ pub struct SearchConfig {
     pub validation_fraction: f64,
     /// Training of each search iteration (epochs T per iteration).
     pub train: TrainConfig,
-    /// Final training from scratch (its augmentation is set from the data).
+    /// Final training from scratch. Its augmentation comes from the data: `record_final_augmentation` writes it in
+    /// before the run folder is created, so that config.json shows it; left unset, it is derived when training.
     pub final_train: TrainConfig,
     /// Whether the final training runs at the end.
     pub final_training: bool,
@@ -65,6 +66,14 @@ pub struct SearchConfig {
     pub metrics: MetricsConfig,
     /// Pruner constants.
     pub pruner: PrunerConfig,
+}
+
+impl SearchConfig {
+    /// Sets the final training's augmentation to the one `data` calls for (crop padding, cutout and flips scaled to
+    /// its images), so that the settings record what will run.
+    pub fn record_final_augmentation(&mut self, data: &Dataset) {
+        self.final_train.augment = Some(data.augment());
+    }
 }
 
 /// A preset of search settings.
@@ -348,7 +357,7 @@ pub fn final_training(
 ) -> anyhow::Result<(Supernet, Evaluation, usize)> {
     let mut net = fresh_network(genotype, config, device, Phase::Final);
     let train_config = TrainConfig {
-        augment: Some(data.augment()),
+        augment: config.final_train.augment.clone().or_else(|| Some(data.augment())),
         ..config.final_train.clone()
     };
     observer.phase(Phase::Final, train_config.epochs);
