@@ -4,6 +4,7 @@ pub mod allocator;
 pub mod artifacts;
 pub mod atomic;
 pub mod bench;
+pub mod blocks;
 pub mod data;
 pub mod doctor;
 pub mod export;

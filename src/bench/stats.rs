@@ -85,7 +85,7 @@ impl Measurement {
             Device::Cuda(index) => format!("cuda:{index}"),
             _ => "cpu".into(),
         };
-        self.memory_format = if crate::ops::uses_channels_last(device) {
+        self.memory_format = if crate::blocks::uses_channels_last(device) {
             "channels-last"
         } else {
             "nchw"

@@ -3,8 +3,8 @@
 use super::args::{DeviceChoice, positive};
 use clap::Args;
 use spidernet::bench::{self, BenchConfig, Measurement, Workload};
+use spidernet::blocks::MemoryFormat;
 use spidernet::memory::format_size;
-use spidernet::ops::MemoryFormat;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -50,7 +50,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let threads = i32::try_from(args.threads).map_err(|_| anyhow::anyhow!("--threads {}: too many", args.threads))?;
     tch::set_num_threads(threads);
-    spidernet::ops::set_memory_format(args.memory_format);
+    spidernet::blocks::set_memory_format(args.memory_format);
     let config = BenchConfig::new(
         args.repeats,
         args.steps,

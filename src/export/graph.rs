@@ -5,12 +5,12 @@ use super::proto::{
     AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
     attribute_type, data_type,
 };
+use crate::blocks::ConvShape;
 use crate::genotype::{Cell, Genotype, Op};
-use crate::ops::ConvShape;
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
-/// Batch-norm epsilon of every batch norm in the network (crate::ops::batch_norm).
+/// Batch-norm epsilon of every batch norm in the network (crate::blocks::batch_norm).
 const BN_EPS: f64 = 1e-5;
 
 /// Name of the graph's input: normalised images, (batch, channels, height, width).

@@ -8,8 +8,8 @@
 //! Convolutions run with R times the groups, batch norms are per channel anyway, and the towers are batched
 //! matrix products.
 
+use crate::blocks::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, Conv};
 use crate::layers::Layers;
-use crate::ops::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, Conv};
 use crate::supernet::{Mode, Supernet};
 use std::collections::HashMap;
 use tch::{Kind, Tensor, nn};
@@ -26,7 +26,7 @@ pub struct Replicated {
 
 impl Replicated {
     /// `count` copies; `channels_last` stores the replicated input channel-innermost (the network's own feature
-    /// maps follow `ops::preferred_layout` from the stem on).
+    /// maps follow `blocks::preferred_layout` from the stem on).
     pub fn new(count: i64, channels_last: bool) -> Self {
         Replicated {
             count,
@@ -70,7 +70,7 @@ impl Layers for Replicated {
     fn input(&mut self, x: &Tensor) -> Tensor {
         let copies = x.repeat([1, self.count, 1, 1]);
         if self.channels_last {
-            crate::ops::channels_last(&copies)
+            crate::blocks::channels_last(&copies)
         } else {
             copies
         }

@@ -196,8 +196,8 @@ const NTK_MAX_COPIES: usize = 16;
 
 fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, allowance: u64) -> Conditioning {
     let batch = batches.first().map_or(1, |b| b.size()[0] as usize);
-    // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (ops::MemoryFormat).
-    let channels_last = crate::ops::uses_channels_last(net.device());
+    // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (blocks::MemoryFormat).
+    let channels_last = crate::blocks::uses_channels_last(net.device());
     let rows = replicas::gradient_rows(
         net,
         batches,

@@ -121,8 +121,8 @@ mod tests {
 
     #[test]
     fn cuda_queries_answer_without_a_gpu_instead_of_throwing() {
-        if crate::doctor::Driver::probe().is_ok_and(|driver| !driver.devices.is_empty()) {
-            eprintln!("skipped: a CUDA device is present, so the no-GPU answers cannot be checked here");
+        if std::path::Path::new("/dev/nvidiactl").exists() {
+            eprintln!("skipped: an NVIDIA driver is present, so the no-GPU answers cannot be checked here");
             return;
         }
         // With the backend loaded (PyPI's libtorch) the build versions are known; without it there are none.

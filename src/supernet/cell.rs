@@ -2,10 +2,10 @@
 
 use super::Pass;
 use super::edge::EdgeNet;
+use crate::blocks::{self, Conv, ConvShape};
 use crate::genotype::{Cell, DeadheadOutcome};
 use crate::init::{self, InitScheme};
 use crate::layers::Layers;
-use crate::ops::{self, Conv, ConvShape};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{Tensor, nn};
@@ -29,7 +29,10 @@ impl Rescaler {
                 dilation: 1,
                 groups: 1,
             };
-            (ops::conv(path / "conv", shape), ops::batch_norm(path / "bn", c_out))
+            (
+                blocks::conv(path / "conv", shape),
+                blocks::batch_norm(path / "bn", c_out),
+            )
         });
         Rescaler { projection, halvings }
     }
@@ -43,7 +46,7 @@ impl Rescaler {
             None => x.shallow_clone(),
         };
         if self.halvings > 0 {
-            y = ops::subsample(&y, 1 << self.halvings);
+            y = blocks::subsample(&y, 1 << self.halvings);
         }
         y
     }
@@ -109,7 +112,7 @@ impl CellNet {
             .map(|(i, spec)| Rescaler::new(&(path / format!("input{i}")), spec.channels, channels, spec.halvings))
             .collect();
         let node_norms = (0..cell.n_nodes)
-            .map(|v| ops::batch_norm(path / format!("node{v}"), channels))
+            .map(|v| blocks::batch_norm(path / format!("node{v}"), channels))
             .collect();
         let edges = cell
             .edges
@@ -209,11 +212,11 @@ impl CellNet {
         for (i, rescaler) in self.rescalers.iter().enumerate() {
             if let Some((conv, bn)) = &rescaler.projection {
                 out.push((format!("inputs.{i}.conv.weight"), conv.ws.shallow_clone()));
-                out.extend(ops::batch_norm_tensors(&format!("inputs.{i}.bn"), bn));
+                out.extend(blocks::batch_norm_tensors(&format!("inputs.{i}.bn"), bn));
             }
         }
         for (v, norm) in self.node_norms.iter().enumerate() {
-            out.extend(ops::batch_norm_tensors(&format!("nodes.{v}.bn"), norm));
+            out.extend(blocks::batch_norm_tensors(&format!("nodes.{v}.bn"), norm));
         }
         for (id, edge) in &self.edges {
             for op in &edge.ops {

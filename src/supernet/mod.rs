@@ -8,11 +8,11 @@ pub use cell::{CellNet, InputSpec, batch_norm_parameters};
 pub use count::{cell_parameter_count, parameter_count, stem_parameter_count};
 pub use edge::{EdgeNet, GatedOp};
 
+use crate::blocks::{self, Conv, ConvShape};
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};
 use crate::hash::stable_hash;
 use crate::init::{self, InitScheme};
 use crate::layers::{Layers, Plain};
-use crate::ops::{self, Conv, ConvShape};
 use crate::pruner::{self, PrunerConfig, Verdict};
 use crate::seed::{self, Stream};
 use rand_chacha::ChaCha8Rng;
@@ -122,8 +122,8 @@ impl Supernet {
             groups: 1,
         };
         let stem = (
-            ops::conv(&root / "stem" / "conv", stem_shape),
-            ops::batch_norm(&root / "stem" / "bn", width_of(0)),
+            blocks::conv(&root / "stem" / "conv", stem_shape),
+            blocks::batch_norm(&root / "stem" / "bn", width_of(0)),
         );
         let mut cells = Vec::new();
         let mut towers = Vec::new();
@@ -225,12 +225,12 @@ impl Supernet {
     fn run(&self, x: &Tensor, pass: &mut Pass) -> Vec<Tensor> {
         let input = pass.layers.input(x);
         let stem = pass.layers.conv(&input, &self.stem.0);
-        let stem = ops::preferred_layout(&pass.layers.batch_norm(&stem, &self.stem.1, pass.mode.train));
+        let stem = blocks::preferred_layout(&pass.layers.batch_norm(&stem, &self.stem.1, pass.mode.train));
         let mut outputs = vec![stem];
         let mut logits = Vec::with_capacity(self.cells.len());
         for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
             let out = net.forward(cell, &outputs, &self.disabled[k], pass);
-            let pooled = ops::global_average(&out);
+            let pooled = blocks::global_average(&out);
             logits.push(pass.layers.linear(&pooled, &self.towers[k]));
             outputs.push(out);
         }
@@ -361,7 +361,7 @@ impl Supernet {
     /// follow `genotype.json` (`cells.<cell>.edges.<edge id>.<op>.…`); dead ops are left out.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut named = vec![("stem.conv.weight".to_string(), self.stem.0.ws.shallow_clone())];
-        named.extend(ops::batch_norm_tensors("stem.bn", &self.stem.1));
+        named.extend(blocks::batch_norm_tensors("stem.bn", &self.stem.1));
         for (k, (cell, tower)) in self.cells.iter().zip(&self.towers).enumerate() {
             named.extend(
                 cell.named_tensors()
