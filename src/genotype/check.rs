@@ -8,15 +8,19 @@ use super::error::GenotypeError;
 impl Cell {
     /// Verifies every structural invariant, naming the first one that fails.
     pub fn check(&self) -> Result<(), GenotypeError> {
-        let fail = |reason: String| {
-            Err(GenotypeError::InvalidCell {
+        self.check_node_counts()
+            .and_then(|()| self.check_edges())
+            .and_then(|()| self.check_paths())
+            .map_err(|reason| GenotypeError::InvalidCell {
                 cell: self.index,
                 reason,
             })
-        };
+    }
+
+    fn check_node_counts(&self) -> Result<(), String> {
         let expected_inputs = self.index.checked_add(1);
         if expected_inputs != Some(self.n_inputs) {
-            return fail(format!(
+            return Err(format!(
                 "n_inputs is {} but cell {} must have {} input nodes",
                 self.n_inputs,
                 self.index,
@@ -24,7 +28,7 @@ impl Cell {
             ));
         }
         if self.n_nodes <= self.n_inputs {
-            return fail(format!(
+            return Err(format!(
                 "n_nodes is {} but a cell with {} inputs needs at least {} nodes",
                 self.n_nodes,
                 self.n_inputs,
@@ -35,34 +39,37 @@ impl Cell {
         // hostile n_nodes from driving the allocations below.
         let max_nodes = self.n_inputs.saturating_add(1).saturating_add(self.edges.len());
         if self.n_nodes > max_nodes {
-            return fail(format!(
+            return Err(format!(
                 "n_nodes is {} but {} edges can connect at most {} nodes",
                 self.n_nodes,
                 self.edges.len(),
                 max_nodes
             ));
         }
+        Ok(())
+    }
 
+    fn check_edges(&self) -> Result<(), String> {
         let mut seen_ids = HashSet::new();
         for edge in &self.edges {
             let id = edge.id;
             if edge.from >= edge.to {
-                return fail(format!(
+                return Err(format!(
                     "edge {id} goes from node {} to node {}, but edges must go from a lower to a higher node",
                     edge.from, edge.to
                 ));
             }
             if edge.to >= self.n_nodes {
-                return fail(format!(
+                return Err(format!(
                     "edge {id} ends at node {} but the cell has only {} nodes",
                     edge.to, self.n_nodes
                 ));
             }
             if self.is_input(edge.to) {
-                return fail(format!("edge {id} ends at input node {}", edge.to));
+                return Err(format!("edge {id} ends at input node {}", edge.to));
             }
             if edge.ops.is_empty() {
-                return fail(format!("edge {id} has no live ops"));
+                return Err(format!("edge {id} has no live ops"));
             }
             if let Some(pair) = edge.ops.windows(2).find(|pair| pair[0] >= pair[1]) {
                 let problem = if pair[0] == pair[1] {
@@ -70,33 +77,33 @@ impl Cell {
                 } else {
                     format!("op {} is listed after {}", pair[1], pair[0])
                 };
-                return fail(format!(
+                return Err(format!(
                     "edge {id}: {problem}; ops must be distinct and in canonical order"
                 ));
             }
             if id >= self.next_edge_id {
-                return fail(format!("edge id {id} is not below next_edge_id {}", self.next_edge_id));
+                return Err(format!("edge id {id} is not below next_edge_id {}", self.next_edge_id));
             }
             if !seen_ids.insert(id) {
-                return fail(format!("edge id {id} is used twice"));
+                return Err(format!("edge id {id} is used twice"));
             }
         }
+        Ok(())
+    }
 
+    fn check_paths(&self) -> Result<(), String> {
         let reach = self.reach(None);
-        if !reach.from_input[self.output()] {
-            return fail(format!(
-                "no path from an input node to the output node {}",
-                self.output()
-            ));
-        }
         let output = self.output();
+        if !reach.from_input[output] {
+            return Err(format!("no path from an input node to the output node {output}"));
+        }
         if let Some(stray) = (self.n_inputs..output).find(|&node| !reach.on_path(node)) {
             let side = if reach.from_input[stray] {
                 "cannot reach the output"
             } else {
                 "is not reachable from any input"
             };
-            return fail(format!(
+            return Err(format!(
                 "node {stray} {side}; every intermediate node must lie on an input-to-output path"
             ));
         }

@@ -217,39 +217,7 @@ pub fn charts(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Vec<
             )?,
         ),
     ];
-    let budgets: Vec<Guide> = runs(run, other)
-        .into_iter()
-        .map(|(r, colour, _)| Guide {
-            label: format!("budget of {}", r.name()),
-            value: mib(r.config.memory_budget as f64),
-            colour,
-        })
-        .fold(Vec::new(), |mut kept, guide| {
-            if !kept.iter().any(|g: &Guide| g.value == guide.value) {
-                kept.push(guide);
-            }
-            kept
-        });
-    // A budget far above the estimates would flatten them into the axis: name it in the title instead.
-    let peak = runs(run, other)
-        .iter()
-        .flat_map(|(r, _, _)| r.history.iter().map(|h| mib(h.memory.total() as f64)))
-        .fold(0.0, f64::max);
-    let (budgets, memory_title) = if budgets.iter().all(|g| g.value > 4.0 * peak) {
-        let sizes: Vec<String> = budgets
-            .iter()
-            .map(|g| format_size((g.value * 1048576.0) as u64))
-            .collect();
-        (
-            Vec::new(),
-            format!(
-                "Estimated training memory (budget {}, off the scale)",
-                sizes.join(" / ")
-            ),
-        )
-    } else {
-        (budgets, "Estimated training memory against the budget".to_string())
-    };
+    let (budgets, memory_title) = memory_guides(run, other);
     svgs.push((
         "memory",
         charts::line_chart(
@@ -278,7 +246,54 @@ pub fn charts(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Vec<
         "edges-per-cell",
         charts::line_chart(&edges_title, "edges", &edges_series(run, other), &[], &whole)?,
     ));
-    let bars: Vec<TimeBars> = runs(run, other)
+    svgs.push(("time", charts::time_chart(&time_bars(run, other))?));
+    let points = scored_points(run);
+    if !points.is_empty() {
+        svgs.push(("candidates", charts::candidates_chart(&points)?));
+    }
+    Ok(svgs)
+}
+
+/// The budget lines of the memory chart (one per distinct budget) and its title. A budget far above the estimates
+/// would flatten them into the axis, so then it is named in the title instead of drawn.
+fn memory_guides(run: &RunRecord, other: Option<&RunRecord>) -> (Vec<Guide>, String) {
+    let budgets: Vec<Guide> = runs(run, other)
+        .into_iter()
+        .map(|(r, colour, _)| Guide {
+            label: format!("budget of {}", r.name()),
+            value: mib(r.config.memory_budget as f64),
+            colour,
+        })
+        .fold(Vec::new(), |mut kept, guide| {
+            if !kept.iter().any(|g: &Guide| g.value == guide.value) {
+                kept.push(guide);
+            }
+            kept
+        });
+    let peak = runs(run, other)
+        .iter()
+        .flat_map(|(r, _, _)| r.history.iter().map(|h| mib(h.memory.total() as f64)))
+        .fold(0.0, f64::max);
+    if budgets.iter().all(|g| g.value > 4.0 * peak) {
+        let sizes: Vec<String> = budgets
+            .iter()
+            .map(|g| format_size((g.value * 1048576.0) as u64))
+            .collect();
+        (
+            Vec::new(),
+            format!(
+                "Estimated training memory (budget {}, off the scale)",
+                sizes.join(" / ")
+            ),
+        )
+    } else {
+        (budgets, "Estimated training memory against the budget".to_string())
+    }
+}
+
+/// Training and scoring seconds per iteration, one bar series per run.
+fn time_bars(run: &RunRecord, other: Option<&RunRecord>) -> Vec<TimeBars> {
+    runs(run, other)
         .into_iter()
         .map(|(r, colour, _)| TimeBars {
             label: r.name(),
@@ -289,13 +304,7 @@ pub fn charts(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<Vec<
                 .collect(),
             colour,
         })
-        .collect();
-    svgs.push(("time", charts::time_chart(&bars)?));
-    let points = scored_points(run);
-    if !points.is_empty() {
-        svgs.push(("candidates", charts::candidates_chart(&points)?));
-    }
-    Ok(svgs)
+        .collect()
 }
 
 fn charts_section(charts: &[(&str, String)]) -> String {

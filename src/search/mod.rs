@@ -172,13 +172,12 @@ pub trait SearchObserver: TrainObserver {
 }
 
 /// The splits a search trains, validates and tests on.
-struct SearchData<'a> {
+struct SearchData {
     search_train: Split,
     validation: Split,
-    full: &'a Dataset,
 }
 
-fn search_data<'a>(data: &'a Dataset, config: &SearchConfig) -> SearchData<'a> {
+fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
     let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::SEARCH);
     let (rest, validation) = data.train.hold_out(config.validation_fraction, &mut rng);
     let search_train = match config.search_samples {
@@ -188,7 +187,6 @@ fn search_data<'a>(data: &'a Dataset, config: &SearchConfig) -> SearchData<'a> {
     SearchData {
         search_train,
         validation,
-        full: data,
     }
 }
 
@@ -216,25 +214,7 @@ pub fn run(
         };
         observer.iteration_started(iteration);
         let record = run_iteration(iteration, config, &splits, &mut checkpoint.genotype, device, observer)?;
-        let applied = record.mutations.iter().filter(|m| m.applied).count();
-        let refused = record.mutations.len() - applied;
-        checkpoint.stale = if applied == 0 && iteration > 0 {
-            checkpoint.stale + 1
-        } else {
-            0
-        };
-        checkpoint.stopped = if iteration >= config.iterations {
-            Some(format!("reached {} iterations", config.iterations))
-        } else if applied == 0 && refused > 0 {
-            Some("the memory budget leaves no room for the chosen splits".to_string())
-        } else if checkpoint.stale >= config.patience {
-            Some(format!(
-                "no mutation was accepted for {} iterations in a row",
-                checkpoint.stale
-            ))
-        } else {
-            None
-        };
+        update_stop(&mut checkpoint, &record, config);
         history.push(record);
         checkpoint.completed = history.len();
         dir.commit(&history, &checkpoint)?;
@@ -242,9 +222,41 @@ pub fn run(
     }
     let reason = checkpoint.stopped.clone().unwrap_or_default();
     observer.stopped(&reason);
-    let genotype = &checkpoint.genotype;
-    let mut summary = Summary {
-        stopped: reason,
+    let mut summary = search_summary(&checkpoint.genotype, config, &history, reason);
+    if config.final_training {
+        train_final(&mut summary, dir, &checkpoint.genotype, config, data, device, observer)?;
+    }
+    dir.save_summary(&summary)?;
+    Ok(summary)
+}
+
+/// Counts the iterations without an applied split and decides whether the loop stops after `record`.
+fn update_stop(checkpoint: &mut Checkpoint, record: &IterationRecord, config: &SearchConfig) {
+    let applied = record.mutations.iter().filter(|m| m.applied).count();
+    let refused = record.mutations.len() - applied;
+    checkpoint.stale = if applied == 0 && record.iteration > 0 {
+        checkpoint.stale + 1
+    } else {
+        0
+    };
+    checkpoint.stopped = if record.iteration >= config.iterations {
+        Some(format!("reached {} iterations", config.iterations))
+    } else if applied == 0 && refused > 0 {
+        Some("the memory budget leaves no room for the chosen splits".to_string())
+    } else if checkpoint.stale >= config.patience {
+        Some(format!(
+            "no mutation was accepted for {} iterations in a row",
+            checkpoint.stale
+        ))
+    } else {
+        None
+    };
+}
+
+/// The summary of the search alone: the final genotype's size and the time spent searching.
+fn search_summary(genotype: &Genotype, config: &SearchConfig, history: &[IterationRecord], stopped: String) -> Summary {
+    Summary {
+        stopped,
         iterations: history.iter().filter(|r| r.iteration > 0).count(),
         live_ops: genotype.live_op_count(),
         edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
@@ -258,25 +270,33 @@ pub fn run(
         final_training_peak_rss_bytes: None,
         final_training_peak_device_bytes: None,
         final_training_samples: 0,
-    };
-    if config.final_training {
-        let start = Instant::now();
-        let peak_window = MemoryWindow::start(device);
-        let (net, evaluation, samples) = final_training(genotype, config, splits.full, device, observer)?;
-        summary.final_training_samples = samples;
-        summary.final_training_seconds = start.elapsed().as_secs_f64();
-        let peak = peak_window.finish();
-        // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
-        summary.final_training_peak_rss_bytes = peak.rss.filter(|_| device == Device::Cpu).map(|rss| rss.peak);
-        summary.final_training_peak_device_bytes = peak.cuda.map(|cuda| cuda.allocated);
-        summary.test_accuracy = Some(evaluation.accuracy);
-        summary.test_loss = Some(evaluation.loss);
-        summary.live_ops = net.genotype().live_op_count();
-        summary.parameters = net.parameter_count();
-        Artifacts::new(dir.root()).save(&net, &data.normalization)?;
     }
-    dir.save_summary(&summary)?;
-    Ok(summary)
+}
+
+/// Runs the final training, saves the trained network into the run folder and adds its figures to `summary`.
+fn train_final(
+    summary: &mut Summary,
+    dir: &RunDir,
+    genotype: &Genotype,
+    config: &SearchConfig,
+    data: &Dataset,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let peak_window = MemoryWindow::start(device);
+    let (net, evaluation, samples) = final_training(genotype, config, data, device, observer)?;
+    summary.final_training_samples = samples;
+    summary.final_training_seconds = start.elapsed().as_secs_f64();
+    let peak = peak_window.finish();
+    // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
+    summary.final_training_peak_rss_bytes = peak.rss.filter(|_| device == Device::Cpu).map(|rss| rss.peak);
+    summary.final_training_peak_device_bytes = peak.cuda.map(|cuda| cuda.allocated);
+    summary.test_accuracy = Some(evaluation.accuracy);
+    summary.test_loss = Some(evaluation.loss);
+    summary.live_ops = net.genotype().live_op_count();
+    summary.parameters = net.parameter_count();
+    Artifacts::new(dir.root()).save(&net, &data.normalization)
 }
 
 /// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
