@@ -108,13 +108,8 @@ impl Artifacts {
             0,
         );
         let copies = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-        net.load_named_tensors(copies).map_err(|problem| {
-            anyhow::anyhow!(
-                "{} does not match {}: {problem}",
-                weights_path.display(),
-                genotype_path.display()
-            )
-        })?;
+        net.load_named_tensors(copies)
+            .with_context(|| format!("{} does not match {}", weights_path.display(), genotype_path.display()))?;
         Ok((genotype, tensors))
     }
 }

@@ -29,6 +29,24 @@ pub struct Weights {
     tensors: HashMap<String, Tensor>,
 }
 
+/// Why a trained network cannot be written as ONNX.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The weights lack a tensor the genotype's graph needs.
+    #[error("the weights have no tensor {0}")]
+    MissingTensor(String),
+    /// A tensor could not be read as f32 values.
+    #[error("tensor {name}")]
+    UnreadableTensor {
+        name: String,
+        #[source]
+        source: tch::TchError,
+    },
+    /// With its closed gates left out, no live path reaches a cell's output.
+    #[error("cell {0}: no path reaches the output node")]
+    NoPathToOutput(usize),
+}
+
 impl Weights {
     /// Wraps named tensors.
     pub fn new(tensors: Vec<(String, Tensor)>) -> Self {
@@ -37,13 +55,16 @@ impl Weights {
         }
     }
 
-    fn get(&self, name: &str) -> Result<Array, String> {
+    fn get(&self, name: &str) -> Result<Array, ExportError> {
         let tensor = self
             .tensors
             .get(name)
-            .ok_or_else(|| format!("the weights have no tensor {name}"))?;
+            .ok_or_else(|| ExportError::MissingTensor(name.to_string()))?;
         let flat = tensor.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1);
-        let values = Vec::<f32>::try_from(&flat).map_err(|e| format!("tensor {name}: {e}"))?;
+        let values = Vec::<f32>::try_from(&flat).map_err(|source| ExportError::UnreadableTensor {
+            name: name.to_string(),
+            source,
+        })?;
         Ok(Array {
             dims: tensor.size(),
             values,
@@ -51,7 +72,7 @@ impl Weights {
     }
 
     /// Whether the gate of an op is open (its weight is positive): a closed gate multiplies the op by exactly 0.
-    fn gate_open(&self, prefix: &str) -> Result<bool, String> {
+    fn gate_open(&self, prefix: &str) -> Result<bool, ExportError> {
         Ok(self
             .get(&format!("{prefix}.gate"))?
             .values
@@ -167,7 +188,7 @@ impl Builder<'_> {
         bn: Option<&str>,
         shape: ConvShape,
         hint: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, ExportError> {
         let w = self.weights.get(weight)?;
         let out_channels = w.dims[0] as usize;
         let per_channel = w.values.len() / out_channels.max(1);
@@ -211,7 +232,7 @@ impl Builder<'_> {
     }
 
     /// A batch norm on its own (after a sum of edges), in inference form.
-    fn batch_norm(&mut self, x: &str, bn: &str, hint: &str) -> Result<String, String> {
+    fn batch_norm(&mut self, x: &str, bn: &str, hint: &str) -> Result<String, ExportError> {
         let mut inputs = vec![x.to_string()];
         for part in ["weight", "bias", "running_mean", "running_var"] {
             let name = format!("{bn}.{part}");
@@ -247,7 +268,12 @@ impl Builder<'_> {
     }
 
     /// Depthwise conv → pointwise conv with its batch norm folded in.
-    fn depthwise_pointwise(&mut self, x: &str, prefix: &str, geometry: (i64, i64, i64, i64)) -> Result<String, String> {
+    fn depthwise_pointwise(
+        &mut self,
+        x: &str,
+        prefix: &str,
+        geometry: (i64, i64, i64, i64),
+    ) -> Result<String, ExportError> {
         let (channels, kernel, stride, dilation) = geometry;
         let (depthwise, pointwise) = ConvShape::depthwise_pointwise(channels, kernel, stride, dilation);
         let y = self.conv_bn(x, &format!("{prefix}depthwise.weight"), None, depthwise, prefix)?;
@@ -261,7 +287,7 @@ impl Builder<'_> {
     }
 
     /// One op applied to `x`, as crate::ops::OpBlock computes it in evaluation mode.
-    fn op(&mut self, x: &str, op: Op, prefix: &str, channels: i64, stride: i64) -> Result<String, String> {
+    fn op(&mut self, x: &str, op: Op, prefix: &str, channels: i64, stride: i64) -> Result<String, ExportError> {
         let pool = |name: &str| {
             let mut attributes = vec![
                 attr_ints("kernel_shape", &[3, 3]),
@@ -293,7 +319,7 @@ impl Builder<'_> {
     }
 
     /// One cell, as crate::supernet::CellNet::forward computes it in evaluation mode.
-    fn cell(&mut self, genotype: &Genotype, k: usize, dense: &[String]) -> Result<String, String> {
+    fn cell(&mut self, genotype: &Genotype, k: usize, dense: &[String]) -> Result<String, ExportError> {
         let cell: &Cell = &genotype.cells[k];
         let channels = genotype.cell_channels(k) as i64;
         let level = genotype.cell_input_level(k);
@@ -365,12 +391,12 @@ impl Builder<'_> {
                 }
             }
         }
-        Err(format!("cell {k}: no path reaches the output node"))
+        Err(ExportError::NoPathToOutput(k))
     }
 }
 
 /// The graph of `genotype` with `weights`; returns it with the number of weight scalars it holds.
-pub fn build(genotype: &Genotype, weights: &Weights) -> Result<GraphProto, String> {
+pub fn build(genotype: &Genotype, weights: &Weights) -> Result<GraphProto, ExportError> {
     let mut builder = Builder {
         weights,
         nodes: Vec::new(),

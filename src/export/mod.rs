@@ -4,7 +4,7 @@
 mod graph;
 pub mod proto;
 
-pub use graph::{INPUT, OUTPUT};
+pub use graph::{ExportError, INPUT, OUTPUT};
 
 use crate::artifacts::Artifacts;
 use crate::atomic::write_atomic;
@@ -49,7 +49,7 @@ pub fn onnx_model(
     genotype: &Genotype,
     tensors: Vec<(String, Tensor)>,
     normalization: Option<&Normalization>,
-) -> Result<ModelProto, String> {
+) -> Result<ModelProto, ExportError> {
     let graph = graph::build(genotype, &graph::Weights::new(tensors))?;
     let mut metadata = vec![
         entry("genotype", genotype.to_json()),
@@ -82,8 +82,7 @@ pub fn onnx_model(
 /// Writes the ONNX model of the trained network in `run` to `out`, atomically.
 pub fn export_run(run: &Path, out: &Path, normalization: Option<&Normalization>) -> anyhow::Result<ExportReport> {
     let (genotype, tensors) = Artifacts::new(run).load_trained()?;
-    let model = onnx_model(&genotype, tensors, normalization)
-        .map_err(|problem| anyhow::anyhow!("{}: {problem}", run.display()))?;
+    let model = onnx_model(&genotype, tensors, normalization).with_context(|| run.display().to_string())?;
     let graph = model.graph.as_ref().expect("built above");
     let report = ExportReport {
         nodes: graph.node.len(),

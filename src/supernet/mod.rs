@@ -56,6 +56,24 @@ pub struct Pass<'a> {
     pub layers: &'a mut dyn Layers,
 }
 
+/// Why a set of named tensors does not fit a network.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// A tensor has another shape than the genotype's network needs.
+    #[error("tensor {name} has shape {found:?}, but the genotype needs {needed:?}")]
+    Shape {
+        name: String,
+        found: Vec<i64>,
+        needed: Vec<i64>,
+    },
+    /// Tensors the network needs are absent.
+    #[error("{count} tensor(s) the genotype needs are missing, e.g. {example}")]
+    Missing { count: usize, example: String },
+    /// Tensors that belong to no part of the network.
+    #[error("{count} tensor(s) do not belong to the genotype, e.g. {example}")]
+    Foreign { count: usize, example: String },
+}
+
 /// An op removed by deadheading.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpRef {
@@ -379,7 +397,7 @@ impl Supernet {
 
     /// Copies `tensors` (as `named_tensors` names them, e.g. read from weights.safetensors) into this network;
     /// every tensor must be present with its shape, and none may be left over.
-    pub fn load_named_tensors(&mut self, tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+    pub fn load_named_tensors(&mut self, tensors: Vec<(String, Tensor)>) -> Result<(), WeightsError> {
         let mut given: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
         let mut missing = Vec::new();
         for (name, target) in self.named_tensors() {
@@ -389,11 +407,11 @@ impl Supernet {
                     target.copy_(&source.to_device(target.device()).to_kind(target.kind()));
                 }),
                 Some(source) => {
-                    return Err(format!(
-                        "tensor {name} has shape {:?}, but the genotype needs {:?}",
-                        source.size(),
-                        target.size()
-                    ));
+                    return Err(WeightsError::Shape {
+                        name,
+                        found: source.size(),
+                        needed: target.size(),
+                    });
                 }
                 None => missing.push(name),
             }
@@ -402,14 +420,14 @@ impl Supernet {
         extra.sort();
         match (missing.first(), extra.first()) {
             (None, None) => Ok(()),
-            (Some(name), _) => Err(format!(
-                "{} tensor(s) the genotype needs are missing, e.g. {name}",
-                missing.len()
-            )),
-            (None, Some(name)) => Err(format!(
-                "{} tensor(s) do not belong to the genotype, e.g. {name}",
-                extra.len()
-            )),
+            (Some(name), _) => Err(WeightsError::Missing {
+                count: missing.len(),
+                example: name.clone(),
+            }),
+            (None, Some(name)) => Err(WeightsError::Foreign {
+                count: extra.len(),
+                example: name.clone(),
+            }),
         }
     }
 
