@@ -39,8 +39,8 @@ rm -rf "$out"
 mkdir -p "$out"
 failures=0
 
-# step NAME LIMIT_SECONDS COMMAND...: runs COMMAND under a time limit, stdout to $out/NAME.out (when not redirected
-# by the caller), stderr to $out/NAME.log, and records the outcome and seconds in $out/steps.tsv.
+# step NAME LIMIT_SECONDS COMMAND...: runs COMMAND under a time limit, stderr to $out/NAME.log (stdout goes where
+# the caller redirects it), and records the outcome and seconds in $out/steps.tsv.
 step() {
   local name=$1 limit=$2
   shift 2

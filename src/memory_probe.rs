@@ -62,13 +62,16 @@ impl PeakRss {
 /// A window over which both the process's peak RSS and, on CUDA, the peak of libtorch's caching allocator on the
 /// device are measured.
 pub struct MemoryWindow {
+    device: Device,
     rss: Option<PeakRss>,
     cuda: Option<usize>,
 }
 
 /// What a [`MemoryWindow`] saw; each part is None where it could not be measured.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct MemoryReading {
+    /// The device the window watched.
+    pub device: Device,
     /// Resident memory of the process (Linux only).
     pub rss: Option<PeakReading>,
     /// Device memory of libtorch's CUDA allocator (CUDA runs only).
@@ -83,6 +86,7 @@ impl MemoryWindow {
             _ => None,
         };
         MemoryWindow {
+            device,
             rss: PeakRss::start().ok(),
             cuda,
         }
@@ -94,6 +98,7 @@ impl MemoryWindow {
             tch::Cuda::synchronize(index as i64);
         }
         MemoryReading {
+            device: self.device,
             rss: self.rss.and_then(|window| window.finish().ok()),
             cuda: self.cuda.and_then(|index| native::cuda_peak(index).ok()),
         }

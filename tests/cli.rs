@@ -39,6 +39,16 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The settings every search here shares: a one-iteration search of a 4-channel R=1 network on 200 digits.
+const TINY_SEARCH: &str = "--reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 200";
+
+/// Runs a tiny search into `run` with `extra` settings on top, which must succeed; returns its stdout.
+fn search_into(run: &Path, extra: &str) -> String {
+    let mut args = vec!["search", "--out", path(run)];
+    args.extend(TINY_SEARCH.split_whitespace().chain(extra.split_whitespace()));
+    succeeds(&args)
+}
+
 fn write_genotype(file: &Path, classes: usize) {
     let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), classes).unwrap();
     std::fs::write(file, genotype.to_json()).unwrap();
@@ -112,11 +122,7 @@ fn report_rewrites_a_run_folder_with_its_charts() {
     let _turn = turn();
     let dir = scratch("cli-report");
     let run = dir.join("run");
-    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 \
-                    --search-samples 200 --no-final";
-    let mut args = vec!["search", "--out", path(&run)];
-    args.extend(settings.split_whitespace());
-    succeeds(&args);
+    search_into(&run, "--strategy random --no-final");
     let html = dir.join("again.html");
     let charts = dir.join("charts");
     let out = succeeds(&["report", path(&run), "--out", path(&html), "--charts", path(&charts)]);
@@ -180,13 +186,9 @@ fn r_ntk_against(run: &Path, field: &str) -> Vec<(f64, f64)> {
 fn ntk_faithful_scores_candidates_with_the_faithful_condition_number() {
     let _turn = turn();
     let dir = scratch("cli-ntk");
-    let settings = "--reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 200 \
-                    --no-final --seed 1";
     for mode in ["sound", "faithful"] {
         let run = dir.join(mode);
-        let mut args = vec!["search", "--out", path(&run), "--ntk", mode];
-        args.extend(settings.split_whitespace());
-        succeeds(&args);
+        search_into(&run, &format!("--no-final --seed 1 --ntk {mode}"));
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
         assert_eq!(config["metrics"]["ntk_mode"], mode);
@@ -223,11 +225,7 @@ fn resuming_a_finished_run_redoes_nothing() {
     let _turn = turn();
     let dir = scratch("cli-finished");
     let run = dir.join("run");
-    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 \
-                    --search-samples 200 --final-epochs 1 --final-samples 200";
-    let mut args = vec!["search", "--out", path(&run)];
-    args.extend(settings.split_whitespace());
-    let first = succeeds(&args);
+    let first = search_into(&run, "--strategy random --final-epochs 1 --final-samples 200");
     let weights = run.join("weights.safetensors");
     let (bytes, modified) = (
         std::fs::read(&weights).unwrap(),

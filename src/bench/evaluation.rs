@@ -4,13 +4,14 @@ use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
 use crate::init::InitScheme;
+use crate::memory_probe::MemoryWindow;
 use crate::pruner::PrunerConfig;
 use crate::supernet::{Mode, Supernet};
 
 /// Images/s of evaluation-mode forward passes (every tower, as `train::evaluate` runs them) under `no_grad`, on
 /// one random batch of `eval_batch` images, after `warmup` untimed passes.
 pub fn evaluation(name: &str, genotype: &Genotype, config: &BenchConfig) -> Measurement {
-    let window = stats::memory_window(config.device);
+    let window = MemoryWindow::start(config.device);
     let device = config.device;
     let net = Supernet::new(
         genotype,
@@ -40,5 +41,5 @@ pub fn evaluation(name: &str, genotype: &Genotype, config: &BenchConfig) -> Meas
     result.parameters = Some(net.parameter_count());
     result.edges = Some(genotype.edge_count());
     result.batch = Some(config.eval_batch);
-    result.with_memory(window, config.device)
+    result.with_memory(window)
 }

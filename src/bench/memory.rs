@@ -40,8 +40,9 @@ pub fn probe(splits: usize, batch: usize) -> anyhow::Result<u64> {
     measure_training_peak(&genotype, CHANNELS, batch, MEMORY_STEPS)
 }
 
-/// Runs `probe_command` (this program with `--probe-splits N --batch B` appended) once per genotype of
-/// [`MEMORY_SPLITS`] and sets each measurement beside the estimate; `row` receives each as it is measured.
+/// Runs `program` with `probe_args` and `--batch B --probe-splits N` (a command that prints [`probe`]'s byte count)
+/// once per genotype of [`MEMORY_SPLITS`], and sets each measurement beside the estimate; `row` receives each as it
+/// is measured.
 pub fn compare_estimates(
     program: &Path,
     probe_args: &[&str],

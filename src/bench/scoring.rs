@@ -4,6 +4,7 @@
 use super::genotypes::{SCORED_CELL, scored_candidate};
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
+use crate::memory_probe::MemoryWindow;
 use crate::metrics::score::Scorer;
 
 /// Random 28×28 training images the scorer draws its NTK batches and LRC crops from.
@@ -40,7 +41,7 @@ fn score_timed(
     name: &str,
     score: impl Fn(&Scorer, &crate::genotype::Genotype, u32) -> anyhow::Result<()>,
 ) -> anyhow::Result<Measurement> {
-    let window = stats::memory_window(config.device);
+    let window = MemoryWindow::start(config.device);
     let (genotype, edge) = scored_candidate();
     let pool = inputs::random_split(genotype.input, genotype.classes, POOL, 3);
     let scorer = Scorer::new(&pool, config.metrics.clone(), 0, config.device);
@@ -56,5 +57,5 @@ fn score_timed(
     let mut result = Measurement::new(name, "s", seconds, config.threads);
     result.edges = Some(genotype.edge_count() + 2);
     result.batch = Some(config.metrics.ntk_batch_size);
-    Ok(result.with_memory(window, config.device))
+    Ok(result.with_memory(window))
 }

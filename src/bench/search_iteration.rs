@@ -4,6 +4,7 @@ use super::BenchConfig;
 use super::stats::{self, Measurement, median};
 use crate::data::{self, DataOptions, FASHION_MNIST_DIR};
 use crate::genotype::Genotype;
+use crate::memory_probe::MemoryWindow;
 use crate::metrics::CandidateReport;
 use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
 use crate::train::TrainObserver;
@@ -62,7 +63,7 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     )?;
     let dataset = &loaded.dataset;
     let search_config = search_config(config);
-    let window = stats::memory_window(config.device);
+    let window = MemoryWindow::start(config.device);
     let (mut seconds, mut training, mut scoring, mut candidates) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for repeat in 0..config.repeats {
         let root = scratch.join(format!("search-{repeat}"));
@@ -97,5 +98,5 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    Ok(result.with_memory(window, config.device))
+    Ok(result.with_memory(window))
 }

@@ -71,8 +71,9 @@ impl Measurement {
     }
 
     /// Records the peak memory of a window opened when the workload began, and the device and layout it ran on.
-    pub fn with_memory(mut self, window: MemoryWindow, device: Device) -> Self {
+    pub fn with_memory(mut self, window: MemoryWindow) -> Self {
         let reading = window.finish();
+        let device = reading.device;
         if let Some(rss) = reading.rss {
             self.peak_rss_bytes = Some(rss.peak);
             self.added_rss_bytes = Some(rss.added);
@@ -106,12 +107,6 @@ pub fn median(values: &[f64]) -> f64 {
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
-}
-
-/// Opens a peak-memory window on `device` (RSS, and the allocator's peak on CUDA); a part that cannot be measured
-/// is reported as missing.
-pub fn memory_window(device: Device) -> MemoryWindow {
-    MemoryWindow::start(device)
 }
 
 /// Waits for queued GPU work so that timings cover it; nothing to wait for on the CPU.

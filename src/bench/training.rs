@@ -4,6 +4,7 @@ use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
 use crate::init::InitScheme;
+use crate::memory_probe::MemoryWindow;
 use crate::pruner::PrunerConfig;
 use crate::supernet::Supernet;
 use crate::train::{self, TrainConfig};
@@ -15,7 +16,7 @@ const BATCHES: usize = 4;
 /// gate tracking and clamping, SGD with momentum and weight decay) on random batches, after `warmup` untimed steps.
 /// Deadheading is off: it only acts at epoch ends, and the network must stay the same between repeats.
 pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow::Result<Measurement> {
-    let window = stats::memory_window(config.device);
+    let window = MemoryWindow::start(config.device);
     let device = config.device;
     let mut net = Supernet::new(
         genotype,
@@ -59,5 +60,5 @@ pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow
     result.parameters = Some(net.parameter_count());
     result.edges = Some(genotype.edge_count());
     result.batch = Some(config.batch);
-    Ok(result.with_memory(window, config.device))
+    Ok(result.with_memory(window))
 }

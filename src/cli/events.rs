@@ -54,11 +54,13 @@ impl SearchObserver for JsonEvents {
                 self.phase = iteration;
                 emit("training_started", json!({ "iteration": iteration, "epochs": epochs }));
             }
-            Phase::Final | Phase::Premutation => {
+            Phase::Final => {
                 // The events' format: `iteration` 0 stands for the final training.
                 self.phase = 0;
                 emit("final_training_started", json!({ "iteration": 0, "epochs": epochs }));
             }
+            // The premutation pass trains nothing: no training event.
+            Phase::Premutation => {}
         }
     }
 

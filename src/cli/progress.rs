@@ -111,7 +111,9 @@ impl SearchObserver for Progress {
         self.epochs = epochs;
         self.label = match phase {
             Phase::Search(iteration) => format!("iteration {iteration} epoch"),
-            Phase::Final | Phase::Premutation => "final epoch".to_string(),
+            Phase::Final => "final epoch".to_string(),
+            // The premutation pass trains nothing, so no epoch line follows.
+            Phase::Premutation => String::new(),
         };
     }
 

@@ -116,15 +116,17 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
             let (dir, config, checkpoint) = RunDir::open(root)?;
-            if dir.finished(&checkpoint)?.is_some() {
+            if let Some(summary) = dir.finished(&checkpoint)? {
+                // Nothing to train, so nothing to load: report what the run left.
                 eprintln!("{} is already complete: nothing to resume", root.display());
-            } else {
-                eprintln!(
-                    "resuming {} after {} completed steps",
-                    root.display(),
-                    checkpoint.completed
-                );
+                print_result(&dir, &summary, args.json);
+                return Ok(());
             }
+            eprintln!(
+                "resuming {} after {} completed steps",
+                root.display(),
+                checkpoint.completed
+            );
             let data = load_data(&config.data, &config.data_options, config.seed)?;
             (dir, config, checkpoint, data)
         }

@@ -68,14 +68,6 @@ pub struct SearchConfig {
     pub pruner: PrunerConfig,
 }
 
-impl SearchConfig {
-    /// Sets the final training's augmentation to the one `data` calls for (crop padding, cutout and flips scaled to
-    /// its images), so that the settings record what will run.
-    pub fn record_final_augmentation(&mut self, data: &Dataset) {
-        self.final_train.augment = Some(data.augment());
-    }
-}
-
 /// A preset of search settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -123,6 +115,12 @@ impl SearchConfig {
             metrics,
             pruner: PrunerConfig::default(),
         }
+    }
+
+    /// Sets the final training's augmentation to the one `data` calls for (crop padding, cutout and flips scaled to
+    /// its images), so that the settings record what will run.
+    pub fn record_final_augmentation(&mut self, data: &Dataset) {
+        self.final_train.augment = Some(data.augment());
     }
 }
 
