@@ -4,8 +4,6 @@
 
 use crate::data::Normalization;
 use crate::genotype::Genotype;
-use crate::init::InitScheme;
-use crate::pruner::PrunerConfig;
 use crate::supernet::Supernet;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -99,14 +97,7 @@ impl Artifacts {
         }
         let tensors = Tensor::read_safetensors(&weights_path)
             .with_context(|| format!("cannot read {}", weights_path.display()))?;
-        let mut net = Supernet::new(
-            &genotype,
-            genotype.channels,
-            InitScheme::PytorchDefault,
-            PrunerConfig::default(),
-            tch::Device::Cpu,
-            0,
-        );
+        let mut net = Supernet::builder(&genotype).build();
         let copies = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         net.load_named_tensors(copies)
             .with_context(|| format!("{} does not match {}", weights_path.display(), genotype_path.display()))?;

@@ -2,14 +2,10 @@
 //! batch norms with PyTorch's settings, and the memory format of the feature maps. The forward pass applies them
 //! through `layers::Layers`; the ops (`ops`) compose them.
 
+use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, ConvShape};
 use crate::init;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tch::{Tensor, nn};
-
-/// Batch-norm ε (PyTorch's default).
-pub const BATCH_NORM_EPS: f64 = 1e-5;
-/// Batch-norm momentum of the running statistics (PyTorch's default).
-pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
 
 /// Batch-norm settings used everywhere: PyTorch's eps and momentum, γ = 1, β = 0.
 pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
@@ -24,62 +20,11 @@ pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(path, channels, config)
 }
 
-/// The tensors of a batch norm under `prefix`: `weight` (γ), `bias` (β), `running_mean`, `running_var`.
-pub fn batch_norm_tensors(prefix: &str, bn: &nn::BatchNorm) -> Vec<(String, Tensor)> {
-    let mut out = Vec::with_capacity(4);
-    if let Some(gamma) = &bn.ws {
-        out.push((format!("{prefix}.weight"), gamma.shallow_clone()));
-    }
-    if let Some(beta) = &bn.bs {
-        out.push((format!("{prefix}.bias"), beta.shallow_clone()));
-    }
-    out.push((format!("{prefix}.running_mean"), bn.running_mean.shallow_clone()));
-    out.push((format!("{prefix}.running_var"), bn.running_var.shallow_clone()));
-    out
-}
-
-/// Geometry of one bias-free convolution.
-#[derive(Clone, Copy, Debug)]
-pub struct ConvShape {
-    /// Input channels.
-    pub c_in: i64,
-    /// Output channels.
-    pub c_out: i64,
-    /// Kernel side.
-    pub kernel: i64,
-    /// Stride.
-    pub stride: i64,
-    /// Dilation.
-    pub dilation: i64,
-    /// Groups (c_in for depthwise).
-    pub groups: i64,
-}
-
-impl ConvShape {
-    /// The two convolutions of a sep/dil-conv block: depthwise k×k (stride, dilation), then pointwise 1×1.
-    pub fn depthwise_pointwise(channels: i64, kernel: i64, stride: i64, dilation: i64) -> (ConvShape, ConvShape) {
-        let depthwise = ConvShape {
-            c_in: channels,
-            c_out: channels,
-            kernel,
-            stride,
-            dilation,
-            groups: channels,
-        };
-        let pointwise = ConvShape {
-            kernel: 1,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-            ..depthwise
-        };
-        (depthwise, pointwise)
-    }
-
-    /// Padding ceil((k·d − d + 1 − s) / 2), as the reference computes it.
-    pub fn padding(&self) -> i64 {
-        (self.kernel * self.dilation - self.dilation + 1 - self.stride + 1).div_euclid(2)
-    }
+/// The sub-path of `root` that a dotted tensor name (crate::tensor_names) denotes.
+pub fn path<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
+    let mut segments = name.split('.');
+    let first = segments.next().unwrap_or_default();
+    segments.fold(root / first, |path, segment| path / segment)
 }
 
 /// How the network's feature maps are laid out in memory.
@@ -191,9 +136,9 @@ impl Conv {
 
 /// A bias-free convolution with PyTorch's default initialisation, its weight registered as `weight` under `path`.
 pub fn conv(path: nn::Path, shape: ConvShape) -> Conv {
-    let dims = [shape.c_out, shape.c_in / shape.groups, shape.kernel, shape.kernel];
+    let dims = shape.weight_dims();
     Conv {
-        ws: path.var("weight", &dims, init::pytorch_default_init(&dims)),
+        ws: path.var(crate::tensor_names::WEIGHT, &dims, init::pytorch_default_init(&dims)),
         shape,
     }
 }

@@ -2,7 +2,8 @@
 //! what each convolution, batch norm, gate and linear layer does with its tensors, so the same walk serves
 //! training (`Plain`) and the NTK's replicated per-sample gradients (`metrics::replicas`).
 
-use crate::blocks::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, Conv};
+use crate::blocks::Conv;
+use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 use crate::pruner;
 use tch::{Tensor, nn, nn::Module};
 

@@ -23,4 +23,5 @@ pub mod search;
 pub mod seed;
 pub mod show;
 pub mod supernet;
+pub mod tensor_names;
 pub mod train;

@@ -2,7 +2,6 @@
 //! budget check applied before a mutation.
 
 use crate::genotype::{Genotype, Op};
-use crate::supernet::{cell_parameter_count, stem_parameter_count};
 
 const FLOAT: u64 = 4;
 
@@ -58,25 +57,27 @@ pub fn stem_estimate(genotype: &Genotype, width: usize, batch: usize) -> MemoryE
     let (h0, w0) = (genotype.input.height, genotype.input.width);
     // Input batch, stem conv and stem BN.
     let saved = map(genotype.input.channels, (h0, w0)) + 2 * map(width, (h0, w0));
-    finish(stem_parameter_count(genotype, width), 2 * width as u64 * FLOAT, saved)
+    finish(
+        genotype.at_width(width).stem_parameter_count(),
+        2 * width as u64 * FLOAT,
+        saved,
+    )
 }
 
 /// The share of the estimate that belongs to cell `k`: rescalers, node batch norms, live ops and tower.
 pub fn cell_estimate(genotype: &Genotype, width: usize, batch: usize, k: usize) -> MemoryEstimate {
     let map = feature_map_bytes(batch);
+    let shape = genotype.at_width(width);
     let cell = &genotype.cells[k];
-    let channels = width << k;
+    let channels = shape.cell_channels(k);
     let working = genotype.level_resolution(genotype.cell_input_level(k));
     let output = genotype.cell_output_resolution(k);
     let mut saved = 0;
     let mut buffers = 0;
     // Rescalers: 1×1 conv + BN at the input's own resolution when the width changes.
-    for (i, input_channels) in std::iter::once(width).chain((0..k).map(|j| width << j)).enumerate() {
-        if input_channels != channels {
-            let level = if i == 0 { 0 } else { i - 1 };
-            saved += 2 * map(channels, genotype.level_resolution(level));
-            buffers += 2 * channels as u64 * FLOAT;
-        }
+    for input in shape.cell_inputs(k).iter().filter(|input| input.projection.is_some()) {
+        saved += 2 * map(channels, genotype.level_resolution(input.level));
+        buffers += 2 * channels as u64 * FLOAT;
     }
     // Node BNs: an input node keeps its BN output; other nodes keep their sum (the BN's input) too.
     for node in 0..cell.n_nodes {
@@ -94,7 +95,7 @@ pub fn cell_estimate(genotype: &Genotype, width: usize, batch: usize, k: usize) 
             buffers += op_buffers(op, channels);
         }
     }
-    finish(cell_parameter_count(genotype, width, k), buffers, saved)
+    finish(shape.cell_parameter_count(k), buffers, saved)
 }
 
 /// Bytes of a batch of f32 feature maps with `channels` channels at a resolution.
@@ -227,10 +228,7 @@ mod tests {
         };
         let mut genotype = Genotype::minimal(2, 16, input, 10).unwrap();
         let small = estimate(&genotype, 16, 64);
-        assert_eq!(
-            small.parameters,
-            4 * crate::supernet::parameter_count(&genotype, 16) as u64
-        );
+        assert_eq!(small.parameters, 4 * genotype.at_width(16).parameter_count() as u64);
         assert_eq!(small.momentum, small.parameters);
         assert!(estimate(&genotype, 16, 128).activations > small.activations);
         assert!(estimate(&genotype, 32, 64).total() > small.total());

@@ -1,9 +1,7 @@
 //! Measures the real peak memory of training steps, to check the analytic estimate against it.
 
 use crate::genotype::{Genotype, InputShape};
-use crate::init::InitScheme;
 use crate::native::{self, CudaPeak};
-use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
 use anyhow::Context;
@@ -122,14 +120,7 @@ pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, spl
 /// the peak RSS during the steps minus the RSS before the network was built.
 pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
     let window = PeakRss::start()?;
-    let mut net = Supernet::new(
-        genotype,
-        width,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        Device::Cpu,
-        0,
-    );
+    let mut net = Supernet::builder(genotype).width(width).build();
     let mut optimizer = tch::nn::Sgd {
         momentum: 0.9,
         dampening: 0.0,

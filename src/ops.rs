@@ -1,9 +1,10 @@
 //! The seven candidate operations (docs/ALGORITHM.md §4), at a fixed channel count and stride.
 
-use crate::blocks::{Conv, ConvShape, batch_norm, batch_norm_tensors, conv, subsample};
-use crate::genotype::Op;
+use crate::blocks::{Conv, batch_norm, conv, subsample};
+use crate::genotype::{ConvBlock, Op};
 use crate::init::{self, InitScheme};
 use crate::layers::Layers;
+use crate::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
 use tch::{Tensor, nn};
 
@@ -16,12 +17,11 @@ struct DepthwisePointwise {
 }
 
 impl DepthwisePointwise {
-    fn new(path: &nn::Path, channels: i64, kernel: i64, stride: i64, dilation: i64) -> Self {
-        let (depthwise, pointwise) = ConvShape::depthwise_pointwise(channels, kernel, stride, dilation);
+    fn new(path: &nn::Path, (depthwise, pointwise): ConvBlock) -> Self {
         DepthwisePointwise {
-            depthwise: conv(path / "dw", depthwise),
-            pointwise: conv(path / "pw", pointwise),
-            bn: batch_norm(path / "bn", channels),
+            depthwise: conv(path / names::DEPTHWISE, depthwise),
+            pointwise: conv(path / names::POINTWISE, pointwise),
+            bn: batch_norm(path / names::BN, pointwise.c_out),
         }
     }
 
@@ -29,22 +29,6 @@ impl DepthwisePointwise {
         let y = layers.conv(x, &self.depthwise);
         let y = layers.conv(&y, &self.pointwise);
         layers.batch_norm(&y, &self.bn, train)
-    }
-
-    fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        let mut out = vec![
-            (format!("{prefix}depthwise.weight"), self.depthwise.ws.shallow_clone()),
-            (format!("{prefix}pointwise.weight"), self.pointwise.ws.shallow_clone()),
-        ];
-        out.extend(batch_norm_tensors(&format!("{prefix}bn"), &self.bn));
-        out
-    }
-
-    fn parameters(&self) -> Vec<Tensor> {
-        let mut out = vec![self.depthwise.ws.shallow_clone(), self.pointwise.ws.shallow_clone()];
-        out.extend(self.bn.ws.iter().map(Tensor::shallow_clone));
-        out.extend(self.bn.bs.iter().map(Tensor::shallow_clone));
-        out
     }
 
     fn reset(&self, scheme: InitScheme, rng: &mut ChaCha8Rng) {
@@ -76,21 +60,16 @@ pub struct OpBlock {
 impl OpBlock {
     /// Builds `op` for `channels` channels and the given stride, registering its weights under `path`.
     pub fn new(path: &nn::Path, op: Op, channels: i64, stride: i64) -> Self {
-        let body = match op {
-            Op::Identity => Body::Identity,
-            Op::MaxPool3x3 => Body::MaxPool,
-            Op::AvgPool3x3 => Body::AvgPool,
-            Op::SepConv3x3 | Op::SepConv5x5 => {
-                let kernel = if op == Op::SepConv3x3 { 3 } else { 5 };
-                Body::Separable(Box::new((
-                    DepthwisePointwise::new(&(path / "first"), channels, kernel, stride, 1),
-                    DepthwisePointwise::new(&(path / "second"), channels, kernel, 1, 1),
-                )))
-            }
-            Op::DilConv3x3 | Op::DilConv5x5 => {
-                let kernel = if op == Op::DilConv3x3 { 3 } else { 5 };
-                Body::Dilated(Box::new(DepthwisePointwise::new(path, channels, kernel, stride, 2)))
-            }
+        let mut blocks = op.conv_blocks(channels, stride).into_iter();
+        let body = match (op, blocks.next(), blocks.next()) {
+            (Op::MaxPool3x3, ..) => Body::MaxPool,
+            (Op::AvgPool3x3, ..) => Body::AvgPool,
+            (_, Some(first), Some(second)) => Body::Separable(Box::new((
+                DepthwisePointwise::new(&(path / names::FIRST), first),
+                DepthwisePointwise::new(&(path / names::SECOND), second),
+            ))),
+            (_, Some(only), None) => Body::Dilated(Box::new(DepthwisePointwise::new(path, only))),
+            _ => Body::Identity,
         };
         OpBlock { op, stride, body }
     }
@@ -108,12 +87,12 @@ impl OpBlock {
         relus: Option<&mut Vec<Tensor>>,
         layers: &mut dyn Layers,
     ) -> Tensor {
-        let s = self.stride;
+        let (s, k) = (self.stride, self.op.kernel());
         match &self.body {
             Body::Identity if s == 1 => x.shallow_clone(),
             Body::Identity => subsample(x, s),
-            Body::MaxPool => x.max_pool2d([3, 3], [s, s], [1, 1], [1, 1], false),
-            Body::AvgPool => x.avg_pool2d([3, 3], [s, s], [1, 1], false, true, None::<i64>),
+            Body::MaxPool => x.max_pool2d([k, k], [s, s], [k / 2, k / 2], [1, 1], false),
+            Body::AvgPool => x.avg_pool2d([k, k], [s, s], [k / 2, k / 2], false, true, None::<i64>),
             Body::Separable(pair) => {
                 let hidden = pair.0.forward(x, train, layers).relu();
                 if let Some(relus) = relus {
@@ -122,33 +101,6 @@ impl OpBlock {
                 pair.1.forward(&hidden, train, layers)
             }
             Body::Dilated(body) => body.forward(x, train, layers),
-        }
-    }
-
-    /// The op's tensors with names relative to the op (docs/EXPORT.md): `depthwise.weight`, `pointwise.weight`,
-    /// `bn.*` for dil-convs, the same under `first.` and `second.` for sep-convs, nothing for the others.
-    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        match &self.body {
-            Body::Identity | Body::MaxPool | Body::AvgPool => Vec::new(),
-            Body::Separable(pair) => {
-                let mut out = pair.0.named_tensors("first.");
-                out.extend(pair.1.named_tensors("second."));
-                out
-            }
-            Body::Dilated(body) => body.named_tensors(""),
-        }
-    }
-
-    /// The op's trainable tensors (conv weights, BN γ and β).
-    pub fn parameters(&self) -> Vec<Tensor> {
-        match &self.body {
-            Body::Identity | Body::MaxPool | Body::AvgPool => Vec::new(),
-            Body::Separable(pair) => {
-                let mut out = pair.0.parameters();
-                out.extend(pair.1.parameters());
-                out
-            }
-            Body::Dilated(body) => body.parameters(),
         }
     }
 
@@ -162,17 +114,5 @@ impl OpBlock {
             }
             Body::Dilated(body) => body.reset(scheme, rng),
         }
-    }
-}
-
-/// Parameters of `op` at `channels` channels, without its pruner: 2Ck²+2C²+4C for sep-conv, Ck²+C²+2C for dil-conv.
-pub fn op_parameter_count(op: Op, channels: usize) -> usize {
-    let c = channels;
-    match op {
-        Op::Identity | Op::MaxPool3x3 | Op::AvgPool3x3 => 0,
-        Op::SepConv3x3 => 2 * c * 9 + 2 * c * c + 4 * c,
-        Op::SepConv5x5 => 2 * c * 25 + 2 * c * c + 4 * c,
-        Op::DilConv3x3 => c * 9 + c * c + 2 * c,
-        Op::DilConv5x5 => c * 25 + c * c + 2 * c,
     }
 }

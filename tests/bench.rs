@@ -54,6 +54,30 @@ fn json_lines(output: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// Checks a measurement's timings: positive and finite, and its median is the median of its values.
+fn check_timings(m: &Value) {
+    let mut values: Vec<f64> = m["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no values in {m}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(!values.is_empty(), "{m}");
+    assert!(values.iter().all(|v| v.is_finite() && *v > 0.0), "{m}");
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    let reported = m["median"].as_f64().unwrap();
+    assert!(
+        (reported - median).abs() <= 1e-9 * median,
+        "median {reported} of {values:?}"
+    );
+}
+
 fn names(records: &[Value]) -> Vec<&str> {
     records.iter().map(|r| r["workload"].as_str().unwrap()).collect()
 }
@@ -75,10 +99,15 @@ fn bench_and_its_twin_measure_the_same_networks() {
         ]
     );
     for m in &ours {
-        assert!(m["median"].as_f64().unwrap() > 0.0, "{m}");
+        check_timings(m);
         assert!(m["peak_rss_bytes"].as_u64().unwrap() > 0, "{m}");
     }
     assert_eq!(ours[0]["unit"], "images/s");
+    let throughput = |m: &Value| m["median"].as_f64().unwrap();
+    assert!(
+        throughput(&ours[1]) < throughput(&ours[0]),
+        "the grown network (31 edges) must train slower than the initial one (9)"
+    );
     assert_eq!(
         (ours[0]["edges"].as_u64(), ours[1]["edges"].as_u64()),
         (Some(9), Some(31))
@@ -104,7 +133,7 @@ fn bench_and_its_twin_measure_the_same_networks() {
     // The twin has no in-cell scoring: the reference scores every candidate from scratch.
     assert_eq!(names(&theirs), names(&ours)[..3]);
     for (m, t) in ours.iter().zip(&theirs) {
-        assert!(t["median"].as_f64().unwrap() > 0.0, "{t}");
+        check_timings(t);
         for field in ["unit", "parameters", "edges", "batch", "threads", "device"] {
             assert_eq!(m[field], t[field], "{field} of {m} against {t}");
         }

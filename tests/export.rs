@@ -9,12 +9,10 @@ use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::export::export_run;
 use spidernet::genotype::{Genotype, Op};
 use spidernet::init::InitScheme;
-use spidernet::pruner::PrunerConfig;
 use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tch::Device;
 
 fn python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
@@ -70,14 +68,7 @@ fn assert_names_a_place_in(name: &str, genotype: &Genotype) {
 /// Trains briefly (so batch-norm statistics and weights are far from their initial values), closes one gate, and
 /// saves the network into a run folder; returns the folder and the trained network.
 fn trained_run(name: &str, data: &Dataset, genotype: &Genotype) -> (PathBuf, Supernet) {
-    let mut net = Supernet::new(
-        genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        Device::Cpu,
-        3,
-    );
+    let mut net = Supernet::builder(genotype).seed(3).build();
     let config = TrainConfig {
         epochs: 1,
         ..TrainConfig::default()
@@ -112,14 +103,9 @@ fn check_in_onnxruntime(name: &str, data: &Dataset, genotype: &Genotype) -> f64 
     }
     let gates = tensors.iter().filter(|(name, _)| name.ends_with(".gate")).count();
     assert_eq!(gates, saved.live_op_count(), "one gate per live op");
-    let mut fresh = Supernet::new(
-        &saved_genotype,
-        saved_genotype.channels,
-        InitScheme::KaimingNormal(spidernet::init::Fan::In),
-        PrunerConfig::default(),
-        Device::Cpu,
-        99,
-    );
+    let mut fresh = Supernet::builder(&saved_genotype)
+        .init(InitScheme::KaimingNormal(spidernet::init::Fan::In), 99)
+        .build();
     fresh.load_named_tensors(tensors).unwrap();
     let reloaded = tch::no_grad(|| fresh.forward(&inputs, Mode::eval()).pop().unwrap());
     assert_eq!(f64::try_from((&reloaded - &ours).abs().max()).unwrap(), 0.0);

@@ -86,12 +86,11 @@ fn both_strategies_grow_the_network_and_fill_the_run_folder() {
         for record in history.iter().filter(|r| r.iteration > 0) {
             assert!(record.validation_accuracy.is_some());
         }
-        // Three epochs of a 4-channel network: above chance (10 %) is all that can be asked.
-        assert!(
-            summary.test_accuracy.unwrap() > 0.15,
-            "test accuracy {:?}",
-            summary.test_accuracy
-        );
+        // Three epochs of a 4-channel network reach about 37 % here (chance is 10 %): well above chance, and a
+        // test loss below the ln 10 of a uniform guess.
+        let (accuracy, loss) = (summary.test_accuracy.unwrap(), summary.test_loss.unwrap());
+        assert!(accuracy > 0.25, "{strategy:?}: test accuracy {accuracy}");
+        assert!(loss < 10f64.ln(), "{strategy:?}: test loss {loss}");
         assert_eq!(summary.live_ops, genotype.live_op_count());
         let expected_samples = if strategy == Strategy::Random { 719 } else { 1438 };
         assert_eq!(summary.final_training_samples, expected_samples);

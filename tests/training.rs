@@ -5,23 +5,19 @@ mod common;
 use common::turn;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::genotype::{Genotype, Op};
-use spidernet::init::InitScheme;
 use spidernet::pruner::PrunerConfig;
-use spidernet::supernet::{Mode, Supernet, parameter_count};
+use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, EpochReport, Silent, TrainConfig};
 use std::collections::HashMap;
 use tch::{Device, Tensor};
 
 fn supernet(data: &Dataset, reductions: usize, channels: usize, seed: u64, pruner: PrunerConfig) -> Supernet {
     let genotype = Genotype::minimal(reductions, channels, data.shape, data.classes).unwrap();
-    Supernet::new(
-        &genotype,
-        channels,
-        InitScheme::PytorchDefault,
-        pruner,
-        Device::Cpu,
-        seed,
-    )
+    Supernet::builder(&genotype)
+        .width(channels)
+        .seed(seed)
+        .pruner(pruner)
+        .build()
 }
 
 fn run(reductions: usize, channels: usize, epochs: usize, seed: u64) -> (Vec<EpochReport>, Supernet) {
@@ -103,8 +99,21 @@ fn deadheading_shrinks_genotype_parameters_and_forward_pass_consistently() {
 
     // Parameters shrink by exactly what the architecture says.
     assert!(net.parameter_count() < initial_params);
-    assert_eq!(net.parameter_count(), parameter_count(&genotype, 8));
+    assert_eq!(net.parameter_count(), genotype.at_width(8).parameter_count());
     assert_eq!(reports.last().unwrap().parameters, net.parameter_count());
+
+    // The variable store holds exactly the tensors a fresh network of the new genotype has, by name and shape,
+    // so the trained weights load into it.
+    let fresh = Supernet::builder(&genotype).width(8).build();
+    let shapes = |net: &Supernet| -> Vec<(String, Vec<i64>)> {
+        net.named_tensors()
+            .into_iter()
+            .map(|(name, t)| (name, t.size()))
+            .collect()
+    };
+    assert_eq!(shapes(&net), shapes(&fresh));
+    let mut fresh = fresh;
+    fresh.load_named_tensors(net.named_tensors()).unwrap();
 
     // The forward pass no longer computes dead ops: their gates get no gradient; every live gate does.
     for (_, tensor) in net.var_store().variables() {

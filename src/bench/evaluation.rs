@@ -3,9 +3,7 @@
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
-use crate::init::InitScheme;
 use crate::memory_probe::MemoryWindow;
-use crate::pruner::PrunerConfig;
 use crate::supernet::{Mode, Supernet};
 
 /// Images/s of evaluation-mode forward passes (every tower, as `train::evaluate` runs them) under `no_grad`, on
@@ -13,14 +11,7 @@ use crate::supernet::{Mode, Supernet};
 pub fn evaluation(name: &str, genotype: &Genotype, config: &BenchConfig) -> Measurement {
     let window = MemoryWindow::start(config.device);
     let device = config.device;
-    let net = Supernet::new(
-        genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        device,
-        0,
-    );
+    let net = Supernet::builder(genotype).device(device).build();
     let (images, _) = inputs::random_batch(genotype.input, genotype.classes, config.eval_batch, 2, device);
     let seconds = tch::no_grad(|| {
         for _ in 0..config.warmup {

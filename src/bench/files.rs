@@ -66,14 +66,7 @@ pub fn write_files(dir: &Path, config: &BenchConfig) -> anyhow::Result<()> {
 /// their initial values) as `net.<name>` tensors, with `input` and the logits of every tower in evaluation mode
 /// (`logits_eval`) and in training mode without drop-path (`logits_train`). Returns its parameter count.
 fn write_check(genotype: &Genotype, path: &Path) -> anyhow::Result<usize> {
-    let net = Supernet::new(
-        genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        Device::Cpu,
-        5,
-    );
+    let net = Supernet::builder(genotype).seed(5).build();
     for (k, cell) in genotype.cells.iter().enumerate() {
         if let Some(gate) = net.gate_weight(k, cell.edges[0].id, Op::MaxPool3x3) {
             tch::no_grad(|| {

@@ -5,7 +5,6 @@
 use crate::genotype::InputShape;
 use crate::memory;
 use crate::memory_probe::{grown_genotype, measure_training_peak};
-use crate::supernet::parameter_count;
 use anyhow::Context;
 use std::path::Path;
 
@@ -70,7 +69,7 @@ pub fn compare_estimates(
         row(&MemoryRow {
             splits,
             edges: genotype.edge_count(),
-            parameters: parameter_count(&genotype, CHANNELS),
+            parameters: genotype.at_width(CHANNELS).parameter_count(),
             estimate: memory::estimate(&genotype, CHANNELS, batch).total(),
             measured,
         });

@@ -3,9 +3,7 @@
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
-use crate::init::InitScheme;
 use crate::memory_probe::MemoryWindow;
-use crate::pruner::PrunerConfig;
 use crate::supernet::Supernet;
 use crate::train::{self, TrainConfig};
 
@@ -18,14 +16,7 @@ const BATCHES: usize = 4;
 pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow::Result<Measurement> {
     let window = MemoryWindow::start(config.device);
     let device = config.device;
-    let mut net = Supernet::new(
-        genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        device,
-        0,
-    );
+    let mut net = Supernet::builder(genotype).device(device).build();
     let train_config = TrainConfig {
         batch_size: config.batch,
         deadhead: false,

@@ -130,7 +130,7 @@ impl SearchObserver for Progress {
             bar
         });
         bar.inc(1);
-        let verdict = if report.accepted { "accepted" } else { "rejected" };
+        let verdict = if report.accepted() { "accepted" } else { "rejected" };
         bar.set_message(format!(
             "cell {} edge {}→{}: r_ntk {:+.3} r_lrc {:+.3} {verdict}",
             report.cell, report.from, report.to, report.r_ntk, report.r_lrc

@@ -5,8 +5,6 @@ use super::progress::Progress;
 use clap::Args;
 use spidernet::artifacts::Artifacts;
 use spidernet::genotype::Genotype;
-use spidernet::init::InitScheme;
-use spidernet::pruner::PrunerConfig;
 use spidernet::supernet::Supernet;
 use spidernet::train::{self, TrainConfig};
 use std::path::PathBuf;
@@ -53,14 +51,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         augment: Some(data.augment()),
         ..TrainConfig::default()
     };
-    let mut net = Supernet::new(
-        &genotype,
-        genotype.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        device,
-        args.seed,
-    );
+    let mut net = Supernet::builder(&genotype).seed(args.seed).device(device).build();
     let mut progress = Progress::training(args.epochs);
     train::train(&mut net, &data.train, None, &config, args.seed, &mut progress)?;
     let evaluation = train::evaluate(&net, &data.test, config.eval_batch_size);

@@ -4,8 +4,6 @@ use super::args::{DataArgs, ShapeArgs, load_data, minimal_genotype, positive};
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
-use spidernet::init::InitScheme;
-use spidernet::pruner::PrunerConfig;
 use spidernet::supernet::Supernet;
 use spidernet::train::{self, TrainConfig};
 
@@ -28,14 +26,11 @@ pub fn run(args: TrainSupernetArgs) -> anyhow::Result<()> {
     let device = args.data.device.device()?;
     let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
     let genotype = minimal_genotype(&data, args.shape.reductions, args.shape.channels)?;
-    let mut net = Supernet::new(
-        &genotype,
-        args.shape.channels,
-        InitScheme::PytorchDefault,
-        PrunerConfig::default(),
-        device,
-        args.seed,
-    );
+    let mut net = Supernet::builder(&genotype)
+        .width(args.shape.channels)
+        .seed(args.seed)
+        .device(device)
+        .build();
     eprintln!(
         "supernet: {} cells, {} edges, {} live ops, {} parameters",
         genotype.cells.len(),

@@ -5,13 +5,10 @@ use super::proto::{
     AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
     attribute_type, data_type,
 };
-use crate::blocks::ConvShape;
-use crate::genotype::{Cell, Genotype, Op};
+use crate::genotype::{BATCH_NORM_EPS, Cell, ConvBlock, ConvShape, Genotype, Op};
+use crate::tensor_names as names;
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
-
-/// Batch-norm epsilon of every batch norm in the network (crate::blocks::batch_norm).
-const BN_EPS: f64 = 1e-5;
 
 /// Name of the graph's input: normalised images, (batch, channels, height, width).
 pub const INPUT: &str = "input";
@@ -74,7 +71,7 @@ impl Weights {
     /// Whether the gate of an op is open (its weight is positive): a closed gate multiplies the op by exactly 0.
     fn gate_open(&self, prefix: &str) -> Result<bool, ExportError> {
         Ok(self
-            .get(&format!("{prefix}.gate"))?
+            .get(&names::join(prefix, names::GATE))?
             .values
             .first()
             .is_some_and(|&w| w > 0.0))
@@ -194,12 +191,11 @@ impl Builder<'_> {
         let per_channel = w.values.len() / out_channels.max(1);
         let (values, bias) = match bn {
             Some(bn) => {
-                let gamma = self.weights.get(&format!("{bn}.weight"))?.values;
-                let beta = self.weights.get(&format!("{bn}.bias"))?.values;
-                let mean = self.weights.get(&format!("{bn}.running_mean"))?.values;
-                let var = self.weights.get(&format!("{bn}.running_var"))?.values;
+                let part = |name: &str| self.weights.get(&names::join(bn, name)).map(|array| array.values);
+                let (gamma, beta) = (part(names::WEIGHT)?, part(names::BIAS)?);
+                let (mean, var) = (part(names::RUNNING_MEAN)?, part(names::RUNNING_VAR)?);
                 let scale: Vec<f64> = (0..out_channels)
-                    .map(|c| gamma[c] as f64 / (var[c] as f64 + BN_EPS).sqrt())
+                    .map(|c| gamma[c] as f64 / (var[c] as f64 + BATCH_NORM_EPS).sqrt())
                     .collect();
                 let folded: Vec<f32> = w
                     .values
@@ -234,8 +230,8 @@ impl Builder<'_> {
     /// A batch norm on its own (after a sum of edges), in inference form.
     fn batch_norm(&mut self, x: &str, bn: &str, hint: &str) -> Result<String, ExportError> {
         let mut inputs = vec![x.to_string()];
-        for part in ["weight", "bias", "running_mean", "running_var"] {
-            let name = format!("{bn}.{part}");
+        for part in [names::WEIGHT, names::BIAS, names::RUNNING_MEAN, names::RUNNING_VAR] {
+            let name = names::join(bn, part);
             let array = self.weights.get(&name)?;
             inputs.push(self.constant(name, array.dims, &array.values));
         }
@@ -243,7 +239,7 @@ impl Builder<'_> {
         Ok(self.node(
             "BatchNormalization",
             &inputs,
-            vec![attr_float("epsilon", BN_EPS as f32)],
+            vec![attr_float("epsilon", BATCH_NORM_EPS as f32)],
             hint,
         ))
     }
@@ -267,132 +263,141 @@ impl Builder<'_> {
         }
     }
 
-    /// Depthwise conv → pointwise conv with its batch norm folded in.
+    /// Depthwise conv → pointwise conv with its batch norm folded in; `block` names the three under `owner`.
     fn depthwise_pointwise(
         &mut self,
         x: &str,
-        prefix: &str,
-        geometry: (i64, i64, i64, i64),
+        owner: &str,
+        (depthwise, pointwise): ConvBlock,
     ) -> Result<String, ExportError> {
-        let (channels, kernel, stride, dilation) = geometry;
-        let (depthwise, pointwise) = ConvShape::depthwise_pointwise(channels, kernel, stride, dilation);
-        let y = self.conv_bn(x, &format!("{prefix}depthwise.weight"), None, depthwise, prefix)?;
+        let tensor = |part: &str, name: &str| names::join(&names::join(owner, part), name);
+        let y = self.conv_bn(x, &tensor(names::DEPTHWISE, names::WEIGHT), None, depthwise, owner)?;
+        let bn = names::join(owner, names::BN);
         self.conv_bn(
             &y,
-            &format!("{prefix}pointwise.weight"),
-            Some(&format!("{prefix}bn")),
+            &tensor(names::POINTWISE, names::WEIGHT),
+            Some(&bn),
             pointwise,
-            prefix,
+            owner,
         )
     }
 
     /// One op applied to `x`, as crate::ops::OpBlock computes it in evaluation mode.
     fn op(&mut self, x: &str, op: Op, prefix: &str, channels: i64, stride: i64) -> Result<String, ExportError> {
+        let (kernel, pad) = (op.kernel(), op.kernel() / 2);
         let pool = |name: &str| {
             let mut attributes = vec![
-                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("kernel_shape", &[kernel, kernel]),
                 attr_ints("strides", &[stride, stride]),
-                attr_ints("pads", &[1, 1, 1, 1]),
+                attr_ints("pads", &[pad, pad, pad, pad]),
             ];
             if name == "AveragePool" {
                 attributes.push(attr_int("count_include_pad", 1));
             }
             attributes
         };
-        Ok(match op {
-            Op::Identity if stride == 1 => x.to_string(),
-            Op::Identity => self.subsample(x, prefix),
-            Op::MaxPool3x3 => self.node("MaxPool", &[x], pool("MaxPool"), prefix),
-            Op::AvgPool3x3 => self.node("AveragePool", &[x], pool("AveragePool"), prefix),
-            Op::SepConv3x3 | Op::SepConv5x5 => {
-                let kernel = if op == Op::SepConv3x3 { 3 } else { 5 };
-                let first = format!("{prefix}.first.");
-                let hidden = self.depthwise_pointwise(x, &first, (channels, kernel, stride, 1))?;
+        Ok(match (op, op.conv_blocks(channels, stride).as_slice()) {
+            (Op::MaxPool3x3, _) => self.node("MaxPool", &[x], pool("MaxPool"), prefix),
+            (Op::AvgPool3x3, _) => self.node("AveragePool", &[x], pool("AveragePool"), prefix),
+            (_, []) if stride == 1 => x.to_string(),
+            (_, []) => self.subsample(x, prefix),
+            (_, &[only]) => self.depthwise_pointwise(x, prefix, only)?,
+            (_, &[first, second, ..]) => {
+                let hidden = self.depthwise_pointwise(x, &names::join(prefix, names::FIRST), first)?;
                 let hidden = self.node("Relu", &[&hidden], Vec::new(), prefix);
-                self.depthwise_pointwise(&hidden, &format!("{prefix}.second."), (channels, kernel, 1, 1))?
-            }
-            Op::DilConv3x3 | Op::DilConv5x5 => {
-                let kernel = if op == Op::DilConv3x3 { 3 } else { 5 };
-                self.depthwise_pointwise(x, &format!("{prefix}."), (channels, kernel, stride, 2))?
+                self.depthwise_pointwise(&hidden, &names::join(prefix, names::SECOND), second)?
             }
         })
     }
 
-    /// One cell, as crate::supernet::CellNet::forward computes it in evaluation mode.
+    /// The dense inputs of cell `k`, each brought to the cell's width and resolution by its rescaler.
+    fn rescaled_inputs(&mut self, genotype: &Genotype, k: usize, dense: &[String]) -> Result<Vec<String>, ExportError> {
+        let inputs = genotype.at_width(genotype.channels).cell_inputs(k);
+        let mut rescaled = Vec::with_capacity(inputs.len());
+        for (i, (x, input)) in dense.iter().zip(&inputs).enumerate() {
+            let owner = names::input(k, i);
+            let mut y = x.clone();
+            if let Some(projection) = input.projection {
+                let weight = names::join(&names::join(&owner, names::CONV), names::WEIGHT);
+                let bn = names::join(&owner, names::BN);
+                y = self.conv_bn(&y, &weight, Some(&bn), projection, &owner)?;
+            }
+            for _ in 0..input.halvings {
+                y = self.subsample(&y, &owner);
+            }
+            rescaled.push(y);
+        }
+        Ok(rescaled)
+    }
+
+    /// The exact zeros a closed op adds, standing in for the sum of a node that gets nothing else.
+    fn closed_op_zeros(&mut self, closed: &ClosedOp, channels: i64) -> Result<String, ExportError> {
+        let y = self.op(&closed.input, closed.op, &closed.prefix, channels, closed.stride)?;
+        let zero = self.constant(format!("{}:closed-gate", closed.prefix), Vec::new(), &[0.0]);
+        Ok(self.node("Mul", &[&y, &zero], Vec::new(), &closed.prefix))
+    }
+
+    /// One cell, as crate::supernet::CellNet::forward computes it in evaluation mode: each node's batch norm
+    /// over the sum of what its edges' open ops send it.
     fn cell(&mut self, genotype: &Genotype, k: usize, dense: &[String]) -> Result<String, ExportError> {
         let cell: &Cell = &genotype.cells[k];
         let channels = genotype.cell_channels(k) as i64;
-        let level = genotype.cell_input_level(k);
-        let base = format!("cells.{k}");
         let mut inbox: Vec<Vec<String>> = vec![Vec::new(); cell.n_nodes];
-        // Edges whose every gate is closed add exact zeros; one stands in for a node that gets nothing else.
-        let mut closed: Vec<Option<(String, Op, String, i64)>> = vec![None; cell.n_nodes];
-        for (i, x) in dense.iter().enumerate().take(cell.n_inputs) {
-            let (c_in, input_level) = if i == 0 {
-                (genotype.cell_channels(0) as i64, 0)
-            } else {
-                (genotype.cell_channels(i - 1) as i64, i - 1)
-            };
-            let mut y = x.clone();
-            if c_in != channels {
-                let shape = ConvShape {
-                    c_in,
-                    c_out: channels,
-                    kernel: 1,
-                    stride: 1,
-                    dilation: 1,
-                    groups: 1,
-                };
-                let prefix = format!("{base}.inputs.{i}");
-                y = self.conv_bn(
-                    &y,
-                    &format!("{prefix}.conv.weight"),
-                    Some(&format!("{prefix}.bn")),
-                    shape,
-                    &prefix,
-                )?;
-            }
-            for _ in 0..level.saturating_sub(input_level) {
-                y = self.subsample(&y, &format!("{base}.inputs.{i}"));
-            }
+        for (i, y) in self.rescaled_inputs(genotype, k, dense)?.into_iter().enumerate() {
             inbox[i].push(y);
         }
+        // Ops whose gate is closed add exact zeros; one stands in for a node that gets nothing else.
+        let mut closed: Vec<Option<ClosedOp>> = vec![None; cell.n_nodes];
         let output = cell.output();
         for v in 0..cell.n_nodes {
             let outgoing: Vec<_> = cell.edges.iter().filter(|e| e.from == v).collect();
             if v != output && outgoing.is_empty() {
                 continue;
             }
-            let node = format!("{base}.nodes.{v}");
+            let node = names::node(k, v);
             let terms = std::mem::take(&mut inbox[v]);
             let sum = match (terms.is_empty(), closed[v].take()) {
                 (false, _) => self.sum(&terms, &node),
-                (true, Some((x, op, prefix, stride))) => {
-                    let y = self.op(&x, op, &prefix, channels, stride)?;
-                    let zero = self.constant(format!("{prefix}:closed-gate"), Vec::new(), &[0.0]);
-                    self.node("Mul", &[&y, &zero], Vec::new(), &prefix)
-                }
+                (true, Some(stand_in)) => self.closed_op_zeros(&stand_in, channels)?,
                 (true, None) => continue,
             };
-            let h = self.batch_norm(&sum, &format!("{node}.bn"), &node)?;
+            let h = self.batch_norm(&sum, &names::join(&node, names::BN), &node)?;
             if v == output {
                 return Ok(h);
             }
             for edge in outgoing {
                 let stride = cell.stride(edge) as i64;
                 for &op in &edge.ops {
-                    let prefix = format!("{base}.edges.{}.{}", edge.id, op.name());
+                    let prefix = names::op(k, edge.id, op);
                     if self.weights.gate_open(&prefix)? {
                         let y = self.op(&h, op, &prefix, channels, stride)?;
                         inbox[edge.to].push(y);
                     } else if closed[edge.to].is_none() {
-                        closed[edge.to] = Some((h.clone(), op, prefix, stride));
+                        closed[edge.to] = Some(ClosedOp {
+                            input: h.clone(),
+                            op,
+                            prefix,
+                            stride,
+                        });
                     }
                 }
             }
         }
         Err(ExportError::NoPathToOutput(k))
     }
+}
+
+/// An op with a closed gate, remembered in case its target node gets nothing else.
+#[derive(Clone, Debug)]
+struct ClosedOp {
+    /// The value the op reads.
+    input: String,
+    /// Which op.
+    op: Op,
+    /// Its tensor-name prefix (crate::tensor_names::op).
+    prefix: String,
+    /// Its stride.
+    stride: i64,
 }
 
 /// The graph of `genotype` with `weights`; returns it with the number of weight scalars it holds.
@@ -403,22 +408,17 @@ pub fn build(genotype: &Genotype, weights: &Weights) -> Result<GraphProto, Expor
         initializers: Vec::new(),
         values: 0,
     };
-    let stem_shape = ConvShape {
-        c_in: genotype.input.channels as i64,
-        c_out: genotype.cell_channels(0) as i64,
-        kernel: 3,
-        stride: 1,
-        dilation: 1,
-        groups: 1,
-    };
-    let stem = builder.conv_bn(INPUT, "stem.conv.weight", Some("stem.bn"), stem_shape, "stem")?;
+    let stem_shape = genotype.at_width(genotype.channels).stem();
+    let stem_conv = names::join(&names::join(names::STEM, names::CONV), names::WEIGHT);
+    let stem_bn = names::join(names::STEM, names::BN);
+    let stem = builder.conv_bn(INPUT, &stem_conv, Some(&stem_bn), stem_shape, names::STEM)?;
     let mut dense = vec![stem];
     for k in 0..genotype.cells.len() {
         let out = builder.cell(genotype, k, &dense)?;
         dense.push(out);
     }
     let last = genotype.cells.len() - 1;
-    let tower = format!("towers.{last}");
+    let tower = names::tower(last);
     let pooled = builder.node(
         "GlobalAveragePool",
         &[dense.last().expect("one cell at least")],
@@ -426,10 +426,11 @@ pub fn build(genotype: &Genotype, weights: &Weights) -> Result<GraphProto, Expor
         &tower,
     );
     let flat = builder.node("Flatten", &[&pooled], vec![attr_int("axis", 1)], &tower);
-    let weight = weights.get(&format!("{tower}.weight"))?;
-    let bias = weights.get(&format!("{tower}.bias"))?;
-    let w = builder.constant(format!("{tower}.weight"), weight.dims, &weight.values);
-    let b = builder.constant(format!("{tower}.bias"), bias.dims, &bias.values);
+    let (weight_name, bias_name) = (names::join(&tower, names::WEIGHT), names::join(&tower, names::BIAS));
+    let weight = weights.get(&weight_name)?;
+    let bias = weights.get(&bias_name)?;
+    let w = builder.constant(weight_name, weight.dims, &weight.values);
+    let b = builder.constant(bias_name, bias.dims, &bias.values);
     builder.nodes.push(NodeProto {
         input: vec![flat, w, b],
         output: vec![OUTPUT.into()],

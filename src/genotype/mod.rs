@@ -5,6 +5,7 @@ mod check;
 mod edge;
 mod edit;
 mod error;
+mod geometry;
 mod json;
 mod network;
 mod op;
@@ -13,5 +14,8 @@ pub use cell::Cell;
 pub use edge::Edge;
 pub use edit::{DeadheadOutcome, Doomed, Removal, Split};
 pub use error::GenotypeError;
+pub use geometry::{
+    BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, CellInput, ConvBlock, ConvShape, NetworkShape, STEM_KERNEL, batch_norm_count,
+};
 pub use network::{Genotype, InputShape};
 pub use op::Op;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::Cell;
 use super::error::GenotypeError;
+use super::geometry::NetworkShape;
 
 /// Shape of one input image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,11 +71,17 @@ impl Genotype {
 
     /// Channel count of cell `k`: `channels * 2^k` (saturating).
     pub fn cell_channels(&self, k: usize) -> usize {
-        let factor = u32::try_from(k)
-            .ok()
-            .and_then(|k| 1usize.checked_shl(k))
-            .unwrap_or(usize::MAX);
-        self.channels.saturating_mul(factor)
+        self.at_width(self.channels).cell_channels(k)
+    }
+
+    /// Trainable scalars of this genotype's network at its own width.
+    pub fn parameter_count(&self) -> usize {
+        self.at_width(self.channels).parameter_count()
+    }
+
+    /// The network of this genotype at `width` channels in cell 0 (its own `channels` for the trained network).
+    pub fn at_width(&self, width: usize) -> NetworkShape<'_> {
+        NetworkShape::new(self, width)
     }
 
     /// Input (height, width) halved `level` times, rounding up.

@@ -2,11 +2,11 @@
 
 use crate::genotype::{Genotype, GenotypeError, InputShape};
 use crate::init::InitScheme;
-use crate::pruner::PrunerConfig;
 use crate::supernet::Supernet;
 use tch::Device;
 
-/// The genotype with one edge split, and the two new edges whose toggling gives the "off" network.
+/// The genotype with one edge split. Its "off" network, the split without the two new edges, is the unsplit
+/// genotype's network with the same weights by name (docs/ALGORITHM.md §7), so it is never built here.
 #[derive(Clone, Debug)]
 pub struct Candidate {
     /// Cell of the split edge.
@@ -36,18 +36,9 @@ impl Candidate {
         })
     }
 
-    /// The "on" network at `width`, for inputs of `input` (the genotype's own shape when `None`).
-    /// Gates start open; the caller toggles the new edges with `set_off`.
+    /// The "on" network at `width`, for inputs of `input` (the genotype's own shape when `None`); gates start open.
     pub fn network(&self, width: usize, scheme: InitScheme, input: Option<InputShape>, device: Device) -> Supernet {
         scoring_network(&self.on, width, scheme, input, device)
-    }
-
-    /// Switches the two new edges off (the "off" network) or on again; the weights are shared.
-    pub fn set_off(&self, net: &mut Supernet, off: bool) -> Result<(), GenotypeError> {
-        for edge in self.new_edges {
-            net.set_edge_enabled(self.cell, edge, !off)?;
-        }
-        Ok(())
     }
 }
 
@@ -63,5 +54,9 @@ pub fn scoring_network(
     if let Some(input) = input {
         genotype.input = input;
     }
-    Supernet::new(&genotype, width, scheme, PrunerConfig::default(), device, 0)
+    Supernet::builder(&genotype)
+        .width(width)
+        .init(scheme, 0)
+        .device(device)
+        .build()
 }

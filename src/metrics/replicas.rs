@@ -8,7 +8,8 @@
 //! Convolutions run with R times the groups, batch norms are per channel anyway, and the towers are batched
 //! matrix products.
 
-use crate::blocks::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, Conv};
+use crate::blocks::Conv;
+use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 use crate::layers::Layers;
 use crate::supernet::{Mode, Supernet};
 use std::collections::HashMap;

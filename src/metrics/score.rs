@@ -83,8 +83,9 @@ pub struct RepeatReport {
     pub lrc_off: RegionCount,
 }
 
-/// Everything measured about one candidate split.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Everything measured about one candidate split. Whether it was accepted follows from `rejection`; the JSON
+/// form still carries an `accepted` field for readers of history.jsonl.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct CandidateReport {
     /// Cell index.
     pub cell: usize,
@@ -100,14 +101,38 @@ pub struct CandidateReport {
     pub r_ntk: f64,
     /// Mean of (LRC_on − LRC_off)/LRC_off over repeats.
     pub r_lrc: f64,
-    /// Whether the candidate passed acceptance (r_lrc > 0, r_ntk ≤ 0, both finite).
-    pub accepted: bool,
-    /// Why it was rejected, if it was.
+    /// Why it failed acceptance (r_lrc > 0, r_ntk ≤ 0, both finite); `None` when it passed.
     pub rejection: Option<String>,
     /// Combined min-max score among the cell's accepted candidates (lower is better).
     pub score: Option<f64>,
     /// Wall time spent scoring it.
     pub seconds: f64,
+}
+
+impl CandidateReport {
+    /// Whether the candidate passed acceptance.
+    pub fn accepted(&self) -> bool {
+        self.rejection.is_none()
+    }
+}
+
+impl serde::Serialize for CandidateReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut record = serializer.serialize_struct("CandidateReport", 11)?;
+        record.serialize_field("cell", &self.cell)?;
+        record.serialize_field("edge", &self.edge)?;
+        record.serialize_field("from", &self.from)?;
+        record.serialize_field("to", &self.to)?;
+        record.serialize_field("repeats", &self.repeats)?;
+        record.serialize_field("r_ntk", &self.r_ntk)?;
+        record.serialize_field("r_lrc", &self.r_lrc)?;
+        record.serialize_field("accepted", &self.accepted())?;
+        record.serialize_field("rejection", &self.rejection)?;
+        record.serialize_field("score", &self.score)?;
+        record.serialize_field("seconds", &self.seconds)?;
+        record.end()
+    }
 }
 
 /// The outcome of scoring one cell.
@@ -346,7 +371,6 @@ impl Scorer {
             repeats,
             r_ntk,
             r_lrc,
-            accepted: verdict.is_ok(),
             rejection: verdict.err(),
             score: None,
             seconds: start.elapsed().as_secs_f64(),
@@ -381,7 +405,7 @@ impl Scorer {
             let report = self.score_against(&baseline, cell, edge)?;
             on_candidate(&report);
             tried.push(report);
-            if tried.iter().filter(|r| r.accepted).count() >= self.config.candidates_per_cell {
+            if tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
                 break;
             }
         }
@@ -393,7 +417,7 @@ impl Scorer {
 /// Min-max combination over accepted candidates: s_lrc = 1 − normalised r_lrc, s_ntk = normalised r_ntk,
 /// score = their mean; the lowest wins, ties going to the first tried. Writes each accepted score.
 pub fn combine(reports: &mut [CandidateReport]) -> Option<u32> {
-    let accepted: Vec<usize> = (0..reports.len()).filter(|&i| reports[i].accepted).collect();
+    let accepted: Vec<usize> = (0..reports.len()).filter(|&i| reports[i].accepted()).collect();
     // None when every value is the same: the reference then gives that metric a score of 0.
     let range = |values: Vec<f64>| {
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -429,10 +453,22 @@ mod tests {
             repeats: Vec::new(),
             r_ntk,
             r_lrc,
-            accepted: verdict.is_ok(),
             rejection: verdict.err(),
             score: None,
             seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn json_carries_accepted_in_its_place_and_reads_back() {
+        for (r_ntk, accepted) in [(-0.1, true), (0.1, false)] {
+            let original = report(3, r_ntk, 0.2);
+            let json = serde_json::to_string(&original).unwrap();
+            let expected = format!(r#""r_lrc":0.2,"accepted":{accepted},"rejection":"#);
+            assert!(json.contains(&expected), "{json}");
+            let back: CandidateReport = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, original);
+            assert_eq!(back.accepted(), accepted);
         }
     }
 

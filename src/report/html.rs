@@ -321,7 +321,7 @@ fn scored_points(run: &RunRecord) -> Vec<ScoredPoint> {
                     r_ntk: candidate.r_ntk,
                     r_lrc: candidate.r_lrc,
                     chosen: decision.chosen == Some(candidate.edge),
-                    accepted: candidate.accepted,
+                    accepted: candidate.accepted(),
                 });
             }
         }
@@ -342,7 +342,11 @@ fn mutations_table(run: &RunRecord) -> String {
                 mutation.cell.to_string(),
                 format!("{} ({} → {})", mutation.edge, mutation.from, mutation.to),
                 decision.map_or("—".into(), |d| {
-                    format!("{} of {}", d.tried.iter().filter(|c| c.accepted).count(), d.tried.len())
+                    format!(
+                        "{} of {}",
+                        d.tried.iter().filter(|c| c.accepted()).count(),
+                        d.tried.len()
+                    )
                 }),
                 number(scored.map(|c| c.r_ntk)),
                 number(scored.map(|c| c.r_lrc)),

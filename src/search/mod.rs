@@ -12,13 +12,12 @@ pub use run_dir::RunDir;
 use crate::artifacts::Artifacts;
 use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
-use crate::init::InitScheme;
 use crate::memory;
 use crate::memory_probe::MemoryWindow;
 use crate::metrics::{CandidateReport, MetricsConfig};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
-use crate::supernet::{Supernet, parameter_count};
+use crate::supernet::Supernet;
 use crate::train::{self, EpochReport, Evaluation, TrainConfig, TrainObserver};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -32,9 +31,10 @@ pub struct SearchConfig {
     /// How the data set is read (image size, flips).
     #[serde(default)]
     pub data_options: DataOptions,
-    /// Reduction cells R.
+    /// Reduction cells R of the starting genotype. From then on the genotype carries R and C; a resumed run
+    /// checks that they agree with these (`RunDir::open`).
     pub reductions: usize,
-    /// Channels C of cell 0.
+    /// Channels C of cell 0 of the starting genotype.
     pub channels: usize,
     /// The seed of every random choice.
     pub seed: u64,
@@ -258,8 +258,8 @@ fn search_summary(genotype: &Genotype, config: &SearchConfig, history: &[Iterati
         iterations: history.iter().filter(|r| r.iteration > 0).count(),
         live_ops: genotype.live_op_count(),
         edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
-        parameters: parameter_count(genotype, config.channels),
-        estimated_memory_bytes: memory::estimate(genotype, config.channels, config.train.batch_size).total(),
+        parameters: genotype.parameter_count(),
+        estimated_memory_bytes: memory::estimate(genotype, genotype.channels, config.train.batch_size).total(),
         test_accuracy: None,
         test_loss: None,
         search_training_seconds: history.iter().map(|r| r.training_seconds).sum(),
@@ -338,8 +338,8 @@ fn run_iteration(
         validation_loss: evaluation.map(|e| e.loss),
         train_loss: last_epoch.map(|r| r.train_loss),
         deadheaded,
-        parameters: parameter_count(genotype, config.channels),
-        memory: memory::estimate(genotype, config.channels, config.train.batch_size),
+        parameters: genotype.parameter_count(),
+        memory: memory::estimate(genotype, genotype.channels, config.train.batch_size),
         memory_budget: config.memory_budget,
         live_ops: genotype.live_op_count(),
         edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
@@ -354,14 +354,11 @@ fn run_iteration(
 fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
     let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
     let pruner = config.pruner.clone();
-    Supernet::new(
-        genotype,
-        config.channels,
-        InitScheme::PytorchDefault,
-        pruner,
-        device,
-        init_seed,
-    )
+    Supernet::builder(genotype)
+        .seed(init_seed)
+        .pruner(pruner)
+        .device(device)
+        .build()
 }
 
 /// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation, then

@@ -70,7 +70,7 @@ pub fn mutation_pass(
         let parent = genotype.cells[cell].edge(edge).expect("chosen from this cell").clone();
         let mut grown = genotype.clone();
         grown.cells[cell].split(edge)?;
-        let estimated_bytes = memory::estimate(&grown, config.channels, config.train.batch_size).total();
+        let estimated_bytes = memory::estimate(&grown, grown.channels, config.train.batch_size).total();
         let applied = estimated_bytes <= config.memory_budget;
         if applied {
             *genotype = grown;

@@ -3,7 +3,6 @@
 
 use crate::genotype::Genotype;
 use crate::memory::{cell_estimate, format_size, stem_estimate};
-use crate::supernet::{cell_parameter_count, parameter_count, stem_parameter_count};
 use std::fmt::Write;
 
 /// A readable summary of `genotype`, with memory estimated for training batches of `batch` images.
@@ -24,13 +23,13 @@ pub fn summary(genotype: &Genotype, batch: usize) -> String {
         genotype.cells.len(),
         genotype.edge_count(),
         genotype.live_op_count(),
-        parameter_count(genotype, width),
+        genotype.at_width(width).parameter_count(),
         format_size(total_memory),
     );
     let _ = writeln!(
         text,
         "stem: {} parameters, {}",
-        stem_parameter_count(genotype, width),
+        genotype.at_width(width).stem_parameter_count(),
         format_size(stem_estimate(genotype, width, batch).total())
     );
     for (k, cell) in genotype.cells.iter().enumerate() {
@@ -44,7 +43,7 @@ pub fn summary(genotype: &Genotype, batch: usize) -> String {
             cell.n_nodes,
             cell.edges.len(),
             cell.live_op_count(),
-            cell_parameter_count(genotype, width, k),
+            genotype.at_width(width).cell_parameter_count(k),
             format_size(cell_estimate(genotype, width, batch, k).total())
         );
         let mut edges: Vec<_> = cell.edges.iter().collect();
@@ -92,9 +91,9 @@ mod tests {
         assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("edge")).count(), 11);
         assert!(text.contains("cell 1 (reduction, 32 channels, 14x14)"), "{text}");
         assert!(text.contains("  in0 → n2    identity, max_pool_3x3"), "{text}");
-        let per_part =
-            stem_parameter_count(&genotype, 16) + (0..3).map(|k| cell_parameter_count(&genotype, 16, k)).sum::<usize>();
-        assert_eq!(per_part, parameter_count(&genotype, 16));
+        let shape = genotype.at_width(16);
+        let per_part = shape.stem_parameter_count() + (0..3).map(|k| shape.cell_parameter_count(k)).sum::<usize>();
+        assert_eq!(per_part, shape.parameter_count());
         let memory = (0..3).fold(stem_estimate(&genotype, 16, 64), |sum, k| {
             sum + cell_estimate(&genotype, 16, 64, k)
         });

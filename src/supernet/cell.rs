@@ -2,10 +2,11 @@
 
 use super::Pass;
 use super::edge::EdgeNet;
-use crate::blocks::{self, Conv, ConvShape};
-use crate::genotype::{Cell, DeadheadOutcome};
+use crate::blocks::{self, Conv};
+use crate::genotype::{Cell, CellInput, DeadheadOutcome};
 use crate::init::{self, InitScheme};
 use crate::layers::Layers;
+use crate::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{Tensor, nn};
@@ -19,22 +20,17 @@ pub struct Rescaler {
 }
 
 impl Rescaler {
-    fn new(path: &nn::Path, c_in: i64, c_out: i64, halvings: usize) -> Self {
-        let projection = (c_in != c_out).then(|| {
-            let shape = ConvShape {
-                c_in,
-                c_out,
-                kernel: 1,
-                stride: 1,
-                dilation: 1,
-                groups: 1,
-            };
+    fn new(path: &nn::Path, input: &CellInput) -> Self {
+        let projection = input.projection.map(|shape| {
             (
-                blocks::conv(path / "conv", shape),
-                blocks::batch_norm(path / "bn", c_out),
+                blocks::conv(path / names::CONV, shape),
+                blocks::batch_norm(path / names::BN, shape.c_out),
             )
         });
-        Rescaler { projection, halvings }
+        Rescaler {
+            projection,
+            halvings: input.halvings,
+        }
     }
 
     fn forward(&self, x: &Tensor, train: bool, layers: &mut dyn Layers) -> Tensor {
@@ -51,27 +47,12 @@ impl Rescaler {
         y
     }
 
-    fn parameters(&self) -> Vec<Tensor> {
-        match &self.projection {
-            Some((conv, bn)) => batch_norm_parameters(bn)
-                .into_iter()
-                .chain([conv.ws.shallow_clone()])
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
     fn reset(&self, scheme: InitScheme, rng: &mut ChaCha8Rng) {
         if let Some((conv, bn)) = &self.projection {
             init::reset_weight(&conv.ws, scheme, rng);
             init::reset_batch_norm(bn);
         }
     }
-}
-
-/// γ and β of a batch norm.
-pub fn batch_norm_parameters(bn: &nn::BatchNorm) -> Vec<Tensor> {
-    bn.ws.iter().chain(bn.bs.iter()).map(Tensor::shallow_clone).collect()
 }
 
 /// The tensors of one cell.
@@ -87,45 +68,32 @@ pub struct CellNet {
     pruner_init: f64,
 }
 
-/// Where each dense input of a cell comes from: its channel count and how many halvings bring it to the cell.
-#[derive(Clone, Copy, Debug)]
-pub struct InputSpec {
-    /// Channels of the input tensor.
-    pub channels: i64,
-    /// Halvings of resolution from the input to the cell's working resolution.
-    pub halvings: usize,
-}
-
 impl CellNet {
-    /// Builds the tensors of `cell` at `channels` channels under `path`; `output_size` is the output's (H, W).
+    /// Builds the tensors of cell `k` under `root`, at `channels` channels, reading `inputs`; `output_size` is the
+    /// output's (H, W).
     pub fn new(
-        path: &nn::Path,
-        cell: &Cell,
+        root: &nn::Path,
+        (k, cell): (usize, &Cell),
         channels: i64,
-        inputs: &[InputSpec],
+        inputs: &[CellInput],
         output_size: (i64, i64),
         pruner_init: f64,
     ) -> Self {
+        let at = |name: String| blocks::path(root, &name);
         let rescalers = inputs
             .iter()
             .enumerate()
-            .map(|(i, spec)| Rescaler::new(&(path / format!("input{i}")), spec.channels, channels, spec.halvings))
+            .map(|(i, input)| Rescaler::new(&at(names::input(k, i)), input))
             .collect();
         let node_norms = (0..cell.n_nodes)
-            .map(|v| blocks::batch_norm(path / format!("node{v}"), channels))
+            .map(|v| blocks::batch_norm(at(names::join(&names::node(k, v), names::BN)), channels))
             .collect();
         let edges = cell
             .edges
             .iter()
             .map(|edge| {
                 let stride = cell.stride(edge) as i64;
-                let net = EdgeNet::new(
-                    &(path / format!("edge{}", edge.id)),
-                    &edge.ops,
-                    channels,
-                    stride,
-                    pruner_init,
-                );
+                let net = EdgeNet::new(&at(names::edge(k, edge.id)), &edge.ops, channels, stride, pruner_init);
                 (edge.id, net)
             })
             .collect();
@@ -139,8 +107,8 @@ impl CellNet {
         }
     }
 
-    /// Runs the cell on its dense inputs; edges in `disabled` contribute nothing.
-    pub fn forward(&self, cell: &Cell, inputs: &[Tensor], disabled: &[u32], pass: &mut Pass) -> Tensor {
+    /// Runs the cell on its dense inputs.
+    pub fn forward(&self, cell: &Cell, inputs: &[Tensor], pass: &mut Pass) -> Tensor {
         let train = pass.mode.train;
         let mut inbox: Vec<Option<Tensor>> = (0..cell.n_nodes).map(|_| None).collect();
         for (i, (x, rescaler)) in inputs.iter().zip(&self.rescalers).enumerate() {
@@ -148,11 +116,7 @@ impl CellNet {
         }
         let output = cell.output();
         for v in 0..cell.n_nodes {
-            let outgoing: Vec<_> = cell
-                .edges
-                .iter()
-                .filter(|e| e.from == v && !disabled.contains(&e.id))
-                .collect();
+            let outgoing: Vec<_> = cell.edges.iter().filter(|e| e.from == v).collect();
             if v != output && outgoing.is_empty() {
                 continue;
             }
@@ -173,7 +137,8 @@ impl CellNet {
                 });
             }
         }
-        // Every path to the output is switched off: the output node sees a zero input.
+        // Only reachable if no path reaches the output, which a checked genotype rules out: the output node then
+        // sees a zero input rather than the pass failing.
         let reference = &inputs[0];
         let (h, w) = self.output_size;
         let zeros = Tensor::zeros(
@@ -183,7 +148,8 @@ impl CellNet {
         pass.layers.batch_norm(&zeros, &self.node_norms[output], train)
     }
 
-    /// Applies a deadhead outcome of the genotype to the tensors.
+    /// Applies a deadhead outcome of the genotype to the tensors; `Supernet::deadhead` drops them from the
+    /// variable store.
     pub fn apply_deadhead(&mut self, outcome: &DeadheadOutcome) {
         for (edge, op) in &outcome.killed {
             if let Some(net) = self.edges.get_mut(edge) {
@@ -191,11 +157,7 @@ impl CellNet {
             }
         }
         for edge in &outcome.removed_edges {
-            if let Some(mut net) = self.edges.remove(edge) {
-                for op in &mut net.ops {
-                    op.freeze();
-                }
-            }
+            self.edges.remove(edge);
         }
         let mut removed = outcome.removed_nodes.clone();
         removed.sort_unstable();
@@ -206,44 +168,10 @@ impl CellNet {
         }
     }
 
-    /// Every tensor of the live cell, named relative to the cell as docs/EXPORT.md describes.
-    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (i, rescaler) in self.rescalers.iter().enumerate() {
-            if let Some((conv, bn)) = &rescaler.projection {
-                out.push((format!("inputs.{i}.conv.weight"), conv.ws.shallow_clone()));
-                out.extend(blocks::batch_norm_tensors(&format!("inputs.{i}.bn"), bn));
-            }
-        }
-        for (v, norm) in self.node_norms.iter().enumerate() {
-            out.extend(blocks::batch_norm_tensors(&format!("nodes.{v}.bn"), norm));
-        }
-        for (id, edge) in &self.edges {
-            for op in &edge.ops {
-                let prefix = format!("edges.{id}.{}", op.block.op.name());
-                out.push((format!("{prefix}.gate"), op.pruner.shallow_clone()));
-                out.extend(
-                    op.block
-                        .named_tensors()
-                        .into_iter()
-                        .map(|(name, tensor)| (format!("{prefix}.{name}"), tensor)),
-                );
-            }
-        }
-        out
-    }
-
-    /// Trainable tensors of the live parts of the cell, pruners included.
-    pub fn parameters(&self) -> Vec<Tensor> {
-        let mut out: Vec<Tensor> = self.rescalers.iter().flat_map(Rescaler::parameters).collect();
-        out.extend(self.node_norms.iter().flat_map(batch_norm_parameters));
-        for edge in self.edges.values() {
-            for op in &edge.ops {
-                out.extend(op.block.parameters());
-                out.push(op.pruner.shallow_clone());
-            }
-        }
-        out
+    /// The batch norm of node `v`.
+    #[cfg(test)]
+    pub(super) fn node_norm(&self, v: usize) -> &nn::BatchNorm {
+        &self.node_norms[v]
     }
 
     /// Re-initialises every live tensor of the cell and resets the gates.

@@ -5,6 +5,7 @@ use crate::genotype::Op;
 use crate::init::InitScheme;
 use crate::ops::OpBlock;
 use crate::pruner::GateHistory;
+use crate::tensor_names as names;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tch::{Tensor, nn};
@@ -15,17 +16,17 @@ pub struct GatedOp {
     /// The op's weights.
     pub block: OpBlock,
     /// The gate weight w; the op contributes while w > 0.
-    pub pruner: Tensor,
+    pub gate: Tensor,
     /// Gate-open counts for the deadhead rule.
     pub history: GateHistory,
 }
 
 impl GatedOp {
-    fn new(path: &nn::Path, op: Op, channels: i64, stride: i64, pruner_init: f64) -> Self {
-        let path = path / op.name();
+    fn new(edge: &nn::Path, op: Op, channels: i64, stride: i64, pruner_init: f64) -> Self {
+        let path = edge / op.name();
         GatedOp {
             block: OpBlock::new(&path, op, channels, stride),
-            pruner: path.var("pruner", &[], nn::Init::Const(pruner_init)),
+            gate: path.var(names::GATE, &[], nn::Init::Const(pruner_init)),
             history: GateHistory::default(),
         }
     }
@@ -38,7 +39,7 @@ impl GatedOp {
         let output = self
             .block
             .forward_recording(x, train, pass.relus.as_deref_mut(), &mut *pass.layers);
-        let y = pass.layers.gate(&self.pruner, &output);
+        let y = pass.layers.gate(&self.gate, &output);
         if drop_path > 0.0 && self.block.op != Op::Identity {
             let rng = &mut *pass.rng;
             let keep = 1.0 - drop_path;
@@ -61,17 +62,10 @@ impl GatedOp {
         }
     }
 
-    /// Stops the op's tensors from training, once the op is dead.
-    pub fn freeze(&mut self) {
-        for tensor in self.block.parameters().into_iter().chain([self.pruner.shallow_clone()]) {
-            let _ = tensor.set_requires_grad(false);
-        }
-    }
-
     fn reset(&mut self, scheme: InitScheme, pruner_init: f64, rng: &mut ChaCha8Rng) {
         self.block.reset(scheme, rng);
         tch::no_grad(|| {
-            let _ = self.pruner.fill_(pruner_init);
+            let _ = self.gate.fill_(pruner_init);
         });
         self.history = GateHistory::default();
     }
@@ -85,7 +79,7 @@ pub struct EdgeNet {
 }
 
 impl EdgeNet {
-    /// Builds the given ops under `path`.
+    /// Builds the given ops under the edge's `path`, each under its op name.
     pub fn new(path: &nn::Path, ops: &[Op], channels: i64, stride: i64, pruner_init: f64) -> Self {
         EdgeNet {
             ops: ops
@@ -100,15 +94,12 @@ impl EdgeNet {
         self.ops.iter().map(|op| op.forward(x, pass)).reduce(|a, b| a + b)
     }
 
-    /// Removes `op`, freezing its tensors; returns whether it was present.
+    /// Removes `op`; returns whether it was present. Its tensors leave the variable store with
+    /// `Supernet::deadhead`.
     pub fn remove(&mut self, op: Op) -> bool {
-        match self.ops.iter().position(|g| g.block.op == op) {
-            Some(index) => {
-                self.ops.remove(index).freeze();
-                true
-            }
-            None => false,
-        }
+        let before = self.ops.len();
+        self.ops.retain(|g| g.block.op != op);
+        self.ops.len() < before
     }
 
     /// Re-initialises every op and resets its gate.

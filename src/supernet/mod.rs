@@ -1,20 +1,19 @@
 //! A differentiable network built from a `Genotype` at a given width (docs/ALGORITHM.md §2–§3).
 
 mod cell;
-mod count;
 mod edge;
 
-pub use cell::{CellNet, InputSpec, batch_norm_parameters};
-pub use count::{cell_parameter_count, parameter_count, stem_parameter_count};
+pub use cell::CellNet;
 pub use edge::{EdgeNet, GatedOp};
 
-use crate::blocks::{self, Conv, ConvShape};
-use crate::genotype::{DeadheadOutcome, Doomed, Genotype, GenotypeError, Op};
+use crate::blocks::{self, Conv};
+use crate::genotype::{DeadheadOutcome, Doomed, Genotype, Op};
 use crate::hash::stable_hash;
 use crate::init::{self, InitScheme};
 use crate::layers::{Layers, Plain};
 use crate::pruner::{self, PrunerConfig, Verdict};
 use crate::seed::{self, Stream};
+use crate::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor, nn};
@@ -103,7 +102,6 @@ pub struct Supernet {
     stem: (Conv, nn::BatchNorm),
     cells: Vec<CellNet>,
     towers: Vec<nn::Linear>,
-    disabled: Vec<Vec<u32>>,
     drop_path_rng: RefCell<ChaCha8Rng>,
 }
 
@@ -116,77 +114,105 @@ impl std::fmt::Debug for Supernet {
     }
 }
 
-impl Supernet {
-    /// Builds the network of `genotype` with `width` channels in cell 0 (doubling per cell), initialised by
-    /// `scheme` from `seed`.
-    pub fn new(
-        genotype: &Genotype,
-        width: usize,
-        scheme: InitScheme,
-        pruner: PrunerConfig,
-        device: Device,
-        seed: u64,
-    ) -> Self {
-        let vs = nn::VarStore::new(device);
+/// The settings of a new `Supernet` besides its genotype; `Supernet::builder` starts from the genotype's own
+/// width, PyTorch-default weights from seed 0, the default pruner and the CPU.
+#[derive(Clone, Debug)]
+pub struct SupernetBuilder<'a> {
+    genotype: &'a Genotype,
+    width: usize,
+    scheme: InitScheme,
+    seed: u64,
+    pruner: PrunerConfig,
+    device: Device,
+}
+
+impl SupernetBuilder<'_> {
+    /// Channels of cell 0 (doubling per cell), e.g. a scoring network's thinner width.
+    pub fn width(mut self, width: usize) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Draws the weights with `scheme` from `seed`.
+    pub fn init(mut self, scheme: InitScheme, seed: u64) -> Self {
+        self.scheme = scheme;
+        self.seed = seed;
+        self
+    }
+
+    /// Draws the weights with the default scheme from `seed`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The gate constants.
+    pub fn pruner(mut self, pruner: PrunerConfig) -> Self {
+        self.pruner = pruner;
+        self
+    }
+
+    /// Where the weights live.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The network, every tensor created under its name in crate::tensor_names.
+    pub fn build(self) -> Supernet {
+        let vs = nn::VarStore::new(self.device);
         let root = vs.root();
-        let width_of = |k: usize| (width << k) as i64;
-        let in_channels = genotype.input.channels as i64;
-        let stem_shape = ConvShape {
-            c_in: in_channels,
-            c_out: width_of(0),
-            kernel: 3,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-        };
+        let genotype = self.genotype;
+        let shape = genotype.at_width(self.width);
+        let at = |name: &str| blocks::path(&root, name);
         let stem = (
-            blocks::conv(&root / "stem" / "conv", stem_shape),
-            blocks::batch_norm(&root / "stem" / "bn", width_of(0)),
+            blocks::conv(at(&names::join(names::STEM, names::CONV)), shape.stem()),
+            blocks::batch_norm(at(&names::join(names::STEM, names::BN)), self.width as i64),
         );
         let mut cells = Vec::new();
         let mut towers = Vec::new();
         for (k, cell) in genotype.cells.iter().enumerate() {
-            let level = genotype.cell_input_level(k);
-            // Dense inputs: the stem (level 0), then every earlier cell's output (cell j at level j).
-            let inputs: Vec<InputSpec> = std::iter::once((width_of(0), 0))
-                .chain((0..k).map(|j| (width_of(j), j)))
-                .map(|(channels, input_level)| InputSpec {
-                    channels,
-                    halvings: level.saturating_sub(input_level),
-                })
-                .collect();
+            let channels = shape.cell_channels(k) as i64;
             let (h, w) = genotype.cell_output_resolution(k);
-            let path = &root / format!("cell{k}");
-            cells.push(CellNet::new(
-                &path,
-                cell,
-                width_of(k),
+            let inputs = shape.cell_inputs(k);
+            let net = CellNet::new(
+                &root,
+                (k, cell),
+                channels,
                 &inputs,
                 (h as i64, w as i64),
-                pruner.init,
-            ));
-            let tower = nn::linear(
-                &root / format!("tower{k}"),
-                width_of(k),
-                genotype.classes as i64,
-                Default::default(),
+                self.pruner.init,
             );
-            towers.push(tower);
+            cells.push(net);
+            let tower = at(&names::tower(k));
+            towers.push(nn::linear(tower, channels, genotype.classes as i64, Default::default()));
         }
-        let disabled = vec![Vec::new(); genotype.cells.len()];
         let mut net = Supernet {
             vs,
             genotype: genotype.clone(),
-            width,
-            pruner,
+            width: self.width,
+            pruner: self.pruner,
             stem,
             cells,
             towers,
-            disabled,
-            drop_path_rng: RefCell::new(seed::rng(seed, Stream::DropPath, 0)),
+            drop_path_rng: RefCell::new(seed::rng(self.seed, Stream::DropPath, 0)),
         };
-        net.reset_parameters(scheme, seed);
+        net.reset_parameters(self.scheme, self.seed);
         net
+    }
+}
+
+impl Supernet {
+    /// Starts building the network of `genotype` (see `SupernetBuilder` for the defaults).
+    pub fn builder(genotype: &Genotype) -> SupernetBuilder<'_> {
+        SupernetBuilder {
+            genotype,
+            width: genotype.channels,
+            scheme: InitScheme::PytorchDefault,
+            seed: 0,
+            pruner: PrunerConfig::default(),
+            device: Device::Cpu,
+        }
     }
 
     /// The architecture this network currently computes.
@@ -247,7 +273,7 @@ impl Supernet {
         let mut outputs = vec![stem];
         let mut logits = Vec::with_capacity(self.cells.len());
         for (k, (net, cell)) in self.cells.iter().zip(&self.genotype.cells).enumerate() {
-            let out = net.forward(cell, &outputs, &self.disabled[k], pass);
+            let out = net.forward(cell, &outputs, pass);
             let pooled = blocks::global_average(&out);
             logits.push(pass.layers.linear(&pooled, &self.towers[k]));
             outputs.push(out);
@@ -263,30 +289,16 @@ impl Supernet {
         })
     }
 
-    /// Switches an edge on or off without removing it.
-    pub fn set_edge_enabled(&mut self, cell: usize, edge: u32, enabled: bool) -> Result<(), GenotypeError> {
-        let known = self.genotype.cells.get(cell).and_then(|c| c.edge(edge)).is_some();
-        if !known {
-            return Err(GenotypeError::UnknownEdge { cell, edge });
-        }
-        let disabled = &mut self.disabled[cell];
-        disabled.retain(|&e| e != edge);
-        if !enabled {
-            disabled.push(edge);
-        }
-        Ok(())
-    }
-
     /// Gate weights of every live op, in a fixed order (cell, edge id, op).
     pub fn pruner_weights(&self) -> Vec<Tensor> {
-        self.gated_ops().map(|(_, _, op)| op.pruner.shallow_clone()).collect()
+        self.gated_ops().map(|(_, _, op)| op.gate.shallow_clone()).collect()
     }
 
     /// The gate weight of one live op, if it exists.
     pub fn gate_weight(&self, cell: usize, edge: u32, op: Op) -> Option<Tensor> {
         self.gated_ops()
             .find(|&(k, id, gated)| k == cell && id == edge && gated.block.op == op)
-            .map(|(_, _, gated)| gated.pruner.shallow_clone())
+            .map(|(_, _, gated)| gated.gate.shallow_clone())
     }
 
     fn gated_ops(&self) -> impl Iterator<Item = (usize, u32, &GatedOp)> {
@@ -338,7 +350,7 @@ impl Supernet {
             }
             let outcome: DeadheadOutcome = self.genotype.cells[k].deadhead(&doomed);
             self.cells[k].apply_deadhead(&outcome);
-            self.disabled[k].retain(|e| !outcome.removed_edges.contains(e));
+            self.forget_dead_tensors(k, &outcome);
             let refs = |list: &[(u32, Op)]| {
                 list.iter()
                     .map(|&(edge, op)| OpRef { cell: k, edge, op })
@@ -350,47 +362,76 @@ impl Supernet {
         report
     }
 
-    /// Trainable tensors of the live network (stem, rescalers, node BNs, live ops and their pruners, towers).
-    pub fn parameters(&self) -> Vec<Tensor> {
-        let mut out = vec![self.stem.0.ws.shallow_clone()];
-        out.extend(batch_norm_parameters(&self.stem.1));
-        for (cell, tower) in self.cells.iter().zip(&self.towers) {
-            out.extend(cell.parameters());
-            out.push(tower.ws.shallow_clone());
-            out.extend(tower.bs.iter().map(Tensor::shallow_clone));
+    /// Drops the tensors of what deadheading removed from cell `k` out of the variable store, frozen, and renames
+    /// the batch norms of the nodes after a removed node, which the genotype has renumbered. The store then holds
+    /// exactly the live network, under the names its genotype gives it.
+    fn forget_dead_tensors(&self, k: usize, outcome: &DeadheadOutcome) {
+        let dead: Vec<String> = outcome
+            .killed
+            .iter()
+            .map(|&(edge, op)| names::op(k, edge, op))
+            .chain(outcome.removed_edges.iter().map(|&edge| names::edge(k, edge)))
+            .collect();
+        let mut removed_nodes = outcome.removed_nodes.clone();
+        removed_nodes.sort_unstable();
+        let mut variables = self
+            .vs
+            .variables_
+            .lock()
+            .expect("the variable store's lock is never poisoned");
+        let store = &mut variables.named_variables;
+        let moved: Vec<String> = store
+            .keys()
+            .filter(|name| {
+                dead.iter().any(|owner| names::is_under(name, owner))
+                    || names::split_node(name, k).is_some_and(|(v, _)| removed_nodes.partition_point(|&r| r <= v) > 0)
+            })
+            .cloned()
+            .collect();
+        // Everything moves out before anything moves back in, so that a renamed node never lands on a name that
+        // is still to be removed.
+        let taken: Vec<(String, Tensor)> = moved
+            .into_iter()
+            .filter_map(|name| store.remove(&name).map(|tensor| (name, tensor)))
+            .collect();
+        for (name, tensor) in taken {
+            match names::split_node(&name, k) {
+                Some((v, tail)) if removed_nodes.binary_search(&v).is_err() => {
+                    let renumbered = v - removed_nodes.partition_point(|&r| r < v);
+                    store.insert(names::join(&names::node(k, renumbered), tail), tensor);
+                }
+                _ => {
+                    let _ = tensor.set_requires_grad(false);
+                }
+            }
         }
-        out
+    }
+
+    /// Trainable tensors of the live network (stem, rescalers, node BNs, live ops and their gates, towers).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.named_tensors()
+            .into_iter()
+            .filter_map(|(_, tensor)| tensor.requires_grad().then_some(tensor))
+            .collect()
     }
 
     /// The tensors the NTK differentiates: every trainable weight (conv, linear, BN γ) and gate, sorted by name;
-    /// biases and BN β are left out, as in the reference.
+    /// biases and BN β are left out, as in the published implementation.
     pub fn weight_tensors(&self) -> Vec<Tensor> {
-        let mut named: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
+        self.named_tensors()
             .into_iter()
-            .filter(|(name, tensor)| tensor.requires_grad() && (name.ends_with(".weight") || name.ends_with(".pruner")))
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named.into_iter().map(|(_, tensor)| tensor).collect()
+            .filter(|(name, tensor)| {
+                let last = name.rsplit('.').next();
+                tensor.requires_grad() && (last == Some(names::WEIGHT) || last == Some(names::GATE))
+            })
+            .map(|(_, tensor)| tensor)
+            .collect()
     }
 
-    /// Every tensor of the live network (weights, gates, BN statistics) under the names of docs/EXPORT.md, which
-    /// follow `genotype.json` (`cells.<cell>.edges.<edge id>.<op>.…`); dead ops are left out.
+    /// Every tensor of the live network (weights, gates, BN statistics), sorted by the names of docs/EXPORT.md
+    /// (crate::tensor_names), under which the variable store holds them.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut named = vec![("stem.conv.weight".to_string(), self.stem.0.ws.shallow_clone())];
-        named.extend(blocks::batch_norm_tensors("stem.bn", &self.stem.1));
-        for (k, (cell, tower)) in self.cells.iter().zip(&self.towers).enumerate() {
-            named.extend(
-                cell.named_tensors()
-                    .into_iter()
-                    .map(|(name, tensor)| (format!("cells.{k}.{name}"), tensor)),
-            );
-            named.push((format!("towers.{k}.weight"), tower.ws.shallow_clone()));
-            if let Some(bias) = &tower.bs {
-                named.push((format!("towers.{k}.bias"), bias.shallow_clone()));
-            }
-        }
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named
     }
@@ -456,22 +497,16 @@ impl Supernet {
     /// same values there, whatever else differs between them.
     pub fn reset_parameters_by_name(&mut self, scheme: InitScheme, seed: u64) {
         self.reset_parameters(scheme, seed);
-        let named = self.named_tensors();
-        for (name, tensor) in &named {
-            let is_bias = name.starts_with("towers.") && name.ends_with(".bias");
-            if !(is_bias || (name.ends_with(".weight") && tensor.dim() >= 2)) {
-                continue;
+        let rng_of = |name: &str| seed::rng(seed, Stream::Init, stable_hash(name.as_bytes()));
+        for (name, tensor) in self.named_tensors() {
+            if name.rsplit('.').next() == Some(names::WEIGHT) && tensor.dim() >= 2 {
+                init::reset_weight(&tensor, scheme, &mut rng_of(&name));
             }
-            let rng = &mut seed::rng(seed, Stream::Init, stable_hash(name.as_bytes()));
-            if is_bias {
-                let weight_name = name.replace(".bias", ".weight");
-                let fan_in = named
-                    .iter()
-                    .find(|(n, _)| *n == weight_name)
-                    .map_or(1.0, |(_, w)| init::fans(w).0);
-                init::reset_bias(tensor, fan_in, scheme, rng);
-            } else {
-                init::reset_weight(tensor, scheme, rng);
+        }
+        for (k, tower) in self.towers.iter().enumerate() {
+            if let Some(bias) = &tower.bs {
+                let name = names::join(&names::tower(k), names::BIAS);
+                init::reset_bias(bias, init::fans(&tower.ws).0, scheme, &mut rng_of(&name));
             }
         }
     }
@@ -489,5 +524,70 @@ impl Supernet {
             .to_kind(Kind::Double)
             .mean(Kind::Double)
             .double_value(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genotype::InputShape;
+
+    fn value(net: &Supernet, name: &str) -> f64 {
+        let named: std::collections::HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
+        named[name].mean(Kind::Float).double_value(&[])
+    }
+
+    #[test]
+    fn deadheading_drops_dead_tensors_and_renames_renumbered_nodes() {
+        // Two stacked splits of cell 0 give nodes 0 → 1 → 2 → 3 (output) → 4; emptying edge 0 → 1 orphans nodes 1
+        // and 2, so nodes 3 and 4 become 1 and 2.
+        let mut genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+        let outer = genotype.cells[0].split(0).unwrap();
+        genotype.cells[0].split(outer.edge_b).unwrap();
+        let mut net = Supernet::builder(&genotype).build();
+        for (name, tensor) in net.named_tensors() {
+            for k in 0..2 {
+                if let Some((v, "bn.weight")) = names::split_node(&name, k) {
+                    tch::no_grad(|| {
+                        let _ = tensor.shallow_clone().fill_((10 * k + v) as f64 + 1.0);
+                    });
+                }
+            }
+        }
+        let doomed: Vec<Doomed> = Op::ALL
+            .iter()
+            .map(|&op| Doomed {
+                edge_id: outer.edge_a,
+                op,
+                open_count: 0,
+            })
+            .collect();
+        let dead_gate = net.gate_weight(0, outer.edge_a, Op::Identity).unwrap();
+        let outcome = net.genotype.cells[0].deadhead(&doomed);
+        assert_eq!(outcome.removed_nodes, vec![1, 2]);
+        net.cells[0].apply_deadhead(&outcome);
+        net.forget_dead_tensors(0, &outcome);
+
+        let fresh = Supernet::builder(&net.genotype).build();
+        let shapes = |net: &Supernet| -> Vec<(String, Vec<i64>)> {
+            net.named_tensors()
+                .into_iter()
+                .map(|(name, t)| (name, t.size()))
+                .collect()
+        };
+        assert_eq!(shapes(&net), shapes(&fresh));
+        assert_eq!(value(&net, "cells.0.nodes.0.bn.weight"), 1.0);
+        assert_eq!(value(&net, "cells.0.nodes.1.bn.weight"), 4.0);
+        assert_eq!(value(&net, "cells.0.nodes.2.bn.weight"), 5.0);
+        assert_eq!(
+            value(&net, "cells.1.nodes.1.bn.weight"),
+            12.0,
+            "another cell's nodes keep their names"
+        );
+        // The renamed entries are the tensors the forward pass uses.
+        let stored: std::collections::HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
+        let used = net.cells[0].node_norm(1).ws.as_ref().unwrap().data_ptr();
+        assert_eq!(stored["cells.0.nodes.1.bn.weight"].data_ptr(), used);
+        assert!(!dead_gate.requires_grad(), "a dead gate is frozen");
     }
 }
