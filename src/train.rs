@@ -115,12 +115,44 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+/// Why training stopped before its last epoch.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingError {
+    /// The loss of a batch was NaN or infinite.
+    #[error(
+        "the training loss became {value} at epoch {epoch}, batch {batch} of {batches} (a learning rate too high?)"
+    )]
+    NonFiniteLoss {
+        value: f64,
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+    },
+    /// A tensor of the network held a NaN or an infinity at the end of an epoch.
+    #[error("tensor {tensor} held a non-finite value at the end of epoch {epoch}")]
+    NonFiniteWeights { epoch: usize, tensor: String },
+}
+
+/// The first tensor of `net` holding a NaN or an infinity, if any.
+fn first_non_finite(net: &Supernet) -> Option<String> {
+    tch::no_grad(|| {
+        net.named_tensors()
+            .into_iter()
+            .find(|(_, tensor)| tensor.isfinite().all().int64_value(&[]) == 0)
+            .map(|(name, _)| name)
+    })
+}
+
 /// Receives progress while training runs.
 pub trait TrainObserver {
     /// Called after each batch.
     fn batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) {}
     /// Called after each epoch.
     fn epoch(&mut self, _report: &EpochReport) {}
+    /// Asked after each epoch: true ends the training there (the learning-rate schedule is not shortened).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -164,11 +196,27 @@ pub fn train(
             };
             let (loss, logits) = step(net, &mut optimizer, &images, &labels, config);
             let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                return Err(TrainingError::NonFiniteLoss {
+                    value: loss_value,
+                    epoch: epoch + 1,
+                    batch: index + 1,
+                    batches,
+                }
+                .into());
+            }
             let n = labels.size()[0] as usize;
             loss_sum += loss_value * n as f64;
             correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;
             seen += n;
             observer.batch(epoch + 1, index + 1, batches, loss_value);
+        }
+        if let Some(tensor) = first_non_finite(net) {
+            return Err(TrainingError::NonFiniteWeights {
+                epoch: epoch + 1,
+                tensor,
+            }
+            .into());
         }
         let deadhead = if config.deadhead {
             net.deadhead(batches)
@@ -188,6 +236,9 @@ pub fn train(
         };
         observer.epoch(&report);
         reports.push(report);
+        if observer.should_stop() {
+            break;
+        }
     }
     Ok(reports)
 }

@@ -144,7 +144,7 @@ fn bench_and_its_twin_measure_the_same_networks() {
         );
     }
 
-    // Both sides in the other layout: the fields say which layout ran.
+    // Ours in the other layout: the fields say which layout ran.
     let nchw = ours_quick("a", &["--memory-format".as_ref(), "nchw".as_ref()]);
     let nchw = json_lines(&nchw);
     assert_eq!(names(&nchw), ["a-train-initial", "a-train-grown"]);
@@ -153,12 +153,6 @@ fn bench_and_its_twin_measure_the_same_networks() {
             .all(|m| m["memory_format"] == "nchw" && m["device"] == "cpu"),
         "{nchw:?}"
     );
-    let last = json_lines(&twin(
-        &genotypes,
-        &["--workload", "a", "--memory-format", "channels-last"],
-    ));
-    assert!(last.iter().all(|t| t["memory_format"] == "channels-last"), "{last:?}");
-    assert_eq!(last[0]["parameters"], ours[0]["parameters"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -223,7 +223,7 @@ fn resuming_a_finished_run_redoes_nothing() {
     let _turn = turn();
     let dir = scratch("cli-finished");
     let run = dir.join("run");
-    let first = search_into(&run, "--strategy random --final-epochs 1 --final-samples 200");
+    let first = search_into(&run, "--strategy none --final-epochs 1 --final-samples 200");
     let weights = run.join("weights.safetensors");
     let (bytes, modified) = (
         std::fs::read(&weights).unwrap(),

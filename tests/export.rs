@@ -196,3 +196,38 @@ fn runs_without_weights_or_with_foreign_weights_are_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_folder_written_before_the_single_tensor_namespace_still_loads_and_scores_as_recorded() {
+    let _turn = turn();
+    // Written by commit 5aece6f (`search --reductions 1 --channels 4 --iterations 2 --epochs-per-iteration 2
+    // --search-samples 400 --final-epochs 2 --seed 3`), when the network held its tensors under other names and
+    // translated them on save.
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-before-tensor-names");
+    let read = |file: &str| std::fs::read_to_string(run.join(file)).unwrap();
+    let config: spidernet::search::SearchConfig = serde_json::from_str(&read("config.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    let (genotype, tensors) = Artifacts::new(&run).load_trained().unwrap();
+    let mut net = Supernet::builder(&genotype).build();
+    net.load_named_tensors(tensors).unwrap();
+    assert_eq!(net.parameter_count() as u64, summary["parameters"].as_u64().unwrap());
+    let data = spidernet::data::load(&config.data, &config.data_options, config.seed, None)
+        .unwrap()
+        .dataset;
+    assert_eq!(
+        Artifacts::new(&run).load_normalization().unwrap(),
+        Some(data.normalization.clone())
+    );
+    let evaluation = train::evaluate(&net, &data.test, config.final_train.eval_batch_size);
+    assert_eq!(evaluation.accuracy, summary["test_accuracy"].as_f64().unwrap());
+    let recorded_loss = summary["test_loss"].as_f64().unwrap();
+    assert!(
+        (evaluation.loss - recorded_loss).abs() < 1e-6,
+        "{} against {recorded_loss}",
+        evaluation.loss
+    );
+    let onnx = scratch("export-old-run").join("model.onnx");
+    let report = export_run(&run, &onnx, None).unwrap();
+    assert!(report.nodes > 10, "{report:?}");
+    let _ = std::fs::remove_dir_all(onnx.parent().unwrap());
+}

@@ -264,6 +264,8 @@ fn json_events_go_to_stdout_one_object_per_line_and_logs_to_stderr() {
             "4",
             "--search-samples",
             "300",
+            "--final-samples",
+            "300",
             "--seed",
             "3",
         ])
@@ -315,4 +317,48 @@ fn json_events_go_to_stdout_one_object_per_line_and_logs_to_stderr() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_search_and_keeps_the_last_good_checkpoint() {
+    let _turn = turn();
+    let mut config = small_config(Strategy::Random);
+    config.train.lr_max = 1e30;
+    let data = Digits::default().load(config.seed).unwrap();
+    let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
+    let root = scratch("non-finite");
+    let dir = RunDir::create(&root, &config).unwrap();
+    let start = Checkpoint::start(genotype, config.seed);
+    let error = search::run(&dir, &config, &data, start, Device::Cpu, &mut Quiet).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.starts_with("search iteration 1: the training loss became") && message.contains("at epoch 1, batch"),
+        "{message}"
+    );
+    // The premutation pass was committed before training began, and the folder still resumes from it.
+    let (_, _, checkpoint) = RunDir::open(&root).unwrap();
+    assert_eq!(checkpoint.completed, 1);
+    assert!(checkpoint.stopped.is_none());
+    assert!(!root.join("weights.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn strategy_none_trains_the_initial_genotype_without_searching() {
+    let _turn = turn();
+    let mut config = small_config(Strategy::Unchanged);
+    config.final_train.epochs = 1;
+    let (dir, summary) = run(&config, "strategy-none");
+    let data = Digits::default().load(config.seed).unwrap();
+    let initial = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
+    assert_eq!(Genotype::load(&dir.genotype_path()).unwrap(), initial);
+    assert!(
+        dir.history().unwrap().is_empty(),
+        "nothing was scored or trained before the final training"
+    );
+    assert_eq!(summary.iterations, 0);
+    assert!(summary.stopped.starts_with("strategy none"), "{}", summary.stopped);
+    assert!(summary.test_accuracy.is_some());
+    assert!(dir.root().join("weights.safetensors").is_file());
+    let _ = std::fs::remove_dir_all(dir.root());
 }

@@ -19,6 +19,7 @@ use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
 use crate::train::{self, EpochReport, Evaluation, TrainConfig, TrainObserver};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::Device;
@@ -155,6 +156,16 @@ impl Phase {
     }
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Premutation => f.write_str("the mutation pass before training"),
+            Phase::Search(iteration) => write!(f, "search iteration {iteration}"),
+            Phase::Final => f.write_str("the final training"),
+        }
+    }
+}
+
 /// Receives what the search does, for progress display and logs.
 pub trait SearchObserver: TrainObserver {
     /// An iteration begins (iteration 0 is the mutation pass before any training).
@@ -204,6 +215,10 @@ pub fn run(
     let splits = search_data(data, config);
     let mut history = dir.history()?;
     history.truncate(checkpoint.completed);
+    if config.strategy == Strategy::Unchanged && checkpoint.stopped.is_none() {
+        checkpoint.stopped = Some("strategy none: the initial genotype is trained as it is".to_string());
+        dir.commit(&history, &checkpoint)?;
+    }
     while checkpoint.stopped.is_none() {
         let iteration = match history.last() {
             Some(last) => last.iteration + 1,
@@ -321,7 +336,8 @@ fn run_iteration(
             &config.train,
             train_seed,
             observer,
-        )?;
+        )
+        .with_context(|| format!("{phase}"))?;
         deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
         last_epoch = reports.last().cloned();
         *genotype = net.genotype().clone();
@@ -386,7 +402,8 @@ pub fn final_training(
         }
         _ => &data.train,
     };
-    train::train(&mut net, train_split, None, &train_config, train_seed, observer)?;
+    train::train(&mut net, train_split, None, &train_config, train_seed, observer)
+        .with_context(|| format!("{}", Phase::Final))?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
     Ok((net, evaluation, train_split.len()))
 }

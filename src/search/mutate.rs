@@ -21,6 +21,10 @@ pub enum Strategy {
     Spidernet,
     /// A uniformly random edge per cell, no scoring (the baseline of docs/ALGORITHM.md §13.10).
     Random,
+    /// No growth: the initial genotype goes straight to the final training (a baseline).
+    #[serde(rename = "none")]
+    #[value(name = "none")]
+    Unchanged,
 }
 
 impl std::fmt::Display for Strategy {
@@ -60,6 +64,7 @@ pub fn mutation_pass(
                 decisions.push(decision);
                 chosen
             }
+            None if config.strategy == Strategy::Unchanged => None,
             None => {
                 let edges = &genotype.cells[cell].edges;
                 let mut rng = seed::rng(config.seed, Stream::Candidates, seed::candidate_walk(round, cell));
