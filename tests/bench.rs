@@ -174,3 +174,46 @@ fn bad_arguments_are_refused_with_the_value() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bench.json"));
 }
+
+#[test]
+fn pytorch_baselines_train_for_their_budget_and_print_the_summary_fields() {
+    let _turn = turn();
+    if !common::fashion_mnist_or_skip("pytorch_baselines_train_for_their_budget_and_print_the_summary_fields") {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/baselines.py");
+    let budget = 3.0;
+    for (model, parameters) in [("cnn", Some(421_642)), ("resnet", None)] {
+        let output = Command::new(python())
+            .arg(&script)
+            .args(["--model", model, "--time-budget", "3s", "--train-samples", "1000"])
+            .args(["--test-samples", "500"])
+            .output()
+            .unwrap();
+        let summary = &json_lines(&output)[0];
+        assert_eq!(summary["strategy"], format!("pytorch-{model}"));
+        assert_eq!(summary["final_training_samples"], 1000);
+        // Three seconds of training on 1,000 images get well above chance (10 %): about 75 % for the CNN and 60 %
+        // for the ResNet, whose first epoch is still near 30 %.
+        let curve = summary["curve"].as_array().unwrap();
+        let best = curve.iter().map(|c| c["test_accuracy"].as_f64().unwrap()).fold(0.0, f64::max);
+        assert!(best > 0.4, "{model}: best test accuracy {best}");
+        assert_eq!(summary["test_accuracy"], curve.last().unwrap()["test_accuracy"]);
+        assert!(summary["test_loss"].as_f64().unwrap() < 10f64.ln(), "{summary}");
+        // The clock covers the whole run; only the last evaluation may pass the budget.
+        let seconds = summary["final_training_seconds"].as_f64().unwrap();
+        assert!((budget..budget + 2.0).contains(&seconds), "{model}: {seconds} s for a {budget} s budget");
+        assert_eq!(curve.len() as u64, summary["epochs"].as_u64().unwrap());
+        assert!(curve.windows(2).all(|w| w[0]["seconds"].as_f64() < w[1]["seconds"].as_f64()));
+        if let Some(count) = parameters {
+            assert_eq!(summary["parameters"], count, "conv 32, conv 64, linear 128, linear 10");
+        }
+    }
+    let refused = Command::new(python())
+        .arg(&script)
+        .args(["--model", "cnn", "--time-budget", "soon"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--time-budget soon: not a duration"));
+}
