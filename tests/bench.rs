@@ -196,15 +196,25 @@ fn pytorch_baselines_train_for_their_budget_and_print_the_summary_fields() {
         // Three seconds of training on 1,000 images get well above chance (10 %): about 75 % for the CNN and 60 %
         // for the ResNet, whose first epoch is still near 30 %.
         let curve = summary["curve"].as_array().unwrap();
-        let best = curve.iter().map(|c| c["test_accuracy"].as_f64().unwrap()).fold(0.0, f64::max);
+        let best = curve
+            .iter()
+            .map(|c| c["test_accuracy"].as_f64().unwrap())
+            .fold(0.0, f64::max);
         assert!(best > 0.4, "{model}: best test accuracy {best}");
         assert_eq!(summary["test_accuracy"], curve.last().unwrap()["test_accuracy"]);
         assert!(summary["test_loss"].as_f64().unwrap() < 10f64.ln(), "{summary}");
         // The clock covers the whole run; only the last evaluation may pass the budget.
         let seconds = summary["final_training_seconds"].as_f64().unwrap();
-        assert!((budget..budget + 2.0).contains(&seconds), "{model}: {seconds} s for a {budget} s budget");
+        assert!(
+            (budget..budget + 2.0).contains(&seconds),
+            "{model}: {seconds} s for a {budget} s budget"
+        );
         assert_eq!(curve.len() as u64, summary["epochs"].as_u64().unwrap());
-        assert!(curve.windows(2).all(|w| w[0]["seconds"].as_f64() < w[1]["seconds"].as_f64()));
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0]["seconds"].as_f64() < w[1]["seconds"].as_f64())
+        );
         if let Some(count) = parameters {
             assert_eq!(summary["parameters"], count, "conv 32, conv 64, linear 128, linear 10");
         }

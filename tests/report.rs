@@ -33,6 +33,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
         validation_loss: accuracy.map(|a| 1.0 - a),
         train_loss: None,
         deadheaded: Vec::new(),
+        pruned_share: (iteration > 0).then_some(0.25),
         parameters: 1000 * (iteration + 1),
         memory: MemoryEstimate {
             activations: (iteration as u64 + 1) << 20,
@@ -184,6 +185,10 @@ fn the_report_shows_the_runs_numbers_in_one_self_contained_file() {
         "r_ntk and r_lrc of the chosen split"
     );
     assert!(page.contains("1 of 2"), "one of the two candidates was accepted");
+    assert!(
+        page.contains("<td>0 (25 %)</td>"),
+        "the share of ops pruned in an iteration"
+    );
     assert!(page.contains("refused: over the memory budget"));
     assert!(page.contains("62.50 %"), "validation accuracy of iteration 2");
     let _ = std::fs::remove_dir_all(&root);

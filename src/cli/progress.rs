@@ -143,6 +143,10 @@ impl SearchObserver for Progress {
             .validation_accuracy
             .map(|a| format!("val {:5.1}%", 100.0 * a))
             .unwrap_or_else(|| "val    — ".to_string());
+        let pruned = record
+            .pruned_share
+            .map(|share| format!(" ({:.0} % pruned)", 100.0 * share))
+            .unwrap_or_default();
         let edges: Vec<String> = record.edges_per_cell.iter().map(usize::to_string).collect();
         let splits: Vec<String> = record
             .mutations
@@ -158,7 +162,7 @@ impl SearchObserver for Progress {
             splits.join(", ")
         };
         eprintln!(
-            "iteration {:>2}/{}  {accuracy}  params {:>8}  memory {} of {}  ops {:>3}  edges {}  splits: {splits}  ({:.0}s train, {:.0}s scoring)",
+            "iteration {:>2}/{}  {accuracy}  params {:>8}  memory {} of {}  ops {:>3}{pruned}  edges {}  splits: {splits}  ({:.0}s train, {:.0}s scoring)",
             record.iteration,
             config.iterations,
             record.parameters,

@@ -393,7 +393,10 @@ fn iterations_table(run: &RunRecord) -> String {
                 format!("{} of {}", format_size(r.memory.total()), format_size(r.memory_budget)),
                 r.live_ops.to_string(),
                 format!("{:?}", r.edges_per_cell),
-                r.deadheaded.len().to_string(),
+                match r.pruned_share {
+                    Some(share) => format!("{} ({:.0} %)", r.deadheaded.len(), 100.0 * share),
+                    None => r.deadheaded.len().to_string(),
+                },
                 seconds(r.training_seconds),
                 seconds(r.scoring_seconds),
             ]

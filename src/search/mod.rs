@@ -67,6 +67,22 @@ pub struct SearchConfig {
     pub metrics: MetricsConfig,
     /// Pruner constants.
     pub pruner: PrunerConfig,
+    /// How long the deadhead window is in each training phase; runs recorded before the rule existed used
+    /// the fixed window.
+    #[serde(default)]
+    pub deadhead_window: DeadheadWindow,
+}
+
+/// How many epochs the deadhead window of a training phase spans (docs/ALGORITHM.md §5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadheadWindow {
+    /// Always `pruner.window_epochs` (4), as published: a phase shorter than that never deadheads.
+    #[default]
+    Fixed,
+    /// `pruner.window_epochs`, but never more than the phase's epochs, so that the window fills within every
+    /// search iteration and ops whose gates stay closed leave before the next mutation pass.
+    WithinPhase,
 }
 
 /// A preset of search settings.
@@ -115,6 +131,23 @@ impl SearchConfig {
             final_training: true,
             metrics,
             pruner: PrunerConfig::default(),
+            deadhead_window: if reference {
+                DeadheadWindow::Fixed
+            } else {
+                DeadheadWindow::WithinPhase
+            },
+        }
+    }
+
+    /// The pruner of a training phase of `epochs` epochs, its window set by `deadhead_window`.
+    pub fn pruner_for(&self, epochs: usize) -> PrunerConfig {
+        let window_epochs = match self.deadhead_window {
+            DeadheadWindow::Fixed => self.pruner.window_epochs,
+            DeadheadWindow::WithinPhase => self.pruner.window_epochs.min(epochs.max(1)),
+        };
+        PrunerConfig {
+            window_epochs,
+            ..self.pruner.clone()
         }
     }
 
@@ -324,6 +357,7 @@ fn run_iteration(
     let start = Instant::now();
     let mut last_epoch: Option<EpochReport> = None;
     let mut deadheaded = Vec::new();
+    let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
     if phase != Phase::Premutation {
         let mut net = fresh_network(genotype, config, device, phase);
@@ -353,6 +387,7 @@ fn run_iteration(
         validation_accuracy: evaluation.map(|e| e.accuracy),
         validation_loss: evaluation.map(|e| e.loss),
         train_loss: last_epoch.map(|r| r.train_loss),
+        pruned_share: (phase != Phase::Premutation).then(|| deadheaded.len() as f64 / live_before.max(1) as f64),
         deadheaded,
         parameters: genotype.parameter_count(),
         memory: memory::estimate(genotype, genotype.channels, config.train.batch_size),
@@ -366,10 +401,15 @@ fn run_iteration(
     })
 }
 
-/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`.
+/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`, with the
+/// phase's deadhead window.
 fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
     let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
-    let pruner = config.pruner.clone();
+    let epochs = match phase {
+        Phase::Final => config.final_train.epochs,
+        Phase::Premutation | Phase::Search(_) => config.train.epochs,
+    };
+    let pruner = config.pruner_for(epochs);
     Supernet::builder(genotype)
         .seed(init_seed)
         .pruner(pruner)
@@ -406,4 +446,31 @@ pub fn final_training(
         .with_context(|| format!("{}", Phase::Final))?;
     let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
     Ok((net, evaluation, train_split.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_window_fits_each_phase_and_the_reference_window_is_fixed() {
+        let quick = SearchConfig::new(Profile::Quick, "digits", 1, 4, 0);
+        assert_eq!(quick.deadhead_window, DeadheadWindow::WithinPhase);
+        let windows: Vec<usize> = [1, 2, 4, 30]
+            .iter()
+            .map(|&e| quick.pruner_for(e).window_epochs)
+            .collect();
+        assert_eq!(windows, [1, 2, 4, 4]);
+        let reference = SearchConfig::new(Profile::Reference, "digits", 1, 4, 0);
+        assert_eq!(reference.pruner_for(2).window_epochs, 4);
+        assert_eq!(
+            reference.pruner_for(2).min_open_fraction,
+            reference.pruner.min_open_fraction
+        );
+        // A config.json written before the rule existed reads as the fixed window it ran with.
+        let mut old = serde_json::to_value(&quick).unwrap();
+        old.as_object_mut().unwrap().remove("deadhead_window");
+        let old: SearchConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.pruner_for(2).window_epochs, 4);
+    }
 }

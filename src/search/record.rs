@@ -36,6 +36,10 @@ pub struct IterationRecord {
     pub train_loss: Option<f64>,
     /// Ops removed by deadheading during this iteration's training.
     pub deadheaded: Vec<OpRef>,
+    /// The share of the live ops that deadheading removed during this iteration's training (none for iteration 0
+    /// and for records written before it was kept).
+    #[serde(default)]
+    pub pruned_share: Option<f64>,
     /// Parameters of the genotype at the end of the iteration (width C).
     pub parameters: usize,
     /// Estimated training memory at the end of the iteration.
