@@ -17,6 +17,7 @@ pub mod memory_probe;
 pub mod metrics;
 pub mod native;
 pub mod ops;
+pub mod optim;
 pub mod pruner;
 pub mod report;
 pub mod search;

@@ -3,10 +3,10 @@
 use crate::genotype::{Genotype, InputShape};
 use crate::native::{self, CudaPeak};
 use crate::seed::{self, Stream};
-use crate::supernet::{Mode, Supernet};
+use crate::supernet::Supernet;
+use crate::train::{self, TrainConfig};
 use anyhow::Context;
 use rand::RngExt;
-use tch::nn::OptimizerConfig;
 use tch::{Device, Kind, Tensor};
 
 /// A value from /proc/self/status in bytes (`VmRSS`, `VmHWM`, …).
@@ -121,13 +121,8 @@ pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, spl
 pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
     let window = PeakRss::start()?;
     let mut net = Supernet::builder(genotype).width(width).build();
-    let mut optimizer = tch::nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 3e-4,
-        nesterov: false,
-    }
-    .build(net.var_store(), 0.01)?;
+    let config = TrainConfig::default();
+    let mut optimizer = train::optimizer(&net, &config);
     let input = genotype.input;
     for _ in 0..steps {
         let images = Tensor::randn(
@@ -140,13 +135,7 @@ pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, st
             (Kind::Float, Device::Cpu),
         );
         let labels = Tensor::randint(genotype.classes as i64, [batch as i64], (Kind::Int64, Device::Cpu));
-        let logits = net.forward(&images, Mode::train(0.2));
-        let loss = Supernet::loss(&logits, &labels, 0.4);
-        optimizer.zero_grad();
-        loss.backward();
-        net.track_gates();
-        net.clamp_pruners();
-        optimizer.step();
+        let _ = train::step(&mut net, &mut optimizer, &images, &labels, &config)?;
     }
     Ok(window.finish()?.added)
 }

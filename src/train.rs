@@ -1,10 +1,11 @@
 //! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (docs/ALGORITHM.md §9).
 
 use crate::data::{Augment, Batches, Dataset, Split};
+use crate::native::SgdSettings;
+use crate::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::{DeadheadReport, Mode, Supernet};
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
 
 /// Training settings; the defaults are the reference's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,33 +50,32 @@ impl Default for TrainConfig {
 }
 
 /// The optimiser of `train`: SGD with the configured momentum and weight decay, at `lr_max`.
-pub fn optimizer(net: &Supernet, config: &TrainConfig) -> anyhow::Result<tch::nn::Optimizer> {
-    let sgd = tch::nn::Sgd {
+pub fn optimizer(net: &Supernet, config: &TrainConfig) -> Sgd {
+    let settings = SgdSettings {
+        lr: config.lr_max,
         momentum: config.momentum,
-        dampening: 0.0,
-        wd: config.weight_decay,
-        nesterov: false,
+        weight_decay: config.weight_decay,
     };
-    Ok(sgd.build(net.var_store(), config.lr_max)?)
+    Sgd::new(net, settings)
 }
 
 /// One training step on a batch: forward with drop-path, loss with the auxiliary towers, backward, gate tracking
 /// and clamping, SGD step. Returns the loss and the logits of every tower.
 pub fn step(
     net: &mut Supernet,
-    optimizer: &mut tch::nn::Optimizer,
+    optimizer: &mut Sgd,
     images: &tch::Tensor,
     labels: &tch::Tensor,
     config: &TrainConfig,
-) -> (tch::Tensor, Vec<tch::Tensor>) {
+) -> anyhow::Result<(tch::Tensor, Vec<tch::Tensor>)> {
     let logits = net.forward(images, Mode::train(config.drop_path));
     let loss = Supernet::loss(&logits, labels, config.aux_weight);
     optimizer.zero_grad();
     loss.backward();
     net.track_gates();
     net.clamp_pruners();
-    optimizer.step();
-    (loss, logits)
+    optimizer.step()?;
+    Ok((loss, logits))
 }
 
 /// Learning rate of 0-based epoch `epoch` out of `epochs`: ½ · lr_max · (1 + cos(π · epoch / epochs)).
@@ -178,7 +178,7 @@ pub fn train(
             config.batch_size
         );
     }
-    let mut optimizer = optimizer(net, config)?;
+    let mut optimizer = optimizer(net, config);
     net.seed_drop_path(seed);
     let device = net.device();
     let mut reports = Vec::with_capacity(config.epochs);
@@ -194,7 +194,7 @@ pub fn train(
                 Some(augment) => augment.apply(&images, &mut augment_rng),
                 None => images,
             };
-            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config);
+            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config)?;
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 return Err(TrainingError::NonFiniteLoss {

@@ -22,22 +22,28 @@ pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow
         deadhead: false,
         ..TrainConfig::default()
     };
-    let mut optimizer = train::optimizer(&net, &train_config)?;
+    let mut optimizer = train::optimizer(&net, &train_config);
     let batch = config.batch as i64;
     let (images, labels) = inputs::random_batch(genotype.input, genotype.classes, BATCHES * config.batch, 1, device);
     let mut step = 0usize;
+    let mut failure = None;
     let mut run = |steps: usize| {
         for _ in 0..steps {
             let offset = (step % BATCHES) as i64 * batch;
             let x = images.narrow(0, offset, batch);
             let y = labels.narrow(0, offset, batch);
-            let _ = train::step(&mut net, &mut optimizer, &x, &y, &train_config);
+            if let Err(error) = train::step(&mut net, &mut optimizer, &x, &y, &train_config) {
+                failure.get_or_insert(error);
+            }
             step += 1;
         }
     };
     run(config.warmup);
     stats::synchronize(device);
     let seconds = stats::timed(config.repeats, device, || run(config.steps));
+    if let Some(error) = failure {
+        return Err(error);
+    }
     let images_per_second = seconds
         .iter()
         .map(|s| (config.steps * config.batch) as f64 / s)

@@ -1,5 +1,6 @@
 //! Safe wrappers over `torch_probe.cpp`: what libtorch reports about its build and its CUDA backend, and the peak
-//! memory of its CUDA caching allocator. These are the libtorch queries tch does not offer.
+//! memory of its CUDA caching allocator; and over `sgd_step.cpp`, the SGD step with libtorch's arithmetic. These
+//! are the libtorch calls tch does not offer.
 
 use std::ffi::{CStr, c_char};
 
@@ -11,6 +12,16 @@ unsafe extern "C" {
     fn spidernet_torch_cudnn_version(error: *mut *mut c_char) -> i64;
     fn spidernet_torch_cuda_peak(index: i8, allocated: *mut i64, reserved: *mut i64, error: *mut *mut c_char) -> bool;
     fn spidernet_torch_cuda_reset_peak(index: i8, error: *mut *mut c_char) -> bool;
+    fn spidernet_sgd_step(
+        params: *const *mut std::ffi::c_void,
+        buffers: *const *mut std::ffi::c_void,
+        started: *mut bool,
+        count: usize,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> std::ffi::c_long;
+    fn spidernet_clear_grads(tensors: *const *mut std::ffi::c_void, count: usize);
 }
 
 /// Takes ownership of a string the probe allocated with malloc.
@@ -102,6 +113,55 @@ pub fn reset_cuda_peak(index: usize) -> Result<(), String> {
 
 fn device_index(index: usize) -> Result<i8, String> {
     i8::try_from(index).map_err(|_| format!("CUDA device index {index} is out of range"))
+}
+
+/// The settings of one SGD update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdSettings {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+}
+
+/// One SGD step over `params`, with libtorch's arithmetic: for each tensor that has a gradient, d = g + wd·p;
+/// its buffer ← d on its first update (`started` false, then set), else μ·buffer + d; p ← p − lr·buffer. Every
+/// buffer must have its tensor's shape; tensors beyond the shortest of the three slices are left alone. Returns the index of a tensor libtorch refused, if any.
+pub fn sgd_step(
+    params: &[tch::Tensor],
+    buffers: &[tch::Tensor],
+    started: &mut [bool],
+    settings: SgdSettings,
+) -> Option<usize> {
+    let count = params.len().min(buffers.len()).min(started.len());
+    let handles = |tensors: &[tch::Tensor]| -> Vec<*mut std::ffi::c_void> {
+        tensors.iter().map(|t| t.as_ptr() as *mut std::ffi::c_void).collect()
+    };
+    let (params_ptr, buffers_ptr) = (handles(params), handles(buffers));
+    // SAFETY: tch tensors are `at::Tensor*` handles that outlive the call, the three arrays have at least `count`
+    // entries,
+    // and the step changes only the tensors' data, catching every C++ exception.
+    let refused = unsafe {
+        spidernet_sgd_step(
+            params_ptr.as_ptr(),
+            buffers_ptr.as_ptr(),
+            started.as_mut_ptr(),
+            count,
+            settings.lr,
+            settings.momentum,
+            settings.weight_decay,
+        )
+    };
+    usize::try_from(refused).ok()
+}
+
+/// Drops the gradients of `tensors`, as libtorch's `zero_grad` does.
+pub fn clear_grads(tensors: &[tch::Tensor]) {
+    let handles: Vec<*mut std::ffi::c_void> = tensors.iter().map(|t| t.as_ptr() as *mut std::ffi::c_void).collect();
+    // SAFETY: as for `sgd_step`; resetting a gradient leaves the handle itself untouched.
+    unsafe { spidernet_clear_grads(handles.as_ptr(), handles.len()) }
 }
 
 #[cfg(test)]
