@@ -31,21 +31,19 @@ fn small_config(strategy: Strategy) -> SearchConfig {
     config
 }
 
-fn run(config: &SearchConfig, name: &str) -> (RunDir, search::Summary) {
+/// A search with `config` on the digits in a fresh folder `name`: the folder and what `search::run` returned.
+fn try_run(config: &SearchConfig, name: &str) -> (RunDir, anyhow::Result<search::Summary>) {
     let data = Digits::default().load(config.seed).unwrap();
     let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
-    let root = scratch(name);
-    let dir = RunDir::create(&root, config).unwrap();
-    let summary = search::run(
-        &dir,
-        config,
-        &data,
-        Checkpoint::start(genotype, config.seed),
-        Device::Cpu,
-        &mut Quiet,
-    )
-    .unwrap();
-    (dir, summary)
+    let dir = RunDir::create(&scratch(name), config).unwrap();
+    let start = Checkpoint::start(genotype, config.seed);
+    let result = search::run(&dir, config, &data, start, Device::Cpu, &mut Quiet);
+    (dir, result)
+}
+
+fn run(config: &SearchConfig, name: &str) -> (RunDir, search::Summary) {
+    let (dir, summary) = try_run(config, name);
+    (dir, summary.unwrap())
 }
 
 #[test]
@@ -324,12 +322,9 @@ fn a_non_finite_loss_stops_the_search_and_keeps_the_last_good_checkpoint() {
     let _turn = turn();
     let mut config = small_config(Strategy::Random);
     config.train.lr_max = 1e30;
-    let data = Digits::default().load(config.seed).unwrap();
-    let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
-    let root = scratch("non-finite");
-    let dir = RunDir::create(&root, &config).unwrap();
-    let start = Checkpoint::start(genotype, config.seed);
-    let error = search::run(&dir, &config, &data, start, Device::Cpu, &mut Quiet).unwrap_err();
+    let (dir, result) = try_run(&config, "non-finite");
+    let root = dir.root().to_path_buf();
+    let error = result.unwrap_err();
     let message = format!("{error:#}");
     assert!(
         message.starts_with("search iteration 1: the training loss became") && message.contains("at epoch 1, batch"),
