@@ -5,6 +5,7 @@ use crate::native::SgdSettings;
 use crate::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::{DeadheadReport, Mode, Supernet};
+use anyhow::Context;
 use std::time::Instant;
 
 /// Training settings; the defaults are the reference's.
@@ -84,7 +85,7 @@ pub fn cosine_lr(lr_max: f64, epoch: usize, epochs: usize) -> f64 {
 }
 
 /// Loss and accuracy of the final head over a split.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// Mean cross-entropy of the final head.
     pub loss: f64,
@@ -93,7 +94,7 @@ pub struct Evaluation {
 }
 
 /// What one epoch did.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -161,7 +162,7 @@ pub struct Silent;
 impl TrainObserver for Silent {}
 
 /// Trains `net` on `train` for `config.epochs` epochs and evaluates on `eval` (if any) after each.
-/// `seed` drives batch order and drop-path masks.
+/// `seed` drives batch order, augmentation and drop-path masks.
 pub fn train(
     net: &mut Supernet,
     train: &Split,
@@ -169,6 +170,47 @@ pub fn train(
     config: &TrainConfig,
     seed: u64,
     observer: &mut dyn TrainObserver,
+) -> anyhow::Result<Vec<EpochReport>> {
+    let mut no_checkpoint = |_: &Supernet, _: &Sgd, _: &[EpochReport]| Ok(());
+    let checkpointing = Checkpointing {
+        resumed: None,
+        save: &mut no_checkpoint,
+    };
+    train_resumable(net, train, eval, config, seed, observer, checkpointing)
+}
+
+/// A training stopped at an epoch boundary, to be continued. The network given to [`train_resumable`] must already
+/// hold that epoch's genotype, tensors and gate histories.
+pub struct Resumed {
+    /// The reports of the epochs done.
+    pub reports: Vec<EpochReport>,
+    /// The optimiser's momentum buffers at that point, as [`Sgd::momentum_buffers`] gave them.
+    pub momentum: Vec<(String, tch::Tensor)>,
+}
+
+/// Called after every finished epoch with the network, the optimiser and the reports so far; an error stops the
+/// training.
+pub type SaveEpoch<'a> = &'a mut dyn FnMut(&Supernet, &Sgd, &[EpochReport]) -> anyhow::Result<()>;
+
+/// How a training is checkpointed: where it starts from, and what saves each finished epoch.
+pub struct Checkpointing<'a> {
+    /// The state to continue from; None starts at epoch 1.
+    pub resumed: Option<Resumed>,
+    /// Saves an epoch's state.
+    pub save: SaveEpoch<'a>,
+}
+
+/// [`train`], continued from `checkpointing.resumed` and saving every epoch through `checkpointing.save`. Every
+/// random stream is seeded per epoch, so a run continued from a saved epoch is bitwise the run that was not
+/// interrupted (on CPU).
+pub fn train_resumable(
+    net: &mut Supernet,
+    train: &Split,
+    eval: Option<&Split>,
+    config: &TrainConfig,
+    seed: u64,
+    observer: &mut dyn TrainObserver,
+    checkpointing: Checkpointing,
 ) -> anyhow::Result<Vec<EpochReport>> {
     let batches = train.len() / config.batch_size.max(1);
     if batches == 0 {
@@ -179,13 +221,19 @@ pub fn train(
         );
     }
     let mut optimizer = optimizer(net, config);
-    net.seed_drop_path(seed);
-    let device = net.device();
     let mut reports = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
+    if let Some(resumed) = checkpointing.resumed {
+        optimizer
+            .load_momentum_buffers(net, resumed.momentum)
+            .context("the saved optimiser state does not fit the network")?;
+        reports = resumed.reports;
+    }
+    let device = net.device();
+    for epoch in reports.len()..config.epochs {
         let start = Instant::now();
         let lr = cosine_lr(config.lr_max, epoch, config.epochs);
         optimizer.set_lr(lr);
+        net.seed_drop_path(seed, epoch);
         let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
         let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
@@ -234,8 +282,9 @@ pub fn train(
             deadhead,
             seconds: start.elapsed().as_secs_f64(),
         };
-        observer.epoch(&report);
         reports.push(report);
+        (checkpointing.save)(net, &optimizer, &reports)?;
+        observer.epoch(reports.last().expect("just pushed"));
         if observer.should_stop() {
             break;
         }

@@ -177,6 +177,79 @@ fn history_lines(root: &Path) -> usize {
     std::fs::read_to_string(root.join("history.jsonl")).map_or(0, |t| t.lines().count())
 }
 
+/// Starts `command`, SIGKILLs it as soon as `reached` holds (failing if it ends first or takes two minutes), and
+/// waits for it.
+fn kill_when(mut command: Command, mut reached: impl FnMut() -> bool, what: &str) {
+    let mut child = command.spawn().unwrap();
+    let start = Instant::now();
+    while !reached() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run did not reach {what}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed in {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Final-training epochs recorded in a run folder's checkpoint, 0 when there is none.
+fn final_epochs_done(root: &Path) -> usize {
+    std::fs::read_to_string(root.join("checkpoint/final.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| state["reports"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_final_training_killed_after_an_epoch_resumes_to_bitwise_the_same_weights() {
+    let _turn = turn();
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 300 --final-epochs 4 --final-samples 640 --seed 6";
+    let search = |out: &Path| {
+        let mut command = spidernet(&["search", "--out", &out.display().to_string()]);
+        command.args(settings.split(' '));
+        command
+    };
+    let whole = scratch("final-whole");
+    assert!(search(&whole).status().unwrap().success());
+
+    let killed = scratch("final-killed");
+    kill_when(
+        search(&killed),
+        || final_epochs_done(&killed) >= 1,
+        "its first final epoch",
+    );
+    let done = final_epochs_done(&killed);
+    assert!(
+        (1..4).contains(&done) && !killed.join("summary.json").exists(),
+        "killed mid-final-training ({done} epochs recorded)"
+    );
+    let killed_arg = killed.display().to_string();
+    let status = spidernet(&["search", "--resume", &killed_arg]).status().unwrap();
+    assert!(status.success());
+    let weights = |root: &Path| std::fs::read(root.join("weights.safetensors")).unwrap();
+    assert!(weights(&killed) == weights(&whole), "the resumed weights differ");
+    let accuracy = |root: &Path| RunDir::open(root).unwrap().0.summary().unwrap().unwrap().test_accuracy;
+    assert_eq!(accuracy(&killed), accuracy(&whole));
+    assert!(
+        !killed.join("checkpoint/final.json").exists(),
+        "the finished run keeps no final checkpoint"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(killed.join("checkpoint"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains("final-epoch-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&whole);
+    let _ = std::fs::remove_dir_all(&killed);
+}
+
 #[test]
 fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
     let _turn = turn();
@@ -190,22 +263,8 @@ fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
     assert!(search(&whole).status().unwrap().success());
 
     let killed = scratch("killed");
-    let mut child = search(&killed).spawn().unwrap();
     // Records 0 (pre-training pass), 1 and 2 are written: iteration 3 is running.
-    let start = Instant::now();
-    while history_lines(&killed) < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the search did not reach its third iteration"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the search ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_when(search(&killed), || history_lines(&killed) >= 3, "its third iteration");
     assert!(history_lines(&killed) < 6, "killed before the end");
     let killed_arg = killed.display().to_string();
     let status = spidernet(&["search", "--resume", &killed_arg]).status().unwrap();

@@ -269,3 +269,40 @@ fn layout_friendly_subsampling_pooling_and_even_pixel_convolutions_compute_the_p
         }
     }
 }
+
+#[test]
+fn gate_histories_restore_into_a_fresh_network_of_the_same_genotype_and_nothing_else() {
+    let mut trained = net(1, 4, shape(1, 8, 8));
+    // Close one gate, then record three batches: that op's history differs from the others'.
+    let first_gate = trained.pruner_weights()[0].shallow_clone();
+    tch::no_grad(|| {
+        let _ = first_gate.shallow_clone().fill_(-1.0);
+    });
+    for _ in 0..3 {
+        trained.track_gates();
+    }
+    let saved = trained.gate_histories();
+    assert!(
+        saved.len() > 1 && saved[0].1 != saved[1].1,
+        "one closed gate, the rest open"
+    );
+
+    let mut fresh = net(1, 4, shape(1, 8, 8));
+    assert_ne!(fresh.gate_histories(), saved);
+    fresh.restore_gate_histories(saved.clone()).unwrap();
+    assert_eq!(fresh.gate_histories(), saved);
+
+    let mut short = saved.clone();
+    let dropped = short.pop().unwrap().0;
+    let error = fresh.restore_gate_histories(short).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("no gate history for op {}", dropped.op)),
+        "{error}"
+    );
+    let mut foreign = saved.clone();
+    let mut extra = saved[0].clone();
+    extra.0.cell = 9;
+    foreign.push(extra);
+    let error = fresh.restore_gate_histories(foreign).unwrap_err().to_string();
+    assert!(error.contains("cell 9"), "{error}");
+}

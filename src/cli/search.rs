@@ -122,11 +122,19 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
                 print_result(&dir, &summary, args.json);
                 return Ok(());
             }
-            eprintln!(
-                "resuming {} after {} completed steps",
-                root.display(),
-                checkpoint.completed
-            );
+            match dir.final_state()? {
+                Some(state) => eprintln!(
+                    "resuming {}: the search is done, the final training continues after epoch {} of {}",
+                    root.display(),
+                    state.epochs_done(),
+                    state.epochs
+                ),
+                None => eprintln!(
+                    "resuming {} after {} completed steps",
+                    root.display(),
+                    checkpoint.completed
+                ),
+            }
             let data = load_data(&config.data, &config.data_options, config.seed)?;
             (dir, config, checkpoint, data)
         }

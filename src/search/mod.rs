@@ -1,24 +1,24 @@
 //! The SpiderNet search loop (docs/ALGORITHM.md §1, §9): train with deadheading, grow each cell by the best
 //! train-free-scored split that fits the memory budget, re-initialise, repeat; then train the result from scratch.
 
+mod final_training;
 mod mutate;
 pub mod record;
 mod run_dir;
 
+pub use final_training::final_training;
 pub use mutate::Strategy;
 pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
 
-use crate::artifacts::Artifacts;
 use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
 use crate::memory;
-use crate::memory_probe::MemoryWindow;
 use crate::metrics::{CandidateReport, MetricsConfig};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
-use crate::train::{self, EpochReport, Evaluation, TrainConfig, TrainObserver};
+use crate::train::{self, EpochReport, TrainConfig, TrainObserver};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -270,9 +270,10 @@ pub fn run(
     observer.stopped(&reason);
     let mut summary = search_summary(&checkpoint.genotype, config, &history, reason);
     if config.final_training {
-        train_final(&mut summary, dir, &checkpoint.genotype, config, data, device, observer)?;
+        final_training::train_final(&mut summary, dir, &checkpoint.genotype, config, data, device, observer)?;
     }
     dir.save_summary(&summary)?;
+    dir.remove_final_checkpoint()?;
     Ok(summary)
 }
 
@@ -317,32 +318,6 @@ fn search_summary(genotype: &Genotype, config: &SearchConfig, history: &[Iterati
         final_training_peak_device_bytes: None,
         final_training_samples: 0,
     }
-}
-
-/// Runs the final training, saves the trained network into the run folder and adds its figures to `summary`.
-fn train_final(
-    summary: &mut Summary,
-    dir: &RunDir,
-    genotype: &Genotype,
-    config: &SearchConfig,
-    data: &Dataset,
-    device: Device,
-    observer: &mut dyn SearchObserver,
-) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let peak_window = MemoryWindow::start(device);
-    let (net, evaluation, samples) = final_training(genotype, config, data, device, observer)?;
-    summary.final_training_samples = samples;
-    summary.final_training_seconds = start.elapsed().as_secs_f64();
-    let peak = peak_window.finish();
-    // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
-    summary.final_training_peak_rss_bytes = peak.rss.filter(|_| device == Device::Cpu).map(|rss| rss.peak);
-    summary.final_training_peak_device_bytes = peak.cuda.map(|cuda| cuda.allocated);
-    summary.test_accuracy = Some(evaluation.accuracy);
-    summary.test_loss = Some(evaluation.loss);
-    summary.live_ops = net.genotype().live_op_count();
-    summary.parameters = net.parameter_count();
-    Artifacts::new(dir.root()).save(&net, &data.normalization)
 }
 
 /// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
@@ -403,7 +378,7 @@ fn run_iteration(
 
 /// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`, with the
 /// phase's deadhead window.
-fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
+pub(super) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
     let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
     let epochs = match phase {
         Phase::Final => config.final_train.epochs,
@@ -415,37 +390,6 @@ fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, pha
         .pruner(pruner)
         .device(device)
         .build()
-}
-
-/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation, then
-/// evaluates on the test split; returns the network, its evaluation and the number of training images used.
-pub fn final_training(
-    genotype: &Genotype,
-    config: &SearchConfig,
-    data: &Dataset,
-    device: Device,
-    observer: &mut dyn SearchObserver,
-) -> anyhow::Result<(Supernet, Evaluation, usize)> {
-    let mut net = fresh_network(genotype, config, device, Phase::Final);
-    let train_config = TrainConfig {
-        augment: config.final_train.augment.clone().or_else(|| Some(data.augment())),
-        ..config.final_train.clone()
-    };
-    observer.phase(Phase::Final, train_config.epochs);
-    let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
-    let subset;
-    let train_split = match config.final_samples {
-        Some(k) if k < data.train.len() => {
-            let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::FINAL_SUBSET);
-            subset = data.train.hold_out(k as f64 / data.train.len() as f64, &mut rng).1;
-            &subset
-        }
-        _ => &data.train,
-    };
-    train::train(&mut net, train_split, None, &train_config, train_seed, observer)
-        .with_context(|| format!("{}", Phase::Final))?;
-    let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
-    Ok((net, evaluation, train_split.len()))
 }
 
 #[cfg(test)]

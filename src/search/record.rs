@@ -3,7 +3,9 @@
 use crate::genotype::Genotype;
 use crate::memory::MemoryEstimate;
 use crate::metrics::CellDecision;
+use crate::pruner::GateHistory;
 use crate::supernet::OpRef;
+use crate::train::EpochReport;
 use serde::{Deserialize, Serialize};
 
 /// Why a cell's chosen split was or was not applied.
@@ -92,6 +94,48 @@ impl Checkpoint {
             seed,
         }
     }
+}
+
+/// Version of the final-training checkpoint format.
+pub const FINAL_CHECKPOINT_FORMAT: u32 = 1;
+
+/// `checkpoint/final.json`: the state of a final training after its last finished epoch, written atomically after
+/// every epoch. Its tensors (weights and momentum) are in the file it names, written before it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalCheckpoint {
+    /// Format of this file.
+    pub format: u32,
+    /// Seed of the run, to detect a checkpoint that does not belong to its config.
+    pub seed: u64,
+    /// Epochs the final training was planned with.
+    pub epochs: usize,
+    /// The architecture after that epoch's deadhead.
+    pub genotype: Genotype,
+    /// Every live op's gate history.
+    pub gates: Vec<GateRecord>,
+    /// The reports of the epochs done, oldest first.
+    pub reports: Vec<EpochReport>,
+    /// Seconds of final training so far, across every process that worked on it.
+    pub seconds: f64,
+    /// The file in `checkpoint/` that holds the network's tensors and the optimiser's momentum.
+    pub tensors: String,
+}
+
+impl FinalCheckpoint {
+    /// Epochs finished.
+    pub fn epochs_done(&self) -> usize {
+        self.reports.len()
+    }
+}
+
+/// One op's gate history in a final-training checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The op.
+    #[serde(flatten)]
+    pub op: OpRef,
+    /// Its gate-open counts.
+    pub history: GateHistory,
 }
 
 /// `summary.json`: what the run found and how it did.

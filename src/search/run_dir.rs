@@ -1,13 +1,22 @@
 //! The run folder: config, genotype, history, checkpoint, weights and summary, all written atomically.
 
 use super::SearchConfig;
-use super::record::{CHECKPOINT_FORMAT, Checkpoint, IterationRecord, Summary};
+use super::record::{
+    CHECKPOINT_FORMAT, Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, IterationRecord, Summary,
+};
 use crate::artifacts;
 use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// The prefix of a final-training tensors file's names.
+const FINAL_TENSORS_PREFIX: &str = "final-epoch-";
+
+/// A final-training checkpoint and its tensors, by name.
+pub type SavedFinalTraining = (FinalCheckpoint, Vec<(String, Tensor)>);
 
 /// Paths of one run.
 #[derive(Clone, Debug)]
@@ -117,6 +126,11 @@ impl RunDir {
         self.checkpoint_dir().join("state.json")
     }
 
+    /// `checkpoint/final.json`: the final training's state after its last finished epoch.
+    pub fn final_checkpoint_path(&self) -> PathBuf {
+        self.checkpoint_dir().join("final.json")
+    }
+
     /// `weights.safetensors`: the final network.
     pub fn weights_path(&self) -> PathBuf {
         self.root.join(artifacts::WEIGHTS_FILE)
@@ -174,6 +188,86 @@ impl RunDir {
             return Ok(None);
         }
         self.summary()
+    }
+
+    /// Records a finished final-training epoch: its tensors into `checkpoint/final-epoch-<n>.safetensors`, then
+    /// `final.json`, which names that file and makes the epoch count; then removes the previous epoch's tensors.
+    /// A crash at any point leaves the last recorded epoch whole.
+    pub fn commit_final(&self, state: &mut FinalCheckpoint, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+        state.tensors = format!("{FINAL_TENSORS_PREFIX}{}.safetensors", state.epochs_done());
+        let path = self.checkpoint_dir().join(&state.tensors);
+        crate::atomic::write_atomic_with(&path, |temp| {
+            Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
+        })
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        write_json(&self.final_checkpoint_path(), state)?;
+        self.remove_final_tensors(Some(&state.tensors))
+    }
+
+    /// The final training's last recorded epoch and its tensors, if a final training was interrupted; an error
+    /// when the files are there but unreadable or belong to another run.
+    pub fn final_checkpoint(&self, seed: u64) -> anyhow::Result<Option<SavedFinalTraining>> {
+        let Some(state) = self.final_state()? else {
+            return Ok(None);
+        };
+        let path = self.final_checkpoint_path();
+        if state.format != FINAL_CHECKPOINT_FORMAT {
+            bail!(
+                "{}: final-training checkpoint format {} is not the supported {}",
+                path.display(),
+                state.format,
+                FINAL_CHECKPOINT_FORMAT
+            );
+        }
+        if state.seed != seed {
+            bail!(
+                "{} belongs to seed {}, but the run's config says seed {}",
+                path.display(),
+                state.seed,
+                seed
+            );
+        }
+        state
+            .genotype
+            .check()
+            .with_context(|| format!("{}: the genotype is invalid", path.display()))?;
+        let tensors_path = self.checkpoint_dir().join(&state.tensors);
+        let tensors = Tensor::read_safetensors(&tensors_path)
+            .with_context(|| format!("cannot read {} (named by {})", tensors_path.display(), path.display()))?;
+        Ok(Some((state, tensors)))
+    }
+
+    /// `final.json` alone (no tensors), if a final training was interrupted.
+    pub fn final_state(&self) -> anyhow::Result<Option<FinalCheckpoint>> {
+        let path = self.final_checkpoint_path();
+        path.exists().then(|| read_json(&path)).transpose()
+    }
+
+    /// Removes the final training's checkpoint once its result is saved.
+    pub fn remove_final_checkpoint(&self) -> anyhow::Result<()> {
+        let path = self.final_checkpoint_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("cannot remove {}", path.display())),
+        }
+        self.remove_final_tensors(None)
+    }
+
+    /// Removes every final-training tensors file but `keep`.
+    fn remove_final_tensors(&self, keep: Option<&str>) -> anyhow::Result<()> {
+        let dir = self.checkpoint_dir();
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Leftover temporary files of an interrupted write (".final-epoch-…") go too.
+            if name.trim_start_matches('.').starts_with(FINAL_TENSORS_PREFIX) && Some(name.as_str()) != keep {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes `summary.json`.

@@ -11,7 +11,7 @@ use crate::genotype::{DeadheadOutcome, Doomed, Genotype, Op};
 use crate::hash::stable_hash;
 use crate::init::{self, InitScheme};
 use crate::layers::{Layers, Plain};
-use crate::pruner::{self, PrunerConfig, Verdict};
+use crate::pruner::{self, GateHistory, PrunerConfig, Verdict};
 use crate::seed::{self, Stream};
 use crate::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
@@ -71,6 +71,17 @@ pub enum WeightsError {
     /// Tensors that belong to no part of the network.
     #[error("{count} tensor(s) do not belong to the genotype, e.g. {example}")]
     Foreign { count: usize, example: String },
+}
+
+/// Why saved gate histories do not fit a network.
+#[derive(Debug, thiserror::Error)]
+pub enum GateHistoryError {
+    /// A live op has no saved history.
+    #[error("no gate history for op {op} of edge {edge} in cell {cell}")]
+    Missing { cell: usize, edge: u32, op: Op },
+    /// A saved history names an op the network does not have.
+    #[error("a gate history names op {op} of edge {edge} in cell {cell}, which the network does not have")]
+    Foreign { cell: usize, edge: u32, op: Op },
 }
 
 /// An op removed by deadheading.
@@ -322,6 +333,45 @@ impl Supernet {
         }
     }
 
+    /// Every live op's gate history, for a checkpoint.
+    pub fn gate_histories(&self) -> Vec<(OpRef, GateHistory)> {
+        self.gated_ops()
+            .map(|(cell, edge, gated)| {
+                let op = OpRef {
+                    cell,
+                    edge,
+                    op: gated.block.op,
+                };
+                (op, gated.history.clone())
+            })
+            .collect()
+    }
+
+    /// Restores the gate histories that `gate_histories` gave for a network of the same genotype: every live op
+    /// must get one, and none may name an op the network lacks.
+    pub fn restore_gate_histories(&mut self, saved: Vec<(OpRef, GateHistory)>) -> Result<(), GateHistoryError> {
+        let mut saved: std::collections::HashMap<(usize, u32, Op), GateHistory> = saved
+            .into_iter()
+            .map(|(op, history)| ((op.cell, op.edge, op.op), history))
+            .collect();
+        for (k, cell) in self.cells.iter_mut().enumerate() {
+            for (&id, edge) in cell.edges.iter_mut() {
+                for gated in &mut edge.ops {
+                    let key = (k, id, gated.block.op);
+                    gated.history = saved.remove(&key).ok_or(GateHistoryError::Missing {
+                        cell: k,
+                        edge: id,
+                        op: gated.block.op,
+                    })?;
+                }
+            }
+        }
+        match saved.into_keys().min() {
+            None => Ok(()),
+            Some((cell, edge, op)) => Err(GateHistoryError::Foreign { cell, edge, op }),
+        }
+    }
+
     /// Clamps every gate weight to the configured bound.
     pub fn clamp_pruners(&self) {
         pruner::clamp_weights(&self.pruner_weights(), self.pruner.clamp_bound());
@@ -511,9 +561,10 @@ impl Supernet {
         }
     }
 
-    /// Restarts the drop-path masks from `seed`.
-    pub fn seed_drop_path(&self, seed: u64) {
-        *self.drop_path_rng.borrow_mut() = seed::rng(seed, Stream::DropPath, 0);
+    /// Restarts the drop-path masks from `seed` for 0-based epoch `epoch` (each epoch draws its own stream, so a
+    /// training resumed at an epoch boundary needs no generator state).
+    pub fn seed_drop_path(&self, seed: u64, epoch: usize) {
+        *self.drop_path_rng.borrow_mut() = seed::rng(seed, Stream::DropPath, epoch as u64);
     }
 
     /// Fraction of samples whose final-head prediction matches the label.
