@@ -4,14 +4,15 @@ channels-last, for a wall-time budget on an IDX data set (Fashion-MNIST by defau
 `spidernet search` (summary.json) so that both sit in one table.
 
   baselines.py --model cnn|resnet --time-budget 30m [--data-dir DIR] [--train-samples N] [--test-samples N]
-               [--batch 64] [--lr 1e-3] [--patience 5] [--seed 0] [--threads T] [--out summary.json]
+               [--batch 64] [--lr 1e-3] [--patience 5] [--max-epochs N] [--seed 0] [--threads T]
+               [--out summary.json]
 
 The clock starts once the data are read and normalised (`load_seconds` reports that part) and stops after the last
 evaluation, as `final_training_seconds` of a search counts its final training with its evaluation.
 Training is Adam at a constant learning rate, mini-batches of 64, no augmentation, the inputs normalised by the
 training images' mean and standard deviation. The test split is evaluated after every epoch (the curve), and the
 run stops when the budget is spent (mid-epoch if need be, then one last evaluation) or when the test accuracy has
-not improved for `--patience` epochs. `--train-samples` takes a seeded subset of the training split, as
+not improved for `--patience` epochs, or after `--max-epochs`. `--train-samples` takes a seeded subset of the training split, as
 `spidernet search --final-samples` does; `--test-samples` the first N test images (for quick checks).
 """
 import argparse
@@ -150,11 +151,12 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--max-epochs", type=int, help="stop after this many epochs at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out")
     args = parser.parse_args()
-    for name in ["train_samples", "test_samples", "batch", "patience", "threads"]:
+    for name in ["train_samples", "test_samples", "batch", "patience", "max_epochs", "threads"]:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} {value}: must be at least 1")
@@ -211,6 +213,8 @@ def main():
             stale += 1
             if stopped is None and stale >= args.patience:
                 stopped = f"test accuracy did not improve for {args.patience} epochs"
+        if stopped is None and args.max_epochs is not None and epoch >= args.max_epochs:
+            stopped = f"reached {args.max_epochs} epochs"
     seconds = time.perf_counter() - start
     summary = {
         "strategy": f"pytorch-{args.model}",

@@ -135,7 +135,7 @@ pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, st
             (Kind::Float, Device::Cpu),
         );
         let labels = Tensor::randint(genotype.classes as i64, [batch as i64], (Kind::Int64, Device::Cpu));
-        let _ = train::step(&mut net, &mut optimizer, &images, &labels, &config)?;
+        let _ = train::step(&mut net, &mut optimizer, &images, &labels, &config, config.drop_path)?;
     }
     Ok(window.finish()?.added)
 }

@@ -31,6 +31,19 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Augmentation of training batches, if any.
     pub augment: Option<Augment>,
+    /// Nesterov momentum (the reference uses plain momentum).
+    #[serde(default)]
+    pub nesterov: bool,
+    /// Label smoothing ε of every head's cross-entropy (0: none, as the reference).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Epochs of linear learning-rate warm-up, batch by batch, at the start (0: none, as the reference).
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// Whether drop-path rises linearly from 0 in the first epoch to `drop_path` in the last (the reference keeps
+    /// it constant).
+    #[serde(default)]
+    pub drop_path_ramp: bool,
 }
 
 impl Default for TrainConfig {
@@ -46,6 +59,10 @@ impl Default for TrainConfig {
             deadhead: true,
             eval_batch_size: 256,
             augment: None,
+            nesterov: false,
+            label_smoothing: 0.0,
+            warmup_epochs: 0.0,
+            drop_path_ramp: false,
         }
     }
 }
@@ -56,21 +73,23 @@ pub fn optimizer(net: &Supernet, config: &TrainConfig) -> Sgd {
         lr: config.lr_max,
         momentum: config.momentum,
         weight_decay: config.weight_decay,
+        nesterov: config.nesterov,
     };
     Sgd::new(net, settings)
 }
 
-/// One training step on a batch: forward with drop-path, loss with the auxiliary towers, backward, gate tracking
-/// and clamping, SGD step. Returns the loss and the logits of every tower.
+/// One training step on a batch: forward with drop-path `drop_path`, loss with the auxiliary towers, backward, gate
+/// tracking and clamping, SGD step. Returns the loss and the logits of every tower.
 pub fn step(
     net: &mut Supernet,
     optimizer: &mut Sgd,
     images: &tch::Tensor,
     labels: &tch::Tensor,
     config: &TrainConfig,
+    drop_path: f64,
 ) -> anyhow::Result<(tch::Tensor, Vec<tch::Tensor>)> {
-    let logits = net.forward(images, Mode::train(config.drop_path));
-    let loss = Supernet::loss(&logits, labels, config.aux_weight);
+    let logits = net.forward(images, Mode::train(drop_path));
+    let loss = Supernet::loss(&logits, labels, config.aux_weight, config.label_smoothing);
     optimizer.zero_grad();
     loss.backward();
     net.track_gates();
@@ -82,6 +101,28 @@ pub fn step(
 /// Learning rate of 0-based epoch `epoch` out of `epochs`: ½ · lr_max · (1 + cos(π · epoch / epochs)).
 pub fn cosine_lr(lr_max: f64, epoch: usize, epochs: usize) -> f64 {
     0.5 * lr_max * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
+}
+
+/// Learning rate of 0-based batch `batch` of 0-based epoch `epoch` (of `batches` per epoch): the epoch's cosine
+/// rate, scaled by s / (warm-up steps) while the 1-based step s is within the warm-up.
+pub fn learning_rate(config: &TrainConfig, epoch: usize, batch: usize, batches: usize) -> f64 {
+    let cosine = cosine_lr(config.lr_max, epoch, config.epochs);
+    let warmup_steps = config.warmup_epochs * batches as f64;
+    let step = (epoch * batches + batch + 1) as f64;
+    if step < warmup_steps {
+        cosine * step / warmup_steps
+    } else {
+        cosine
+    }
+}
+
+/// Drop-path probability in 0-based epoch `epoch`: constant, or with the ramp p · epoch / epochs.
+pub fn drop_path_at(config: &TrainConfig, epoch: usize) -> f64 {
+    if config.drop_path_ramp {
+        config.drop_path * epoch as f64 / config.epochs.max(1) as f64
+    } else {
+        config.drop_path
+    }
 }
 
 /// Loss and accuracy of the final head over a split.
@@ -98,7 +139,7 @@ pub struct Evaluation {
 pub struct EpochReport {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Learning rate used.
+    /// Learning rate of the epoch's last batch.
     pub lr: f64,
     /// Mean training loss (final head plus weighted auxiliary heads).
     pub train_loss: f64,
@@ -112,8 +153,11 @@ pub struct EpochReport {
     pub parameters: usize,
     /// Ops removed (or spared) at the end of this epoch.
     pub deadhead: DeadheadReport,
-    /// Wall time of the epoch, evaluation included.
+    /// Wall time of the epoch's training (batches, the end-of-epoch checks and deadhead).
     pub seconds: f64,
+    /// Wall time of the evaluation after it (0 without one).
+    #[serde(default)]
+    pub eval_seconds: f64,
 }
 
 /// Why training stopped before its last epoch.
@@ -171,7 +215,7 @@ pub fn train(
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<Vec<EpochReport>> {
-    let mut no_checkpoint = |_: &Supernet, _: &Sgd, _: &[EpochReport]| Ok(());
+    let mut no_checkpoint = |_: &Supernet, _: &Sgd, _: &[EpochReport]| Ok(Flow::Continue);
     let checkpointing = Checkpointing {
         resumed: None,
         save: &mut no_checkpoint,
@@ -188,9 +232,20 @@ pub struct Resumed {
     pub momentum: Vec<(String, tch::Tensor)>,
 }
 
-/// Called after every finished epoch with the network, the optimiser and the reports so far; an error stops the
-/// training.
-pub type SaveEpoch<'a> = &'a mut dyn FnMut(&Supernet, &Sgd, &[EpochReport]) -> anyhow::Result<()>;
+/// Whether a training goes on after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// On to the next epoch.
+    Continue,
+    /// End here (the learning-rate schedule is not shortened).
+    Stop,
+    /// Go on, but with this many epochs in all: the cosine schedule of the epochs left follows the new count.
+    Reschedule(usize),
+}
+
+/// Called after every finished epoch with the network, the optimiser and the reports so far; it says whether the
+/// training goes on, and an error stops it.
+pub type SaveEpoch<'a> = &'a mut dyn FnMut(&Supernet, &Sgd, &[EpochReport]) -> anyhow::Result<Flow>;
 
 /// How a training is checkpointed: where it starts from, and what saves each finished epoch.
 pub struct Checkpointing<'a> {
@@ -221,6 +276,7 @@ pub fn train_resumable(
         );
     }
     let mut optimizer = optimizer(net, config);
+    let mut config = config.clone();
     let mut reports = Vec::with_capacity(config.epochs);
     if let Some(resumed) = checkpointing.resumed {
         optimizer
@@ -229,10 +285,11 @@ pub fn train_resumable(
         reports = resumed.reports;
     }
     let device = net.device();
-    for epoch in reports.len()..config.epochs {
+    while reports.len() < config.epochs {
+        let epoch = reports.len();
+        let config = &mut config;
         let start = Instant::now();
-        let lr = cosine_lr(config.lr_max, epoch, config.epochs);
-        optimizer.set_lr(lr);
+        let drop_path = drop_path_at(config, epoch);
         net.seed_drop_path(seed, epoch);
         let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
         let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
@@ -242,7 +299,8 @@ pub fn train_resumable(
                 Some(augment) => augment.apply(&images, &mut augment_rng),
                 None => images,
             };
-            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config)?;
+            optimizer.set_lr(learning_rate(config, epoch, index, batches));
+            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config, drop_path)?;
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 return Err(TrainingError::NonFiniteLoss {
@@ -271,25 +329,41 @@ pub fn train_resumable(
         } else {
             DeadheadReport::default()
         };
+        let seconds = start.elapsed().as_secs_f64();
+        let eval_start = Instant::now();
+        let eval = eval.map(|split| evaluate(net, split, config.eval_batch_size));
         let report = EpochReport {
             epoch: epoch + 1,
-            lr,
+            lr: learning_rate(config, epoch, batches - 1, batches),
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct / seen as f64,
-            eval: eval.map(|split| evaluate(net, split, config.eval_batch_size)),
+            eval,
             live_ops: net.genotype().live_op_count(),
             parameters: net.parameter_count(),
             deadhead,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds,
+            eval_seconds: eval_start.elapsed().as_secs_f64(),
         };
         reports.push(report);
-        (checkpointing.save)(net, &optimizer, &reports)?;
+        let flow = (checkpointing.save)(net, &optimizer, &reports)?;
         observer.epoch(reports.last().expect("just pushed"));
+        match flow {
+            Flow::Stop => break,
+            Flow::Reschedule(epochs) => config.epochs = epochs.max(reports.len()),
+            Flow::Continue => {}
+        }
         if observer.should_stop() {
             break;
         }
     }
     Ok(reports)
+}
+
+/// Training images per second over `reports`, each epoch having trained `images_per_epoch` images; None without
+/// a timed epoch.
+pub fn images_per_second(reports: &[EpochReport], images_per_epoch: usize) -> Option<f64> {
+    let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
+    (seconds > 0.0).then(|| (reports.len() * images_per_epoch) as f64 / seconds)
 }
 
 /// Loss and accuracy of the final head with batch norms in eval mode.
@@ -333,5 +407,40 @@ mod tests {
         for (lr, want) in lrs.iter().zip(expected) {
             assert!((lr - want).abs() < 1e-6, "{lr} vs {want}");
         }
+    }
+
+    #[test]
+    fn warm_up_rises_linearly_per_batch_then_follows_the_cosine() {
+        let config = TrainConfig {
+            epochs: 4,
+            lr_max: 0.1,
+            warmup_epochs: 1.5,
+            ..TrainConfig::default()
+        };
+        // 10 batches per epoch: 15 warm-up steps.
+        assert!((learning_rate(&config, 0, 0, 10) - 0.1 / 15.0).abs() < 1e-12);
+        assert!((learning_rate(&config, 0, 9, 10) - 0.1 * 10.0 / 15.0).abs() < 1e-12);
+        let second = cosine_lr(0.1, 1, 4);
+        assert!((learning_rate(&config, 1, 3, 10) - second * 14.0 / 15.0).abs() < 1e-12);
+        assert_eq!(learning_rate(&config, 1, 4, 10), second);
+        assert_eq!(learning_rate(&config, 3, 0, 10), cosine_lr(0.1, 3, 4));
+        let plain = TrainConfig {
+            warmup_epochs: 0.0,
+            ..config
+        };
+        assert_eq!(learning_rate(&plain, 0, 0, 10), 0.1);
+    }
+
+    #[test]
+    fn the_drop_path_ramp_starts_at_zero_and_the_reference_rule_is_constant() {
+        let mut config = TrainConfig {
+            epochs: 4,
+            drop_path: 0.2,
+            ..TrainConfig::default()
+        };
+        assert_eq!(drop_path_at(&config, 0), 0.2);
+        config.drop_path_ramp = true;
+        let ramp: Vec<f64> = (0..4).map(|e| drop_path_at(&config, e)).collect();
+        assert_eq!(ramp, [0.0, 0.05, 0.1, 0.15000000000000002]);
     }
 }

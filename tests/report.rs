@@ -78,6 +78,8 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
         },
         training_seconds: 10.0 * iteration as f64,
         scoring_seconds: if strategy == Strategy::Spidernet { 5.0 } else { 0.0 },
+        train_images_per_second: (iteration > 0).then_some(120.0),
+        plans: Vec::new(),
     }
 }
 
@@ -112,6 +114,9 @@ fn run_folder(root: &Path, data: &str, strategy: Strategy, accuracies: [f64; 2],
         final_training_samples: 1000,
         final_training_peak_rss_bytes: None,
         final_training_peak_device_bytes: None,
+        final_epochs: 3,
+        run_seconds: 85.0,
+        final_train_images_per_second: Some(75.0),
     })
     .unwrap();
 }

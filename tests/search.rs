@@ -253,7 +253,8 @@ fn a_final_training_killed_after_an_epoch_resumes_to_bitwise_the_same_weights() 
 #[test]
 fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
     let _turn = turn();
-    let settings = "--strategy random --reductions 1 --channels 4 --iterations 5 --epochs-per-iteration 1 --search-samples 300 --no-final --seed 4";
+    // With inherited weights, so that the tensors saved for the next iteration are resumed from too.
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 5 --epochs-per-iteration 1 --search-samples 300 --no-final --inherit-weights --seed 4";
     let search = |out: &Path| {
         let mut command = spidernet(&["search", "--out", &out.display().to_string()]);
         command.args(settings.split(' '));
@@ -273,6 +274,12 @@ fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
     let uninterrupted = Genotype::load(&whole.join("genotype.json")).unwrap();
     assert_eq!(resumed, uninterrupted);
     assert_eq!(history_lines(&killed), history_lines(&whole));
+    // Training, too, continued exactly: the inherited tensors were resumed from, not fresh ones.
+    let accuracies = |root: &Path| -> Vec<Option<f64>> {
+        let (dir, _, _) = RunDir::open(root).unwrap();
+        dir.history().unwrap().iter().map(|r| r.validation_accuracy).collect()
+    };
+    assert_eq!(accuracies(&killed), accuracies(&whole));
     let _ = std::fs::remove_dir_all(&whole);
     let _ = std::fs::remove_dir_all(&killed);
 }
@@ -415,4 +422,61 @@ fn strategy_none_trains_the_initial_genotype_without_searching() {
     assert!(summary.test_accuracy.is_some());
     assert!(dir.root().join("weights.safetensors").is_file());
     let _ = std::fs::remove_dir_all(dir.root());
+}
+
+#[test]
+fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_near_its_budget() {
+    let _turn = turn();
+    let root = scratch("time-budget");
+    let start = Instant::now();
+    let status = spidernet(&[
+        "search",
+        "--time-budget",
+        "20s",
+        "--reductions",
+        "1",
+        "--channels",
+        "4",
+        "--out",
+        &root.display().to_string(),
+    ])
+    .status()
+    .unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert!(status.success());
+    let (dir, config, _) = RunDir::open(&root).unwrap();
+    let summary = dir.summary().unwrap().unwrap();
+    // Loose bounds: the budget is 20 s; a loaded test machine may run late, never twice over.
+    assert!(
+        summary.run_seconds <= 30.0 && wall <= 40.0,
+        "{} s in the run, {wall} s in all",
+        summary.run_seconds
+    );
+    assert!(
+        summary.run_seconds >= 8.0,
+        "the plan used little of the budget: {} s",
+        summary.run_seconds
+    );
+    assert!(summary.final_epochs >= 1 && summary.test_accuracy.is_some());
+    // Every plan is in config.json, the last one ruling; history.jsonl holds the same plans.
+    let made: Vec<&str> = config.plans.iter().map(|p| p.made.as_str()).collect();
+    assert_eq!(made.first(), Some(&"start"), "{made:?}");
+    let final_plans = &made[made.len().saturating_sub(2)..];
+    assert!(
+        final_plans.contains(&"before the final training"),
+        "the final training is planned: {made:?}"
+    );
+    let last = config.plans.last().unwrap();
+    assert_eq!(config.final_train.epochs, last.final_epochs);
+    assert_eq!(config.iterations, last.iterations);
+    assert_eq!(config.search_samples, Some(config.plans[0].search_samples));
+    let recorded: Vec<_> = dir.history().unwrap().into_iter().flat_map(|r| r.plans).collect();
+    assert_eq!(recorded, config.plans);
+    assert!(
+        config
+            .plans
+            .iter()
+            .all(|p| p.seconds_per_image > 0.0 && p.predicted_seconds <= 20.0 + 1e-9 || p.spent_seconds > 20.0)
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

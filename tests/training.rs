@@ -135,7 +135,7 @@ fn deadheading_shrinks_genotype_parameters_and_forward_pass_consistently() {
         .next()
         .unwrap();
     let logits = net.forward(&images, Mode::train(0.0));
-    Supernet::loss(&logits, &labels, 0.4).backward();
+    Supernet::loss(&logits, &labels, 0.4, 0.0).backward();
     for op in &killed {
         let gate = &gates[&(op.cell, op.edge, op.op)];
         assert!(!gate.requires_grad(), "{op:?} must be frozen");
@@ -156,6 +156,16 @@ fn deadheading_shrinks_genotype_parameters_and_forward_pass_consistently() {
 #[test]
 fn our_sgd_is_bitwise_libtorchs_and_resumes_from_its_saved_momentum() {
     let _turn = turn();
+    sgd_is_bitwise_libtorchs(false);
+}
+
+#[test]
+fn our_nesterov_sgd_is_bitwise_libtorchs_and_resumes_from_its_saved_momentum() {
+    let _turn = turn();
+    sgd_is_bitwise_libtorchs(true);
+}
+
+fn sgd_is_bitwise_libtorchs(nesterov: bool) {
     let data = Digits::default().load(0).unwrap();
     let batches: Vec<(Tensor, Tensor)> = spidernet::data::Batches::in_order(&data.train, 32, Device::Cpu)
         .take(4)
@@ -165,8 +175,10 @@ fn our_sgd_is_bitwise_libtorchs_and_resumes_from_its_saved_momentum() {
         lr: 0.05,
         momentum: config.momentum,
         weight_decay: config.weight_decay,
+        nesterov,
     };
-    let loss = |net: &Supernet, (x, y): &(Tensor, Tensor)| Supernet::loss(&net.forward(x, Mode::train(0.0)), y, 0.4);
+    let loss =
+        |net: &Supernet, (x, y): &(Tensor, Tensor)| Supernet::loss(&net.forward(x, Mode::train(0.0)), y, 0.4, 0.0);
     let copies = |net: &Supernet| -> Vec<(String, Tensor)> {
         net.named_tensors().into_iter().map(|(n, t)| (n, t.copy())).collect()
     };
@@ -177,7 +189,7 @@ fn our_sgd_is_bitwise_libtorchs_and_resumes_from_its_saved_momentum() {
         momentum: settings.momentum,
         dampening: 0.0,
         wd: settings.weight_decay,
-        nesterov: false,
+        nesterov,
     }
     .build(theirs.var_store(), settings.lr)
     .unwrap();

@@ -32,7 +32,7 @@ pub fn training(name: &str, genotype: &Genotype, config: &BenchConfig) -> anyhow
             let offset = (step % BATCHES) as i64 * batch;
             let x = images.narrow(0, offset, batch);
             let y = labels.narrow(0, offset, batch);
-            if let Err(error) = train::step(&mut net, &mut optimizer, &x, &y, &train_config) {
+            if let Err(error) = train::step(&mut net, &mut optimizer, &x, &y, &train_config, train_config.drop_path) {
                 failure.get_or_insert(error);
             }
             step += 1;

@@ -4,6 +4,7 @@
 use super::progress::Progress;
 use serde_json::{Value, json};
 use spidernet::metrics::CandidateReport;
+use spidernet::search::budget::Plan;
 use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 use std::io::Write;
@@ -117,5 +118,10 @@ impl SearchObserver for JsonEvents {
     fn stopped(&mut self, reason: &str) {
         self.progress.stopped(reason);
         emit("search_stopped", json!({ "reason": reason }));
+    }
+
+    fn plan(&mut self, plan: &Plan) {
+        self.progress.plan(plan);
+        emit("plan", json!({ "plan": plan }));
     }
 }

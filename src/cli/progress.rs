@@ -4,6 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use spidernet::memory::format_size;
 use spidernet::metrics::CandidateReport;
+use spidernet::search::budget::Plan;
 use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 
@@ -178,5 +179,10 @@ impl SearchObserver for Progress {
     fn stopped(&mut self, reason: &str) {
         self.clear();
         eprintln!("search stopped: {reason}");
+    }
+
+    fn plan(&mut self, plan: &Plan) {
+        self.clear();
+        eprintln!("{}", plan.describe());
     }
 }

@@ -6,6 +6,7 @@ use super::progress::{self, Progress};
 use clap::Args;
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::NtkMode;
+use spidernet::search::budget::TimeBudget;
 use spidernet::search::{self, Checkpoint, Profile, RunDir, SearchConfig, Strategy, Summary};
 use std::path::PathBuf;
 
@@ -48,6 +49,16 @@ pub struct SearchArgs {
     /// Run folder [default: runs/<time>-<data>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Wall-time budget for search and final training together, e.g. 30m or 2h: the run is planned from measured
+    /// throughput (search images, iterations, epochs, final epochs) and re-planned after every iteration.
+    /// --iterations and --epochs-per-iteration then cap the plan.
+    #[arg(long, value_name = "DURATION", value_parser = parse_budget,
+          conflicts_with_all = ["final_epochs", "search_samples", "final_samples", "no_final"])]
+    time_budget: Option<f64>,
+    /// Start every training phase from the tensors the previous one trained, and the final training from the last
+    /// supernet's, instead of fresh weights.
+    #[arg(long)]
+    inherit_weights: bool,
     /// Skip the final training.
     #[arg(long)]
     no_final: bool,
@@ -57,7 +68,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data",
+        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -89,8 +100,26 @@ impl SearchArgs {
         config.final_samples = self.final_samples;
         config.train.epochs = self.epochs_per_iteration;
         config.final_training = !self.no_final;
+        config.inherit_weights = self.inherit_weights;
+        config.time_budget = self.time_budget.map(|seconds| TimeBudget {
+            seconds,
+            max_iterations: config.iterations,
+            max_epochs_per_iteration: config.train.epochs,
+        });
         config
     }
+}
+
+/// Parses a duration such as `30m`, `2h` or `1h 30m` into seconds; at least 10 s.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration ({error}); write e.g. 30m or 2h"))?;
+    if duration.as_secs() < 10 {
+        return Err(format!(
+            "{text:?} is under 10 s: a budget must leave time for a search pass and a final training"
+        ));
+    }
+    Ok(duration.as_secs_f64())
 }
 
 /// `runs/<UTC time>-<last part of the data spec>`.
@@ -149,12 +178,18 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             (dir, config, checkpoint, data)
         }
     };
+    let extent = match config.time_budget {
+        Some(budget) => format!(
+            "time budget {}",
+            humantime::format_duration(std::time::Duration::from_secs(budget.seconds as u64))
+        ),
+        None => format!("up to {} iterations", config.iterations),
+    };
     eprintln!(
-        "search: {} strategy, R={} C={}, up to {} iterations, memory budget {}, run folder {}",
+        "search: {} strategy, R={} C={}, {extent}, memory budget {}, run folder {}",
         config.strategy,
         config.reductions,
         config.channels,
-        config.iterations,
         format_size(config.memory_budget),
         dir.root().display()
     );

@@ -2,11 +2,14 @@
 
 use super::args::{DataArgs, load_data, positive};
 use super::progress::Progress;
+use anyhow::Context;
 use clap::Args;
 use spidernet::artifacts::Artifacts;
+use spidernet::atomic::write_atomic;
 use spidernet::genotype::Genotype;
+use spidernet::search::{Profile, final_recipe, final_subset};
 use spidernet::supernet::Supernet;
-use spidernet::train::{self, TrainConfig};
+use spidernet::train::{self, EpochReport, TrainConfig, TrainObserver};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -15,15 +18,134 @@ pub struct TrainArgs {
     genotype: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Training epochs.
-    #[arg(long, default_value_t = 30, value_parser = positive)]
-    epochs: usize,
+    /// Training epochs [default: the quick profile's final training].
+    #[arg(long, value_parser = positive)]
+    epochs: Option<usize>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Train on a seeded subset of this many training images [default: all].
+    #[arg(long, value_parser = positive)]
+    train_samples: Option<usize>,
     /// Seed for every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Save the trained network here (genotype.json, weights.safetensors, normalization.json), ready for export.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Evaluate the test split after every epoch and write the learning curve here, one JSON object per epoch
+    /// (for studying recipes; choosing by the test split overfits it).
+    #[arg(long, value_name = "FILE")]
+    curve: Option<PathBuf>,
+}
+
+/// The final-training recipe, flag by flag; each unset flag keeps the quick profile's value.
+#[derive(Args)]
+pub struct RecipeArgs {
+    /// Peak learning rate of the cosine schedule.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Mini-batch size.
+    #[arg(long, value_parser = positive)]
+    batch_size: Option<usize>,
+    /// Epochs of linear learning-rate warm-up, batch by batch.
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    /// Nesterov momentum: true or false.
+    #[arg(long)]
+    nesterov: Option<bool>,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// Drop-path probability.
+    #[arg(long)]
+    drop_path: Option<f64>,
+    /// Whether drop-path rises linearly from 0 over the epochs: true or false.
+    #[arg(long)]
+    drop_path_ramp: Option<bool>,
+    /// Weight of the auxiliary towers' loss.
+    #[arg(long)]
+    aux_weight: Option<f64>,
+    /// Probability of cutout per training image (0 turns cutout off).
+    #[arg(long)]
+    cutout_probability: Option<f64>,
+}
+
+impl RecipeArgs {
+    /// `base` with every given flag applied, after checking the values are in range.
+    fn apply(&self, mut base: TrainConfig) -> anyhow::Result<TrainConfig> {
+        let check = |name: &str, value: Option<f64>, low: f64, high: f64| match value {
+            Some(v) if !(low..=high).contains(&v) || !v.is_finite() => {
+                anyhow::bail!("--{name} {v} is out of range: it must lie in [{low}, {high}]")
+            }
+            _ => Ok(()),
+        };
+        check("lr", self.lr, 1e-8, 10.0)?;
+        check("warmup-epochs", self.warmup_epochs, 0.0, 1e6)?;
+        check("label-smoothing", self.label_smoothing, 0.0, 0.99)?;
+        check("drop-path", self.drop_path, 0.0, 0.99)?;
+        check("aux-weight", self.aux_weight, 0.0, 100.0)?;
+        check("cutout-probability", self.cutout_probability, 0.0, 1.0)?;
+        base.lr_max = self.lr.unwrap_or(base.lr_max);
+        base.batch_size = self.batch_size.unwrap_or(base.batch_size);
+        base.warmup_epochs = self.warmup_epochs.unwrap_or(base.warmup_epochs);
+        base.nesterov = self.nesterov.unwrap_or(base.nesterov);
+        base.label_smoothing = self.label_smoothing.unwrap_or(base.label_smoothing);
+        base.drop_path = self.drop_path.unwrap_or(base.drop_path);
+        base.drop_path_ramp = self.drop_path_ramp.unwrap_or(base.drop_path_ramp);
+        base.aux_weight = self.aux_weight.unwrap_or(base.aux_weight);
+        if let (Some(p), Some(augment)) = (self.cutout_probability, base.augment.as_mut()) {
+            augment.cutout_probability = p;
+        }
+        Ok(base)
+    }
+}
+
+/// One line of the learning curve.
+#[derive(serde::Serialize)]
+struct CurvePoint<'a> {
+    #[serde(flatten)]
+    report: &'a EpochReport,
+    /// Training seconds so far, evaluations left out.
+    elapsed_seconds: f64,
+}
+
+/// Shows progress and, when asked, rewrites the learning curve after every epoch.
+struct CurveObserver {
+    progress: Progress,
+    path: Option<PathBuf>,
+    text: String,
+    elapsed: f64,
+    error: Option<anyhow::Error>,
+}
+
+impl TrainObserver for CurveObserver {
+    fn batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        self.progress.batch(epoch, batch, batches, loss);
+    }
+
+    fn epoch(&mut self, report: &EpochReport) {
+        self.progress.epoch(report);
+        self.elapsed += report.seconds;
+        let Some(path) = &self.path else { return };
+        let point = CurvePoint {
+            report,
+            elapsed_seconds: self.elapsed,
+        };
+        let written = serde_json::to_string(&point)
+            .map_err(anyhow::Error::from)
+            .and_then(|line| {
+                self.text.push_str(&line);
+                self.text.push('\n');
+                write_atomic(path, self.text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+            });
+        if let Err(error) = written {
+            self.error.get_or_insert(error);
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.error.is_some()
+    }
 }
 
 /// Trains, prints the test accuracy, and saves the network when asked.
@@ -46,19 +168,34 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             data.classes
         );
     }
-    let config = TrainConfig {
-        epochs: args.epochs,
+    let base = final_recipe(Profile::Quick);
+    let base = TrainConfig {
+        epochs: args.epochs.unwrap_or(base.epochs),
         augment: Some(data.augment()),
-        ..TrainConfig::default()
+        ..base
     };
+    let config = args.recipe.apply(base)?;
+    let subset = final_subset(&data.train, args.train_samples, args.seed);
+    let train_split = subset.as_ref().unwrap_or(&data.train);
     let mut net = Supernet::builder(&genotype).seed(args.seed).device(device).build();
-    let mut progress = Progress::training(args.epochs);
-    train::train(&mut net, &data.train, None, &config, args.seed, &mut progress)?;
+    let mut observer = CurveObserver {
+        progress: Progress::training(config.epochs),
+        path: args.curve.clone(),
+        text: String::new(),
+        elapsed: 0.0,
+        error: None,
+    };
+    let eval = args.curve.is_some().then_some(&data.test);
+    let reports = train::train(&mut net, train_split, eval, &config, args.seed, &mut observer)?;
+    if let Some(error) = observer.error {
+        return Err(error);
+    }
     let evaluation = train::evaluate(&net, &data.test, config.eval_batch_size);
     println!(
-        "test accuracy {:.2}% after {} epochs; {} live ops, {} parameters",
+        "test accuracy {:.2}% after {} epochs on {} images; {} live ops, {} parameters",
         100.0 * evaluation.accuracy,
-        args.epochs,
+        reports.len(),
+        train_split.len(),
         net.genotype().live_op_count(),
         net.parameter_count()
     );

@@ -20,6 +20,7 @@ unsafe extern "C" {
         lr: f64,
         momentum: f64,
         weight_decay: f64,
+        nesterov: bool,
     ) -> std::ffi::c_long;
     fn spidernet_clear_grads(tensors: *const *mut std::ffi::c_void, count: usize);
 }
@@ -124,10 +125,12 @@ pub struct SgdSettings {
     pub momentum: f64,
     /// Weight decay.
     pub weight_decay: f64,
+    /// Nesterov momentum: the step uses d + μ·buffer instead of the buffer.
+    pub nesterov: bool,
 }
 
 /// One SGD step over `params`, with libtorch's arithmetic: for each tensor that has a gradient, d = g + wd·p;
-/// its buffer ← d on its first update (`started` false, then set), else μ·buffer + d; p ← p − lr·buffer. Every
+/// its buffer ← d on its first update (`started` false, then set), else μ·buffer + d; p ← p − lr·buffer (with Nesterov, p ← p − lr·(d + μ·buffer)). Every
 /// buffer must have its tensor's shape; tensors beyond the shortest of the three slices are left alone. Returns the index of a tensor libtorch refused, if any.
 pub fn sgd_step(
     params: &[tch::Tensor],
@@ -152,6 +155,7 @@ pub fn sgd_step(
             settings.lr,
             settings.momentum,
             settings.weight_decay,
+            settings.nesterov,
         )
     };
     usize::try_from(refused).ok()

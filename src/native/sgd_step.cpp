@@ -1,5 +1,4 @@
-// SGD updates with libtorch's own arithmetic (torch/csrc/api/src/optim/sgd.cpp, dampening 0, no
-// Nesterov). tch's `add` drops the `alpha` argument that update uses, and the fused `a + alpha * b` rounds
+// SGD updates with libtorch's own arithmetic (torch/csrc/api/src/optim/sgd.cpp, dampening 0). tch's `add` drops the `alpha` argument that update uses, and the fused `a + alpha * b` rounds
 // differently from a product and a sum, so the update is written here to stay bitwise equal to libtorch's SGD.
 // The tensors are tch's: each `void*` is an `at::Tensor*`.
 
@@ -11,10 +10,10 @@
 extern "C" {
 
 // Over `count` tensors: for each that requires a gradient and has one, d = g + wd·p; b = d (its first update, when
-// started[i] is false; then started[i] becomes true) or b = μ·b + d; p ← p − lr·b. Returns the index of a tensor
-// libtorch refused, or -1.
+// started[i] is false; then started[i] becomes true) or b = μ·b + d; then p ← p − lr·b, or with Nesterov
+// p ← p − lr·(d + μ·b). Returns the index of a tensor libtorch refused, or -1.
 long spidernet_sgd_step(void** params, void** buffers, bool* started, size_t count, double lr, double momentum,
-                        double weight_decay) {
+                        double weight_decay, bool nesterov) {
   c10::NoGradGuard no_grad;
   for (size_t i = 0; i < count; ++i) {
     try {
@@ -30,7 +29,7 @@ long spidernet_sgd_step(void** params, void** buffers, bool* started, size_t cou
         } else {
           buf.mul_(momentum).add_(d_p, 1.0);
         }
-        d_p = buf;
+        d_p = nesterov ? d_p.add(buf, momentum) : buf;
       }
       p.add_(d_p, -lr);
     } catch (...) {

@@ -2,7 +2,7 @@
 //! epoch so that an interrupted run continues where it stopped.
 
 use super::record::{FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, GateRecord, Summary};
-use super::{Phase, RunDir, SearchConfig, SearchObserver, fresh_network};
+use super::{Phase, RunDir, SearchConfig, SearchObserver, budget, fresh_network, inherit};
 use crate::artifacts::Artifacts;
 use crate::data::{Dataset, Split};
 use crate::genotype::Genotype;
@@ -10,7 +10,7 @@ use crate::memory_probe::MemoryWindow;
 use crate::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
-use crate::train::{self, Checkpointing, EpochReport, Evaluation, Resumed, TrainConfig};
+use crate::train::{self, Checkpointing, EpochReport, Evaluation, Flow, Resumed, TrainConfig};
 use anyhow::Context;
 use std::time::Instant;
 use tch::{Device, Tensor};
@@ -20,30 +20,95 @@ const WEIGHTS_PREFIX: &str = "weights.";
 /// The prefix of the optimiser's momentum buffers there.
 const MOMENTUM_PREFIX: &str = "momentum.";
 
-/// Runs (or continues) the final training in `dir`, saves the trained network into the run folder and adds its
-/// figures to `summary`.
+/// When a time-budgeted final training must end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Deadline {
+    /// Seconds of final training the budget leaves.
+    seconds: f64,
+    /// How far past them an epoch may end.
+    slack: f64,
+}
+
+impl Deadline {
+    /// The deadline of a run with `budget` seconds that spent `spent` before its final training; an epoch may end
+    /// up to 5 % of the budget late.
+    pub fn after(budget: f64, spent: f64) -> Self {
+        Deadline {
+            seconds: budget - spent,
+            slack: 0.05 * budget,
+        }
+    }
+
+    /// The epochs in all that fit, `done` of them taking `final_seconds` and the last `last_epoch_seconds`: at
+    /// least one more than `done` would overrun, and never fewer than `done` or more than the planner's cap.
+    pub fn epochs_that_fit(&self, final_seconds: f64, last_epoch_seconds: f64, done: usize) -> usize {
+        let more = ((self.seconds - final_seconds) / last_epoch_seconds.max(1e-9))
+            .floor()
+            .max(0.0) as usize;
+        (done + more).min(budget::MAX_FINAL_EPOCHS).max(done.max(1))
+    }
+
+    /// Whether another epoch as long as the last would end too late, after `final_seconds` of final training.
+    pub fn next_epoch_overruns(&self, final_seconds: f64, last_epoch_seconds: f64) -> bool {
+        final_seconds + last_epoch_seconds > self.seconds + self.slack
+    }
+}
+
+/// Where and how a final training runs.
+pub struct FinalRun<'a> {
+    /// The run's settings (`final_train`, `final_samples`, the seed).
+    pub config: &'a SearchConfig,
+    /// The data: the training split to train on, the test split to evaluate.
+    pub data: &'a Dataset,
+    /// Where the network runs.
+    pub device: Device,
+    /// The run folder that checkpoints every epoch and holds a checkpoint to continue from, if any.
+    pub dir: Option<&'a RunDir>,
+    /// When the training must stop, if the run has a time budget.
+    pub deadline: Option<Deadline>,
+    /// Tensors to start from instead of fresh ones where names and shapes match (`--inherit-weights`).
+    pub inherited: Option<&'a [(String, Tensor)]>,
+}
+
+/// How a final training's epochs were scheduled in the end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    /// The epochs the schedule ended with.
+    pub epochs: usize,
+    /// Seconds of the first epoch, which a time budget re-plans by.
+    pub first_epoch_seconds: f64,
+}
+
+/// Runs (or continues) the final training of `run`, saves the trained network into its run folder and adds its
+/// figures to `summary`; returns how its epochs were scheduled.
 pub(super) fn train_final(
     summary: &mut Summary,
-    dir: &RunDir,
     genotype: &Genotype,
-    config: &SearchConfig,
-    data: &Dataset,
-    device: Device,
+    run: &FinalRun,
     observer: &mut dyn SearchObserver,
-) -> anyhow::Result<()> {
-    let peak_window = MemoryWindow::start(device);
-    let outcome = final_training(genotype, config, data, device, observer, Some(dir))?;
+) -> anyhow::Result<Schedule> {
+    let peak_window = MemoryWindow::start(run.device);
+    let outcome = final_training(genotype, run, observer)?;
     summary.final_training_samples = outcome.samples;
     summary.final_training_seconds = outcome.seconds;
+    summary.final_epochs = outcome.reports.len();
+    let batches = outcome.samples / run.config.final_train.batch_size.max(1);
+    summary.final_train_images_per_second =
+        train::images_per_second(&outcome.reports, batches * run.config.final_train.batch_size);
     let peak = peak_window.finish();
     // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
-    summary.final_training_peak_rss_bytes = peak.rss.filter(|_| device == Device::Cpu).map(|rss| rss.peak);
+    summary.final_training_peak_rss_bytes = peak.rss.filter(|_| run.device == Device::Cpu).map(|rss| rss.peak);
     summary.final_training_peak_device_bytes = peak.cuda.map(|cuda| cuda.allocated);
     summary.test_accuracy = Some(outcome.evaluation.accuracy);
     summary.test_loss = Some(outcome.evaluation.loss);
     summary.live_ops = outcome.net.genotype().live_op_count();
     summary.parameters = outcome.net.parameter_count();
-    Artifacts::new(dir.root()).save(&outcome.net, &data.normalization)
+    let dir = run.dir.expect("the search's final training has a run folder");
+    Artifacts::new(dir.root()).save(&outcome.net, &run.data.normalization)?;
+    Ok(Schedule {
+        epochs: outcome.scheduled_epochs,
+        first_epoch_seconds: outcome.reports.first().map_or(0.0, |r| r.seconds),
+    })
 }
 
 /// What a final training produced.
@@ -58,6 +123,8 @@ pub struct FinalOutcome {
     pub seconds: f64,
     /// One report per epoch.
     pub reports: Vec<EpochReport>,
+    /// The epochs its schedule ended with (a time budget may have changed them after the first).
+    pub scheduled_epochs: usize,
 }
 
 /// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation,
@@ -65,22 +132,16 @@ pub struct FinalOutcome {
 /// there is continued from.
 pub fn final_training(
     genotype: &Genotype,
-    config: &SearchConfig,
-    data: &Dataset,
-    device: Device,
+    run: &FinalRun,
     observer: &mut dyn SearchObserver,
-    dir: Option<&RunDir>,
 ) -> anyhow::Result<FinalOutcome> {
+    let (config, data, device, dir) = (run.config, run.data, run.device, run.dir);
     let start = Instant::now();
-    let train_config = TrainConfig {
-        augment: config.final_train.augment.clone().or_else(|| Some(data.augment())),
-        ..config.final_train.clone()
-    };
     let saved = match dir {
         Some(dir) => dir.final_checkpoint(config.seed)?,
         None => None,
     };
-    let (mut net, resumed, seconds_before) = match saved {
+    let (mut net, resumed, seconds_before, epochs) = match saved {
         Some((state, tensors)) => restore(
             dir.expect("a checkpoint comes from a folder"),
             config,
@@ -88,29 +149,46 @@ pub fn final_training(
             state,
             tensors,
         )?,
-        None => (fresh_network(genotype, config, device, Phase::Final), None, 0.0),
+        None => {
+            let mut net = fresh_network(genotype, config, device, Phase::Final);
+            if let Some(tensors) = run.inherited {
+                inherit::inherit(&mut net, tensors);
+            }
+            (net, None, 0.0, config.final_train.epochs)
+        }
     };
+    // A budgeted run may have rescheduled its epochs after the first; the checkpoint holds the count in force.
+    let train_config = TrainConfig {
+        epochs,
+        augment: config.final_train.augment.clone().or_else(|| Some(data.augment())),
+        ..config.final_train.clone()
+    };
+    let scheduled = std::cell::Cell::new(epochs);
     observer.phase(Phase::Final, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
-    let subset;
-    let train_split: &Split = match config.final_samples {
-        Some(k) if k < data.train.len() => {
-            let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::FINAL_SUBSET);
-            subset = data.train.hold_out(k as f64 / data.train.len() as f64, &mut rng).1;
-            &subset
+    let subset = final_subset(&data.train, config.final_samples, config.seed);
+    let train_split = subset.as_ref().unwrap_or(&data.train);
+    let mut save = |net: &Supernet, optimizer: &Sgd, reports: &[EpochReport]| {
+        let seconds = seconds_before + start.elapsed().as_secs_f64();
+        let last = reports.last().map_or(0.0, |r| r.seconds);
+        let flow = match run.deadline {
+            // The first epoch is the first measurement of the final network itself: re-plan the epochs by it.
+            Some(deadline) if reports.len() == 1 => {
+                let fit = deadline.epochs_that_fit(seconds, last, reports.len());
+                if fit == scheduled.get() {
+                    Flow::Continue
+                } else {
+                    scheduled.set(fit);
+                    Flow::Reschedule(fit)
+                }
+            }
+            Some(deadline) if deadline.next_epoch_overruns(seconds, last) => Flow::Stop,
+            _ => Flow::Continue,
+        };
+        if let Some(dir) = dir {
+            save_epoch(dir, config, scheduled.get(), net, optimizer, reports, seconds)?;
         }
-        _ => &data.train,
-    };
-    let mut save = |net: &Supernet, optimizer: &Sgd, reports: &[EpochReport]| match dir {
-        Some(dir) => save_epoch(
-            dir,
-            config,
-            net,
-            optimizer,
-            reports,
-            seconds_before + start.elapsed().as_secs_f64(),
-        ),
-        None => Ok(()),
+        Ok(flow)
     };
     let checkpointing = Checkpointing {
         resumed,
@@ -133,13 +211,22 @@ pub fn final_training(
         samples: train_split.len(),
         seconds: seconds_before + start.elapsed().as_secs_f64(),
         reports,
+        scheduled_epochs: scheduled.get(),
     })
+}
+
+/// The seeded subset of `samples` images of `train` that a final training uses; None when it uses them all.
+pub fn final_subset(train: &Split, samples: Option<usize>, seed: u64) -> Option<Split> {
+    let k = samples.filter(|&k| k < train.len())?;
+    let mut rng = seed::rng(seed, Stream::DataSplit, seed::data_split::FINAL_SUBSET);
+    Some(train.hold_out(k as f64 / train.len() as f64, &mut rng).1)
 }
 
 /// Writes the state after a finished epoch into `dir`'s checkpoint.
 fn save_epoch(
     dir: &RunDir,
     config: &SearchConfig,
+    epochs: usize,
     net: &Supernet,
     optimizer: &Sgd,
     reports: &[EpochReport],
@@ -164,7 +251,7 @@ fn save_epoch(
     let mut state = FinalCheckpoint {
         format: FINAL_CHECKPOINT_FORMAT,
         seed: config.seed,
-        epochs: config.final_train.epochs,
+        epochs,
         genotype: net.genotype().clone(),
         gates,
         reports: reports.to_vec(),
@@ -174,21 +261,22 @@ fn save_epoch(
     dir.commit_final(&mut state, &tensors)
 }
 
-/// The network, the optimiser state and the seconds spent, as a final-training checkpoint left them.
+/// The network, the optimiser state, the seconds spent and the epochs scheduled, as a final-training checkpoint
+/// left them.
 fn restore(
     dir: &RunDir,
     config: &SearchConfig,
     device: Device,
     state: FinalCheckpoint,
     tensors: Vec<(String, Tensor)>,
-) -> anyhow::Result<(Supernet, Option<Resumed>, f64)> {
+) -> anyhow::Result<(Supernet, Option<Resumed>, f64, usize)> {
     let path = dir.final_checkpoint_path();
-    if state.epochs != config.final_train.epochs {
+    if state.epochs_done() > state.epochs {
         anyhow::bail!(
-            "{} was written for {} final epochs, but the run's config says {}",
+            "{} records {} finished epochs of {}",
             path.display(),
-            state.epochs,
-            config.final_train.epochs
+            state.epochs_done(),
+            state.epochs
         );
     }
     let (mut weights, mut momentum) = (Vec::new(), Vec::new());
@@ -211,5 +299,5 @@ fn restore(
         reports: state.reports,
         momentum,
     };
-    Ok((net, Some(resumed), state.seconds))
+    Ok((net, Some(resumed), state.seconds, state.epochs))
 }

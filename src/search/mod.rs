@@ -1,15 +1,20 @@
 //! The SpiderNet search loop (docs/ALGORITHM.md §1, §9): train with deadheading, grow each cell by the best
 //! train-free-scored split that fits the memory budget, re-initialise, repeat; then train the result from scratch.
 
+pub mod budget;
 mod final_training;
+mod inherit;
 mod mutate;
+mod planning;
 pub mod record;
 mod run_dir;
 
-pub use final_training::final_training;
+pub use final_training::{Deadline, FinalOutcome, FinalRun, final_subset, final_training};
 pub use mutate::Strategy;
 pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
+
+use planning::{Planner, RunClock, SplitSizes};
 
 use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
@@ -23,6 +28,20 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::Device;
+
+/// The final training of a profile (docs/ALGORITHM.md §9), which `spidernet train` uses too.
+pub fn final_recipe(profile: Profile) -> TrainConfig {
+    match profile {
+        Profile::Reference => TrainConfig {
+            epochs: 600,
+            ..TrainConfig::default()
+        },
+        Profile::Quick => TrainConfig {
+            epochs: 30,
+            ..TrainConfig::default()
+        },
+    }
+}
 
 /// Every setting of a search; stored as `config.json` in the run folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +90,17 @@ pub struct SearchConfig {
     /// the fixed window.
     #[serde(default)]
     pub deadhead_window: DeadheadWindow,
+    /// Wall-time budget of search and final training together; when set, the planner chooses `search_samples`,
+    /// `iterations`, `train.epochs`, `final_train.epochs` and `final_samples`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget: Option<budget::TimeBudget>,
+    /// Whether each training phase starts from the tensors the previous one trained (the final training from the
+    /// last supernet's) instead of fresh ones, as the reference does.
+    #[serde(default)]
+    pub inherit_weights: bool,
+    /// Every plan made so far, oldest first; the settings above follow the last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<budget::Plan>,
 }
 
 /// How many epochs the deadhead window of a training phase spans (docs/ALGORITHM.md §5).
@@ -124,10 +154,7 @@ impl SearchConfig {
             final_samples: None,
             validation_fraction: 0.1,
             train: TrainConfig::default(),
-            final_train: TrainConfig {
-                epochs: if reference { 600 } else { 30 },
-                ..TrainConfig::default()
-            },
+            final_train: final_recipe(profile),
             final_training: true,
             metrics,
             pruner: PrunerConfig::default(),
@@ -136,6 +163,9 @@ impl SearchConfig {
             } else {
                 DeadheadWindow::WithinPhase
             },
+            time_budget: None,
+            inherit_weights: false,
+            plans: Vec::new(),
         }
     }
 
@@ -211,6 +241,8 @@ pub trait SearchObserver: TrainObserver {
     fn iteration(&mut self, _record: &IterationRecord, _config: &SearchConfig) {}
     /// The search loop stopped.
     fn stopped(&mut self, _reason: &str) {}
+    /// A time-budgeted run made or revised its plan.
+    fn plan(&mut self, _plan: &budget::Plan) {}
 }
 
 /// The splits a search trains, validates and tests on.
@@ -245,12 +277,35 @@ pub fn run(
         observer.stopped(checkpoint.stopped.as_deref().unwrap_or_default());
         return Ok(summary);
     }
-    let splits = search_data(data, config);
+    // A time budget's plans rewrite the settings as the run goes: this copy follows them into config.json.
+    let mut config = config.clone();
+    let clock = RunClock::start(checkpoint.elapsed_seconds);
     let mut history = dir.history()?;
     history.truncate(checkpoint.completed);
+    let mut splits = search_data(data, &config);
+    let sizes = SplitSizes {
+        search_available: data.train.len() - splits.validation.len(),
+        validation: splits.validation.len(),
+        final_available: data.train.len(),
+    };
+    let mut planner = Planner::new(&config, clock, &history);
+    let mut inherited = match config.inherit_weights {
+        true => dir.inherited(checkpoint.completed)?,
+        false => None,
+    };
+    if let Some(planner) = planner.as_mut().filter(|p| p.needs_probe()) {
+        planner.probe(&checkpoint.genotype, &config, &splits.search_train, device)?;
+    }
     if config.strategy == Strategy::Unchanged && checkpoint.stopped.is_none() {
         checkpoint.stopped = Some("strategy none: the initial genotype is trained as it is".to_string());
         dir.commit(&history, &checkpoint)?;
+    }
+    let unplanned = config.plans.is_empty() && !config.premutate && checkpoint.stopped.is_none();
+    if let Some(planner) = planner.as_mut().filter(|_| unplanned) {
+        let plan = planner.at_start(&mut config, sizes);
+        observer.plan(&plan);
+        dir.save_config(&config)?;
+        splits = search_data(data, &config);
     }
     while checkpoint.stopped.is_none() {
         let iteration = match history.last() {
@@ -259,18 +314,68 @@ pub fn run(
             None => 1,
         };
         observer.iteration_started(iteration);
-        let record = run_iteration(iteration, config, &splits, &mut checkpoint.genotype, device, observer)?;
-        update_stop(&mut checkpoint, &record, config);
+        let trained = checkpoint.genotype.clone();
+        let genotype = &mut checkpoint.genotype;
+        let mut record = run_iteration(iteration, &config, &splits, genotype, &mut inherited, device, observer)?;
+        if let Some(planner) = planner.as_mut() {
+            let first = config.plans.is_empty();
+            let plan = planner.after_iteration(&mut record, &trained, &checkpoint.genotype, &mut config, sizes);
+            observer.plan(&plan);
+            dir.save_config(&config)?;
+            if first {
+                splits = search_data(data, &config);
+            }
+        }
+        update_stop(&mut checkpoint, &record, &config);
         history.push(record);
         checkpoint.completed = history.len();
+        checkpoint.elapsed_seconds = clock.spent();
+        if let Some(tensors) = &inherited {
+            dir.save_inherited(checkpoint.completed, tensors)?;
+        }
         dir.commit(&history, &checkpoint)?;
-        observer.iteration(history.last().expect("just pushed"), config);
+        dir.forget_older_inherited(checkpoint.completed)?;
+        observer.iteration(history.last().expect("just pushed"), &config);
     }
     let reason = checkpoint.stopped.clone().unwrap_or_default();
     observer.stopped(&reason);
-    let mut summary = search_summary(&checkpoint.genotype, config, &history, reason);
+    let mut deadline = None;
+    if let Some(planner) = planner.as_mut().filter(|_| config.final_training) {
+        if dir.final_state()?.is_none() {
+            let plan = planner.before_final(history.last_mut(), &mut config, sizes);
+            observer.plan(&plan);
+            dir.save_config(&config)?;
+            checkpoint.elapsed_seconds = clock.spent();
+            dir.commit(&history, &checkpoint)?;
+        }
+        deadline = Some(Deadline::after(planner.budget(), checkpoint.elapsed_seconds));
+    }
+    let mut summary = search_summary(&checkpoint.genotype, &config, &history, reason);
+    summary.run_seconds = clock.spent();
     if config.final_training {
-        final_training::train_final(&mut summary, dir, &checkpoint.genotype, config, data, device, observer)?;
+        let run = FinalRun {
+            config: &config,
+            data,
+            device,
+            dir: Some(dir),
+            deadline,
+            inherited: inherited.as_deref(),
+        };
+        let schedule = final_training::train_final(&mut summary, &checkpoint.genotype, &run, observer)?;
+        summary.run_seconds = checkpoint.elapsed_seconds + summary.final_training_seconds;
+        if let Some(planner) = planner
+            .as_mut()
+            .filter(|_| schedule.epochs != config.final_train.epochs)
+        {
+            let spent = checkpoint.elapsed_seconds + schedule.first_epoch_seconds;
+            let plan = planner.after_first_final_epoch(&mut config, schedule, spent);
+            observer.plan(&plan);
+            if let Some(last) = history.last_mut() {
+                last.plans.push(plan);
+            }
+            dir.save_history(&history)?;
+            dir.save_config(&config)?;
+        }
     }
     dir.save_summary(&summary)?;
     dir.remove_final_checkpoint()?;
@@ -317,25 +422,35 @@ fn search_summary(genotype: &Genotype, config: &SearchConfig, history: &[Iterati
         final_training_peak_rss_bytes: None,
         final_training_peak_device_bytes: None,
         final_training_samples: 0,
+        final_epochs: 0,
+        run_seconds: 0.0,
+        final_train_images_per_second: None,
     }
 }
 
 /// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
+/// With `--inherit-weights`, `inherited` holds the tensors the previous phase trained (renamed for the genotype
+/// its pass grew); the iteration starts from them and leaves its own there.
 fn run_iteration(
     iteration: usize,
     config: &SearchConfig,
     splits: &SearchData,
     genotype: &mut Genotype,
+    inherited: &mut Option<Vec<(String, tch::Tensor)>>,
     device: Device,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<IterationRecord> {
     let start = Instant::now();
     let mut last_epoch: Option<EpochReport> = None;
     let mut deadheaded = Vec::new();
+    let mut images_per_second = None;
     let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
     if phase != Phase::Premutation {
         let mut net = fresh_network(genotype, config, device, phase);
+        if let Some(tensors) = inherited.as_deref() {
+            inherit::inherit(&mut net, tensors);
+        }
         observer.phase(phase, config.train.epochs);
         let train_seed = seed::derive(config.seed, Stream::BatchOrder, phase.seed_index());
         let reports = train::train(
@@ -347,14 +462,22 @@ fn run_iteration(
             observer,
         )
         .with_context(|| format!("{phase}"))?;
+        let batches = splits.search_train.len() / config.train.batch_size.max(1);
+        images_per_second = train::images_per_second(&reports, batches * config.train.batch_size);
         deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
         last_epoch = reports.last().cloned();
         *genotype = net.genotype().clone();
+        if config.inherit_weights {
+            *inherited = Some(net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect());
+        }
     }
     let training_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (decisions, mutations) =
         mutate::mutation_pass(iteration, config, &splits.search_train, genotype, device, observer)?;
+    if let Some(tensors) = inherited.take() {
+        *inherited = Some(inherit::renamed_for_splits(tensors, &mutations));
+    }
     let scoring_seconds = start.elapsed().as_secs_f64();
     let evaluation = last_epoch.as_ref().and_then(|r| r.eval);
     Ok(IterationRecord {
@@ -373,6 +496,8 @@ fn run_iteration(
         mutations,
         training_seconds,
         scoring_seconds,
+        train_images_per_second: images_per_second,
+        plans: Vec::new(),
     })
 }
 

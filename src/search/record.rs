@@ -1,5 +1,6 @@
 //! What the search writes down: one record per iteration, the checkpoint, and the final summary.
 
+use super::budget::Plan;
 use crate::genotype::Genotype;
 use crate::memory::MemoryEstimate;
 use crate::metrics::CellDecision;
@@ -60,6 +61,13 @@ pub struct IterationRecord {
     pub training_seconds: f64,
     /// Seconds spent choosing mutations (scoring).
     pub scoring_seconds: f64,
+    /// Training images per second of this iteration's supernet (batches only; none for iteration 0).
+    #[serde(default)]
+    pub train_images_per_second: Option<f64>,
+    /// The plans a time-budgeted run made after this iteration (the last record also holds the one made before
+    /// the final training).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<Plan>,
 }
 
 /// Version of the checkpoint format.
@@ -80,6 +88,9 @@ pub struct Checkpoint {
     pub genotype: Genotype,
     /// Seed of the run, to detect a checkpoint that does not belong to its config.
     pub seed: u64,
+    /// Wall seconds the run had spent when this was written, across every process that worked on it.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
 }
 
 impl Checkpoint {
@@ -92,6 +103,7 @@ impl Checkpoint {
             stopped: None,
             genotype,
             seed,
+            elapsed_seconds: 0.0,
         }
     }
 }
@@ -163,6 +175,15 @@ pub struct Summary {
     pub search_scoring_seconds: f64,
     /// Seconds of final training.
     pub final_training_seconds: f64,
+    /// Final-training epochs run (fewer than planned when a time budget ran out).
+    #[serde(default)]
+    pub final_epochs: usize,
+    /// Wall seconds of the whole run, search and final training, across every process that worked on it.
+    #[serde(default)]
+    pub run_seconds: f64,
+    /// Training images per second of the final training (batches only).
+    #[serde(default)]
+    pub final_train_images_per_second: Option<f64>,
     /// Training images the final network was trained on (0 without final training).
     #[serde(default)]
     pub final_training_samples: usize,

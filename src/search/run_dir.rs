@@ -14,6 +14,8 @@ use tch::Tensor;
 
 /// The prefix of a final-training tensors file's names.
 const FINAL_TENSORS_PREFIX: &str = "final-epoch-";
+/// The prefix of an inherited-tensors file's names.
+const INHERITED_TENSORS_PREFIX: &str = "inherited-";
 
 /// A final-training checkpoint and its tensors, by name.
 pub type SavedFinalTraining = (FinalCheckpoint, Vec<(String, Tensor)>);
@@ -157,15 +159,25 @@ impl RunDir {
     /// Records an iteration: history (rewritten whole, so a crash never leaves half a line), genotype, then the
     /// checkpoint that makes it count.
     pub fn commit(&self, history: &[IterationRecord], checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        self.save_history(history)?;
+        self.save_genotype(&checkpoint.genotype)?;
+        write_json(&self.checkpoint_path(), checkpoint)
+    }
+
+    /// Rewrites `history.jsonl` whole.
+    pub fn save_history(&self, history: &[IterationRecord]) -> anyhow::Result<()> {
         let mut text = String::new();
         for record in history {
             text.push_str(&serde_json::to_string(record)?);
             text.push('\n');
         }
         write_atomic(&self.history_path(), text.as_bytes())
-            .with_context(|| format!("cannot write {}", self.history_path().display()))?;
-        self.save_genotype(&checkpoint.genotype)?;
-        write_json(&self.checkpoint_path(), checkpoint)
+            .with_context(|| format!("cannot write {}", self.history_path().display()))
+    }
+
+    /// Rewrites `config.json`, as a time budget's plans change the settings.
+    pub fn save_config(&self, config: &SearchConfig) -> anyhow::Result<()> {
+        write_json(&self.config_path(), config)
     }
 
     /// Writes `genotype.json`.
@@ -243,7 +255,7 @@ impl RunDir {
         path.exists().then(|| read_json(&path)).transpose()
     }
 
-    /// Removes the final training's checkpoint once its result is saved.
+    /// Removes the final training's checkpoint and the inherited tensors once the run's result is saved.
     pub fn remove_final_checkpoint(&self) -> anyhow::Result<()> {
         let path = self.final_checkpoint_path();
         match std::fs::remove_file(&path) {
@@ -251,18 +263,58 @@ impl RunDir {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(error).with_context(|| format!("cannot remove {}", path.display())),
         }
+        self.remove_tensor_files(INHERITED_TENSORS_PREFIX, None)?;
         self.remove_final_tensors(None)
     }
 
     /// Removes every final-training tensors file but `keep`.
     fn remove_final_tensors(&self, keep: Option<&str>) -> anyhow::Result<()> {
+        self.remove_tensor_files(FINAL_TENSORS_PREFIX, keep)
+    }
+
+    /// `checkpoint/inherited-<completed>.safetensors`: the tensors the next phase inherits after `completed`
+    /// recorded iterations (`--inherit-weights`).
+    fn inherited_path(&self, completed: usize) -> PathBuf {
+        self.checkpoint_dir()
+            .join(format!("{INHERITED_TENSORS_PREFIX}{completed}.safetensors"))
+    }
+
+    /// Writes the tensors the next phase inherits after `completed` iterations; call before the commit that
+    /// records them, and `forget_older_inherited` after it.
+    pub fn save_inherited(&self, completed: usize, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+        let path = self.inherited_path(completed);
+        crate::atomic::write_atomic_with(&path, |temp| {
+            Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The tensors saved after `completed` iterations, if there are any.
+    pub fn inherited(&self, completed: usize) -> anyhow::Result<Option<Vec<(String, Tensor)>>> {
+        let path = self.inherited_path(completed);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let tensors = Tensor::read_safetensors(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(tensors))
+    }
+
+    /// Removes the inherited tensors of every step but `completed`.
+    pub fn forget_older_inherited(&self, completed: usize) -> anyhow::Result<()> {
+        let keep = self.inherited_path(completed);
+        let keep = keep.file_name().and_then(|name| name.to_str());
+        self.remove_tensor_files(INHERITED_TENSORS_PREFIX, keep)
+    }
+
+    /// Removes every file of `checkpoint/` whose name starts with `prefix`, but `keep`.
+    fn remove_tensor_files(&self, prefix: &str, keep: Option<&str>) -> anyhow::Result<()> {
         let dir = self.checkpoint_dir();
         let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // Leftover temporary files of an interrupted write (".final-epoch-…") go too.
-            if name.trim_start_matches('.').starts_with(FINAL_TENSORS_PREFIX) && Some(name.as_str()) != keep {
+            // Leftover temporary files of an interrupted write (".<prefix>…") go too.
+            if name.trim_start_matches('.').starts_with(prefix) && Some(name.as_str()) != keep {
                 std::fs::remove_file(entry.path())
                     .with_context(|| format!("cannot remove {}", entry.path().display()))?;
             }

@@ -292,11 +292,19 @@ impl Supernet {
         logits
     }
 
-    /// CE of the final head plus `aux_weight` times the CE of every earlier head.
-    pub fn loss(logits: &[Tensor], labels: &Tensor, aux_weight: f64) -> Tensor {
+    /// CE of the final head plus `aux_weight` times the CE of every earlier head, each with label smoothing ε =
+    /// `label_smoothing` (PyTorch's).
+    pub fn loss(logits: &[Tensor], labels: &Tensor, aux_weight: f64, label_smoothing: f64) -> Tensor {
+        let cross_entropy = |head: &Tensor| {
+            if label_smoothing == 0.0 {
+                head.cross_entropy_for_logits(labels)
+            } else {
+                head.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, label_smoothing)
+            }
+        };
         let (last, aux) = logits.split_last().expect("a network has at least one cell");
-        aux.iter().fold(last.cross_entropy_for_logits(labels), |total, head| {
-            total + head.cross_entropy_for_logits(labels) * aux_weight
+        aux.iter().fold(cross_entropy(last), |total, head| {
+            total + cross_entropy(head) * aux_weight
         })
     }
 

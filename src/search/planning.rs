@@ -1,0 +1,277 @@
+//! A time-budgeted run's measurements and re-plans (docs/SEARCH.md, "Time budget"): it times the first training
+//! steps and every iteration, asks `budget::plan` what fits, and writes the answer into the run's settings.
+
+use super::budget::{self, Plan, PlanInput};
+use super::final_training::Schedule;
+use super::record::IterationRecord;
+use super::{Phase, SearchConfig, fresh_network};
+use crate::data::{Batches, Split};
+use crate::genotype::Genotype;
+use crate::memory;
+use crate::train;
+use std::time::Instant;
+use tch::Device;
+
+/// Training steps timed by the probe, after as many untimed ones.
+const PROBE_STEPS: usize = 4;
+
+/// What the planner has measured so far.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    seconds_per_image: f64,
+    seconds_per_pass: f64,
+    growth: f64,
+    next_cost: f64,
+}
+
+/// Wall time of a run across the processes that worked on it.
+#[derive(Clone, Copy, Debug)]
+pub struct RunClock {
+    before: f64,
+    start: Instant,
+}
+
+impl RunClock {
+    /// A clock that starts now, after `before` seconds of earlier processes.
+    pub fn start(before: f64) -> Self {
+        RunClock {
+            before,
+            start: Instant::now(),
+        }
+    }
+
+    /// Wall seconds spent by the run so far.
+    pub fn spent(&self) -> f64 {
+        self.before + self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// The planner of a run with a time budget.
+pub struct Planner {
+    budget_seconds: f64,
+    clock: RunClock,
+    measured: Option<Measured>,
+}
+
+/// The activation bytes of `genotype`'s training step, the planner's measure of a network's cost per image.
+fn activations(genotype: &Genotype, config: &SearchConfig) -> f64 {
+    memory::estimate(genotype, genotype.channels, config.train.batch_size).activations as f64
+}
+
+impl Planner {
+    /// The planner of `config`'s budget, if it has one, timed by `clock`; what earlier processes measured is read
+    /// back from `history`.
+    pub fn new(config: &SearchConfig, clock: RunClock, history: &[IterationRecord]) -> Option<Planner> {
+        let budget_seconds = config.time_budget?.seconds;
+        let last_plan = history.iter().flat_map(|r| &r.plans).next_back();
+        let seconds_per_image = history
+            .iter()
+            .rev()
+            .find_map(|r| r.train_images_per_second)
+            .map(|ips| 1.0 / ips)
+            .or(last_plan.map(|p| p.seconds_per_image));
+        let measured = match (seconds_per_image, last_plan, history.last()) {
+            (Some(seconds_per_image), Some(plan), Some(last)) => Some(Measured {
+                seconds_per_image,
+                seconds_per_pass: last.scoring_seconds,
+                growth: plan.growth,
+                next_cost: plan.next_cost,
+            }),
+            _ => None,
+        };
+        Some(Planner {
+            budget_seconds,
+            clock,
+            measured,
+        })
+    }
+
+    /// The budget in seconds.
+    pub fn budget(&self) -> f64 {
+        self.budget_seconds
+    }
+
+    /// Whether nothing has been measured yet, so that `probe` must run before the first plan.
+    pub fn needs_probe(&self) -> bool {
+        self.measured.is_none()
+    }
+
+    /// Times a few training steps of `genotype`'s network on `split` (a throwaway copy: the run's streams are
+    /// untouched) and keeps the seconds per image.
+    pub fn probe(
+        &mut self,
+        genotype: &Genotype,
+        config: &SearchConfig,
+        split: &Split,
+        device: Device,
+    ) -> anyhow::Result<()> {
+        let mut net = fresh_network(genotype, config, device, Phase::Search(1));
+        let mut optimizer = train::optimizer(&net, &config.train);
+        let batch = config.train.batch_size;
+        let batches: Vec<_> = Batches::in_order(split, batch, device).take(PROBE_STEPS).collect();
+        if batches.len() < PROBE_STEPS {
+            anyhow::bail!(
+                "the search data hold {} images, too few to time {PROBE_STEPS} batches of {batch} for the time budget",
+                split.len()
+            );
+        }
+        // One untimed round first: the first steps pay for allocation and kernel selection.
+        let mut start = Instant::now();
+        for (step, (images, labels)) in batches.iter().cycle().take(2 * PROBE_STEPS).enumerate() {
+            if step == PROBE_STEPS {
+                start = Instant::now();
+            }
+            let _ = train::step(
+                &mut net,
+                &mut optimizer,
+                images,
+                labels,
+                &config.train,
+                config.train.drop_path,
+            )?;
+        }
+        let seconds_per_image = start.elapsed().as_secs_f64() / (PROBE_STEPS * batch) as f64;
+        // Until a pass is timed, assume one costs as much as training 2,000 images.
+        self.measured = Some(Measured {
+            seconds_per_image,
+            seconds_per_pass: 2000.0 * seconds_per_image,
+            growth: 1.0,
+            next_cost: 1.0,
+        });
+        Ok(())
+    }
+
+    /// The first plan, from the probe alone (a run without the pass before training makes it before iteration 1).
+    pub fn at_start(&mut self, config: &mut SearchConfig, sizes: SplitSizes) -> Plan {
+        let measured = self.measured.expect("probed before the first plan");
+        self.replan(measured, "start", None, config, sizes, 0, None)
+    }
+
+    /// Re-plans after `record`, whose network (`trained`, before the record's mutation pass) grew into `grown`:
+    /// stores the plan in `record` and `config`, applies it, and returns it.
+    pub fn after_iteration(
+        &mut self,
+        record: &mut IterationRecord,
+        trained: &Genotype,
+        grown: &Genotype,
+        config: &mut SearchConfig,
+        sizes: SplitSizes,
+    ) -> Plan {
+        let ratio = activations(grown, config) / activations(trained, config).max(1.0);
+        let previous = self.measured.expect("probed before the first iteration");
+        let seconds_per_image = match record.train_images_per_second {
+            Some(ips) => 1.0 / ips,
+            // Iteration 0 trains nothing: the probe's figure stands.
+            None => previous.seconds_per_image,
+        };
+        let measured = Measured {
+            seconds_per_image,
+            seconds_per_pass: record.scoring_seconds,
+            growth: ratio.max(1.0),
+            next_cost: ratio,
+        };
+        let made = match record.iteration {
+            0 => "start".to_string(),
+            n => format!("after iteration {n}"),
+        };
+        let done = record.iteration;
+        self.replan(measured, &made, Some(record), config, sizes, done, None)
+    }
+
+    /// The last plan, before the final training: the remaining time goes to final epochs. Stores it in `last`
+    /// (when there is a record) and `config`, applies it, and returns it.
+    pub fn before_final(
+        &mut self,
+        last: Option<&mut IterationRecord>,
+        config: &mut SearchConfig,
+        sizes: SplitSizes,
+    ) -> Plan {
+        let measured = self.measured.expect("probed or measured before the final training");
+        let done = config.iterations;
+        self.replan(
+            measured,
+            "before the final training",
+            last,
+            config,
+            sizes,
+            done,
+            Some(done),
+        )
+    }
+
+    /// The re-plan a final training made after its first epoch, which it timed (`schedule`), when it changed the
+    /// epochs: stored in `config` and returned.
+    pub fn after_first_final_epoch(&mut self, config: &mut SearchConfig, schedule: Schedule, spent: f64) -> Plan {
+        let last = config.plans.last().expect("a plan precedes the final training");
+        let samples = last.final_samples.max(1) as f64;
+        let plan = Plan {
+            made: "after final epoch 1".to_string(),
+            spent_seconds: spent,
+            final_epochs: schedule.epochs,
+            predicted_seconds: spent + (schedule.epochs - 1) as f64 * schedule.first_epoch_seconds,
+            seconds_per_image: schedule.first_epoch_seconds / samples,
+            ..last.clone()
+        };
+        config.final_train.epochs = plan.final_epochs;
+        config.plans.push(plan.clone());
+        plan
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replan(
+        &mut self,
+        measured: Measured,
+        made: &str,
+        record: Option<&mut IterationRecord>,
+        config: &mut SearchConfig,
+        sizes: SplitSizes,
+        done: usize,
+        max_iterations: Option<usize>,
+    ) -> Plan {
+        self.measured = Some(measured);
+        let limits = config.time_budget.expect("a planner has a budget");
+        let input = PlanInput {
+            budget_seconds: self.budget_seconds,
+            spent_seconds: self.clock.spent(),
+            seconds_per_image: measured.seconds_per_image,
+            seconds_per_pass: measured.seconds_per_pass,
+            growth: measured.growth,
+            next_cost: measured.next_cost,
+            search_images_available: sizes.search_available,
+            validation_images: sizes.validation,
+            final_images_available: sizes.final_available,
+            iterations_done: done,
+            search_images: config.plans.first().map(|p| p.search_samples),
+            max_iterations: max_iterations.unwrap_or(limits.max_iterations),
+            max_epochs_per_iteration: limits.max_epochs_per_iteration,
+            batch_size: config.final_train.batch_size,
+        };
+        let plan = budget::plan(&input, made);
+        if let Some(record) = record {
+            record.plans.push(plan.clone());
+        }
+        apply(config, &plan, sizes);
+        plan
+    }
+}
+
+/// The sizes of the splits a plan divides.
+#[derive(Clone, Copy, Debug)]
+pub struct SplitSizes {
+    /// Training images the search may use (the training split less validation).
+    pub search_available: usize,
+    /// Validation images.
+    pub validation: usize,
+    /// The whole training split, for the final training.
+    pub final_available: usize,
+}
+
+/// Writes `plan` into `config`: the settings the rest of the run follows, and the plan itself.
+fn apply(config: &mut SearchConfig, plan: &Plan, sizes: SplitSizes) {
+    config.search_samples = Some(plan.search_samples);
+    config.iterations = plan.iterations;
+    config.train.epochs = plan.epochs_per_iteration;
+    config.final_train.epochs = plan.final_epochs;
+    config.final_samples = (plan.final_samples < sizes.final_available).then_some(plan.final_samples);
+    config.plans.push(plan.clone());
+}
