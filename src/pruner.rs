@@ -46,11 +46,17 @@ pub fn gate(weight: &Tensor, output: &Tensor) -> Tensor {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GateHistory {
     counts: Vec<u64>,
+    /// Batches with an open gate since the phase began, the window's limit aside.
+    #[serde(default)]
+    total: u64,
 }
 
 impl Default for GateHistory {
     fn default() -> Self {
-        GateHistory { counts: vec![0] }
+        GateHistory {
+            counts: vec![0],
+            total: 0,
+        }
     }
 }
 
@@ -70,7 +76,13 @@ impl GateHistory {
     pub fn record(&mut self, open: bool) {
         if let (true, Some(last)) = (open, self.counts.last_mut()) {
             *last += 1;
+            self.total += 1;
         }
+    }
+
+    /// Batches with an open gate since the phase began.
+    pub fn total_open(&self) -> u64 {
+        self.total
     }
 
     /// Batches with an open gate within the current window.

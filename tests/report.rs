@@ -79,6 +79,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
         training_seconds: 10.0 * iteration as f64,
         scoring_seconds: if strategy == Strategy::Spidernet { 5.0 } else { 0.0 },
         train_images_per_second: (iteration > 0).then_some(120.0),
+        gate_open: Vec::new(),
         plans: Vec::new(),
     }
 }

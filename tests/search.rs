@@ -480,3 +480,22 @@ fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_nea
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn final_ops_cuts_every_edge_of_the_trained_network_to_k_ops() {
+    let _turn = turn();
+    let mut config = small_config(Strategy::Random);
+    config.iterations = 1;
+    config.final_train.epochs = 1;
+    config.final_ops = Some(2);
+    let (dir, summary) = run(&config, "final-ops");
+    let trained = Genotype::load(&dir.genotype_path()).unwrap();
+    let searched: Checkpoint = serde_json::from_str(&std::fs::read_to_string(dir.checkpoint_path()).unwrap()).unwrap();
+    assert!(trained.cells.iter().flat_map(|c| &c.edges).all(|e| e.ops.len() <= 2));
+    assert!(searched.genotype.live_op_count() > trained.live_op_count());
+    assert_eq!(summary.live_ops, trained.live_op_count());
+    // The ranking came from the last training's gate records.
+    let history = dir.history().unwrap();
+    assert!(!history.last().unwrap().gate_open.is_empty());
+    let _ = std::fs::remove_dir_all(dir.root());
+}

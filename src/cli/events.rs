@@ -5,7 +5,7 @@ use super::progress::Progress;
 use serde_json::{Value, json};
 use spidernet::metrics::CandidateReport;
 use spidernet::search::budget::Plan;
-use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
+use spidernet::search::{Discretized, IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 use std::io::Write;
 
@@ -123,5 +123,13 @@ impl SearchObserver for JsonEvents {
     fn plan(&mut self, plan: &Plan) {
         self.progress.plan(plan);
         emit("plan", json!({ "plan": plan }));
+    }
+
+    fn discretized(&mut self, keep: usize, outcome: &Discretized) {
+        self.progress.discretized(keep, outcome);
+        emit(
+            "final_ops",
+            json!({ "keep": keep, "removed": outcome.removed, "kept": outcome.kept }),
+        );
     }
 }

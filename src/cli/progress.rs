@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spidernet::memory::format_size;
 use spidernet::metrics::CandidateReport;
 use spidernet::search::budget::Plan;
-use spidernet::search::{IterationRecord, Phase, SearchConfig, SearchObserver};
+use spidernet::search::{Discretized, IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
 
 /// Progress of training phases and candidate scoring.
@@ -184,5 +184,17 @@ impl SearchObserver for Progress {
     fn plan(&mut self, plan: &Plan) {
         self.clear();
         eprintln!("{}", plan.describe());
+    }
+
+    fn discretized(&mut self, keep: usize, outcome: &Discretized) {
+        self.clear();
+        let kept = match outcome.kept.len() {
+            0 => String::new(),
+            n => format!(" ({n} kept to hold a cell together)"),
+        };
+        eprintln!(
+            "final ops: every edge keeps its {keep} longest-open ops; {} ops removed{kept}",
+            outcome.removed.len()
+        );
     }
 }

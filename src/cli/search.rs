@@ -59,6 +59,10 @@ pub struct SearchArgs {
     /// supernet's, instead of fresh weights.
     #[arg(long)]
     inherit_weights: bool,
+    /// Before the final training, keep on each edge only the K ops whose gates were open longest in the last
+    /// supernet training.
+    #[arg(long, value_name = "K", value_parser = positive)]
+    final_ops: Option<usize>,
     /// Skip the final training.
     #[arg(long)]
     no_final: bool,
@@ -68,7 +72,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights",
+        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -101,6 +105,7 @@ impl SearchArgs {
         config.train.epochs = self.epochs_per_iteration;
         config.final_training = !self.no_final;
         config.inherit_weights = self.inherit_weights;
+        config.final_ops = self.final_ops;
         config.time_budget = self.time_budget.map(|seconds| TimeBudget {
             seconds,
             max_iterations: config.iterations,

@@ -2,6 +2,7 @@
 //! train-free-scored split that fits the memory budget, re-initialise, repeat; then train the result from scratch.
 
 pub mod budget;
+mod discretize;
 mod final_training;
 mod inherit;
 mod mutate;
@@ -9,9 +10,10 @@ mod planning;
 pub mod record;
 mod run_dir;
 
+pub use discretize::Discretized;
 pub use final_training::{Deadline, FinalOutcome, FinalRun, final_subset, final_training};
 pub use mutate::Strategy;
-pub use record::{Checkpoint, IterationRecord, Mutation, Summary};
+pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
 
 use planning::{Planner, RunClock, SplitSizes};
@@ -98,6 +100,10 @@ pub struct SearchConfig {
     /// last supernet's) instead of fresh ones, as the reference does.
     #[serde(default)]
     pub inherit_weights: bool,
+    /// Before the final training, keep on each edge only this many ops, those whose gates were open longest in
+    /// the last supernet training (none: every live op).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_ops: Option<usize>,
     /// Every plan made so far, oldest first; the settings above follow the last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<budget::Plan>,
@@ -165,6 +171,7 @@ impl SearchConfig {
             },
             time_budget: None,
             inherit_weights: false,
+            final_ops: None,
             plans: Vec::new(),
         }
     }
@@ -243,6 +250,8 @@ pub trait SearchObserver: TrainObserver {
     fn stopped(&mut self, _reason: &str) {}
     /// A time-budgeted run made or revised its plan.
     fn plan(&mut self, _plan: &budget::Plan) {}
+    /// `--final-ops` cut every edge down to `keep` ops before the final training.
+    fn discretized(&mut self, _keep: usize, _outcome: &Discretized) {}
 }
 
 /// The splits a search trains, validates and tests on.
@@ -353,6 +362,12 @@ pub fn run(
     let mut summary = search_summary(&checkpoint.genotype, &config, &history, reason);
     summary.run_seconds = clock.spent();
     if config.final_training {
+        let mut genotype = checkpoint.genotype.clone();
+        if let Some(keep) = config.final_ops {
+            let open = history.iter().rev().map(|r| &r.gate_open).find(|g| !g.is_empty());
+            let outcome = discretize::keep_top_ops(&mut genotype, open.map_or(&[], |g| g.as_slice()), keep);
+            observer.discretized(keep, &outcome);
+        }
         let run = FinalRun {
             config: &config,
             data,
@@ -361,7 +376,7 @@ pub fn run(
             deadline,
             inherited: inherited.as_deref(),
         };
-        let schedule = final_training::train_final(&mut summary, &checkpoint.genotype, &run, observer)?;
+        let schedule = final_training::train_final(&mut summary, &genotype, &run, observer)?;
         summary.run_seconds = checkpoint.elapsed_seconds + summary.final_training_seconds;
         if let Some(planner) = planner
             .as_mut()
@@ -444,6 +459,7 @@ fn run_iteration(
     let mut last_epoch: Option<EpochReport> = None;
     let mut deadheaded = Vec::new();
     let mut images_per_second = None;
+    let mut gate_open = Vec::new();
     let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
     if phase != Phase::Premutation {
@@ -467,6 +483,14 @@ fn run_iteration(
         deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
         last_epoch = reports.last().cloned();
         *genotype = net.genotype().clone();
+        gate_open = net
+            .gate_histories()
+            .into_iter()
+            .map(|(op, history)| GateOpen {
+                op,
+                open: history.total_open(),
+            })
+            .collect();
         if config.inherit_weights {
             *inherited = Some(net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect());
         }
@@ -497,6 +521,7 @@ fn run_iteration(
         training_seconds,
         scoring_seconds,
         train_images_per_second: images_per_second,
+        gate_open,
         plans: Vec::new(),
     })
 }

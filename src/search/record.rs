@@ -64,10 +64,24 @@ pub struct IterationRecord {
     /// Training images per second of this iteration's supernet (batches only; none for iteration 0).
     #[serde(default)]
     pub train_images_per_second: Option<f64>,
+    /// Batches on which each live op's gate was open during this iteration's training, for `--final-ops`
+    /// (empty for iteration 0 and for records written before it was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate_open: Vec<GateOpen>,
     /// The plans a time-budgeted run made after this iteration (the last record also holds the one made before
     /// the final training).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<Plan>,
+}
+
+/// How long one op's gate was open in a training phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateOpen {
+    /// The op.
+    #[serde(flatten)]
+    pub op: OpRef,
+    /// Batches on which its gate was open.
+    pub open: u64,
 }
 
 /// Version of the checkpoint format.
