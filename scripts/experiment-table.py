@@ -6,6 +6,9 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finished_runs import finished_runs  # noqa: E402
+
 
 def max_rss_bytes(log: Path):
     """The whole process's peak RSS, from /usr/bin/time -v in the run's stderr log."""
@@ -14,12 +17,8 @@ def max_rss_bytes(log: Path):
 
 
 def rows(out: Path):
-    for summary_file in sorted(out.glob("runs/*/summary.json")):
-        run = summary_file.parent
-        strategy, seed = run.name.rsplit("-seed", 1)
-        summary = json.loads(summary_file.read_text())
-        history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line]
-        yield strategy, int(seed), {
+    for run, strategy, seed, summary, history in finished_runs(out):
+        yield strategy, seed, {
             "test accuracy (%)": 100 * summary["test_accuracy"],
             "final validation accuracy of the search (%)": 100 * history[-1]["validation_accuracy"],
             "parameters": summary["parameters"],

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """The recipe study's curves (scripts/recipes.sh) as a Markdown table: test accuracy after every epoch, the best,
-the mean training seconds per epoch and the ops deadheaded, one row per variant in the order they ran."""
+the mean training seconds per epoch and the ops deadheaded, one row per variant in the script's order."""
 import json
+import re
 import sys
 from pathlib import Path
 
 
 def main():
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/recipes")
-    curves = sorted(out.glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
+    # The order of scripts/recipes.sh, which lists every variant as "name:flags"; others go last, by name.
+    listed = re.findall(r'^\s*"([^":]+):', (Path(__file__).parent / "recipes.sh").read_text(), re.M)
+    curves = sorted(out.glob("*.jsonl"), key=lambda p: (listed.index(p.stem) if p.stem in listed else len(listed), p.stem))
     if not curves:
         sys.exit(f"error: {out} holds no learning curves (*.jsonl); run scripts/recipes.sh first")
     epochs = max(len(path.read_text().splitlines()) for path in curves)

@@ -28,11 +28,12 @@ variants=(
   "lr0.05-droppath0:--lr 0.05 --drop-path 0"
   "lr0.05-aux0:--lr 0.05 --aux-weight 0"
   "lr0.05-light:--lr 0.05 --cutout-probability 0 --drop-path 0"
-  "lr0.05-nesterov-warmup1:--lr 0.05 --nesterov true --warmup-epochs 1"
-  "lr0.05-smooth0.1:--lr 0.05 --label-smoothing 0.1"
-  "lr0.05-ramp:--lr 0.05 --drop-path-ramp true"
-  "lr0.05-batch128:--lr 0.05 --batch-size 128"
-  "lr0.2:--lr 0.2"
+  "lr0.1-light:--lr 0.1 --cutout-probability 0 --drop-path 0"
+  "lr0.1-light-aux0:--lr 0.1 --cutout-probability 0 --drop-path 0 --aux-weight 0"
+  "lr0.1-light-nesterov-warmup1:--lr 0.1 --cutout-probability 0 --drop-path 0 --nesterov true --warmup-epochs 1"
+  "lr0.1-light-smooth0.1:--lr 0.1 --cutout-probability 0 --drop-path 0 --label-smoothing 0.1"
+  "lr0.1-ramp-cutout0:--lr 0.1 --cutout-probability 0 --drop-path-ramp true"
+  "lr0.1-light-batch128:--lr 0.1 --cutout-probability 0 --drop-path 0 --batch-size 128"
 )
 
 for entry in "${variants[@]}"; do

@@ -44,6 +44,24 @@ pub struct TrainConfig {
     /// it constant).
     #[serde(default)]
     pub drop_path_ramp: bool,
+    /// Whether the augmentation derived from the data includes cutout (the reference's does).
+    #[serde(default = "cutout_by_default")]
+    pub cutout: bool,
+}
+
+fn cutout_by_default() -> bool {
+    true
+}
+
+impl TrainConfig {
+    /// `data`'s augmentation as this recipe runs it: without cutout when `cutout` is off.
+    pub fn augmentation_for(&self, data: &Dataset) -> Augment {
+        let mut augment = data.augment();
+        if !self.cutout {
+            augment.cutout_probability = 0.0;
+        }
+        augment
+    }
 }
 
 impl Default for TrainConfig {
@@ -63,6 +81,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             warmup_epochs: 0.0,
             drop_path_ramp: false,
+            cutout: true,
         }
     }
 }

@@ -412,7 +412,21 @@ fn strategy_none_trains_the_initial_genotype_without_searching() {
     let (dir, summary) = run(&config, "strategy-none");
     let data = Digits::default().load(config.seed).unwrap();
     let initial = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
-    assert_eq!(Genotype::load(&dir.genotype_path()).unwrap(), initial);
+    let (_, _, checkpoint) = RunDir::open(dir.root()).unwrap();
+    assert_eq!(
+        checkpoint.genotype, initial,
+        "the search left the initial genotype as it was"
+    );
+    // The final training may deadhead ops, but it adds nothing: the same edges, each with a subset of its ops.
+    let trained = Genotype::load(&dir.genotype_path()).unwrap();
+    for (after, before) in trained.cells.iter().zip(&initial.cells) {
+        let ids = |cell: &spidernet::genotype::Cell| cell.edges.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(after), ids(before));
+        for edge in &after.edges {
+            let original = before.edge(edge.id).unwrap();
+            assert!(edge.ops.iter().all(|op| original.ops.contains(op)));
+        }
+    }
     assert!(
         dir.history().unwrap().is_empty(),
         "nothing was scored or trained before the final training"

@@ -171,7 +171,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let base = final_recipe(Profile::Quick);
     let base = TrainConfig {
         epochs: args.epochs.unwrap_or(base.epochs),
-        augment: Some(data.augment()),
+        augment: Some(base.augmentation_for(&data)),
         ..base
     };
     let config = args.recipe.apply(base)?;

@@ -160,7 +160,11 @@ pub fn final_training(
     // A budgeted run may have rescheduled its epochs after the first; the checkpoint holds the count in force.
     let train_config = TrainConfig {
         epochs,
-        augment: config.final_train.augment.clone().or_else(|| Some(data.augment())),
+        augment: config
+            .final_train
+            .augment
+            .clone()
+            .or_else(|| Some(config.final_train.augmentation_for(data))),
         ..config.final_train.clone()
     };
     let scheduled = std::cell::Cell::new(epochs);

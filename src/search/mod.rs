@@ -31,17 +31,32 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::Device;
 
-/// The final training of a profile (docs/ALGORITHM.md §9), which `spidernet train` uses too.
-pub fn final_recipe(profile: Profile) -> TrainConfig {
+/// The training recipe of a profile's search phases and final training (docs/ALGORITHM.md §9), at 4 epochs:
+/// the published one for `reference`, and for `quick` the one measured best for short CPU runs (docs/RESULTS.md,
+/// *Final-training recipe*): lr 0.1, no drop-path, no cutout, no auxiliary loss.
+pub fn recipe(profile: Profile) -> TrainConfig {
     match profile {
-        Profile::Reference => TrainConfig {
-            epochs: 600,
-            ..TrainConfig::default()
-        },
+        Profile::Reference => TrainConfig::default(),
         Profile::Quick => TrainConfig {
-            epochs: 30,
+            lr_max: 0.1,
+            drop_path: 0.0,
+            aux_weight: 0.0,
+            cutout: false,
             ..TrainConfig::default()
         },
+    }
+}
+
+/// The final training of a profile, which `spidernet train` uses too: its recipe for 600 epochs (reference) or
+/// 30 (quick).
+pub fn final_recipe(profile: Profile) -> TrainConfig {
+    let epochs = match profile {
+        Profile::Reference => 600,
+        Profile::Quick => 30,
+    };
+    TrainConfig {
+        epochs,
+        ..recipe(profile)
     }
 }
 
@@ -159,7 +174,7 @@ impl SearchConfig {
             data_options: DataOptions::default(),
             final_samples: None,
             validation_fraction: 0.1,
-            train: TrainConfig::default(),
+            train: recipe(profile),
             final_train: final_recipe(profile),
             final_training: true,
             metrics,
@@ -191,7 +206,7 @@ impl SearchConfig {
     /// Sets the final training's augmentation to the one `data` calls for (crop padding, cutout and flips scaled to
     /// its images), so that the settings record what will run.
     pub fn record_final_augmentation(&mut self, data: &Dataset) {
-        self.final_train.augment = Some(data.augment());
+        self.final_train.augment = Some(self.final_train.augmentation_for(data));
     }
 }
 

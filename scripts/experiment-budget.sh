@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The equal-budget experiment of docs/RESULTS.md on Fashion-MNIST (all 60,000 / 10,000 images): spidernet, random
+# and none at --time-budget BUDGET for 3 seeds each, and both PyTorch baselines for the same budget and seeds.
+#
+#   scripts/experiment-budget.sh [BUDGET] [OUT_DIR]   (default 30m, runs/experiment-budget-BUDGET)
+#
+# Resumable: a finished run is kept, an interrupted search continues with --resume (its time budget counts the
+# seconds of every process that worked on it), an interrupted baseline starts again. Run nothing else meanwhile:
+# the budget is wall time. SEEDS (default "0 1 2") and STRATEGIES (default "spidernet random none") narrow it.
+# Then: python3 scripts/experiment-budget-table.py OUT_DIR prints the tables.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+budget="${1:-30m}"
+out="${2:-$root/runs/experiment-budget-$budget}"
+binary="$root/target/release/spidernet"
+python="${PYTHON:-$root/.venv/bin/python}"
+[ -x "$binary" ] || (cd "$root" && cargo build --release)
+mkdir -p "$out/logs" "$out/runs" "$out/baselines"
+for seed in ${SEEDS:-0 1 2}; do
+  for strategy in ${STRATEGIES:-spidernet random none}; do
+    name="$strategy-seed$seed"
+    run="$out/runs/$name"
+    [ -f "$run/summary.json" ] && continue
+    echo "$(date -u +%T) $name"
+    if [ -f "$run/config.json" ]; then
+      command=("$binary" search --resume "$run")
+    else
+      rm -rf "$run"
+      command=("$binary" search --data fashion-mnist --strategy "$strategy" --seed "$seed" --time-budget "$budget"
+        --out "$run")
+    fi
+    "${command[@]}" >> "$out/logs/$name.out" 2>> "$out/logs/$name.err"
+  done
+done
+for seed in ${SEEDS:-0 1 2}; do
+  for model in cnn resnet; do
+    summary="$out/baselines/$model-seed$seed.json"
+    [ -f "$summary" ] && continue
+    echo "$(date -u +%T) pytorch $model seed $seed"
+    "$python" "$root/bench/baselines.py" --model "$model" --time-budget "$budget" --seed "$seed" --out "$summary" \
+      > "$out/logs/$model-seed$seed.out" 2> "$out/logs/$model-seed$seed.err"
+  done
+done
