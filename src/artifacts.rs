@@ -55,12 +55,7 @@ impl Artifacts {
 
     /// Writes the network's live tensors (dead ops left out) as safetensors.
     pub fn save_weights(&self, net: &Supernet) -> anyhow::Result<()> {
-        let path = self.weights_path();
-        let named = net.named_tensors();
-        crate::atomic::write_atomic_with(&path, |temp| {
-            Tensor::write_safetensors(&named, temp).map_err(|error| std::io::Error::other(error.to_string()))
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
+        write_tensors(&self.weights_path(), &net.named_tensors())
     }
 
     /// The input statistics; None when the folder has no `normalization.json` (older runs), an error when it has
@@ -103,6 +98,14 @@ impl Artifacts {
             .with_context(|| format!("{} does not match {}", weights_path.display(), genotype_path.display()))?;
         Ok((genotype, tensors))
     }
+}
+
+/// Writes named tensors to `path` as safetensors, atomically and synced.
+pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+    crate::atomic::write_atomic_with(path, |temp| {
+        Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -207,11 +207,7 @@ impl RunDir {
     /// A crash at any point leaves the last recorded epoch whole.
     pub fn commit_final(&self, state: &mut FinalCheckpoint, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
         state.tensors = format!("{FINAL_TENSORS_PREFIX}{}.safetensors", state.epochs_done());
-        let path = self.checkpoint_dir().join(&state.tensors);
-        crate::atomic::write_atomic_with(&path, |temp| {
-            Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
-        })
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        artifacts::write_tensors(&self.checkpoint_dir().join(&state.tensors), tensors)?;
         write_json(&self.final_checkpoint_path(), state)?;
         self.remove_final_tensors(Some(&state.tensors))
     }
@@ -282,11 +278,7 @@ impl RunDir {
     /// Writes the tensors the next phase inherits after `completed` iterations; call before the commit that
     /// records them, and `forget_older_inherited` after it.
     pub fn save_inherited(&self, completed: usize, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
-        let path = self.inherited_path(completed);
-        crate::atomic::write_atomic_with(&path, |temp| {
-            Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
-        })
-        .with_context(|| format!("cannot write {}", path.display()))
+        artifacts::write_tensors(&self.inherited_path(completed), tensors)
     }
 
     /// The tensors saved after `completed` iterations, if there are any.
