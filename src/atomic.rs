@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What every temporary file name holds after the target's name.
+const TEMP_MARK: &str = ".tmp-";
+
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |temp| write_synced(temp, bytes))
@@ -34,8 +37,14 @@ fn temp_path_beside(path: &Path) -> std::io::Result<PathBuf> {
     let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
-    temp_name.push(format!(".tmp-{}-{serial}", std::process::id()));
+    temp_name.push(format!("{TEMP_MARK}{}-{serial}", std::process::id()));
     Ok(path.with_file_name(temp_name))
+}
+
+/// Whether `name` is one of [`write_atomic`]'s temporary file names.
+pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') && name.contains(TEMP_MARK)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -19,9 +19,12 @@ fn main() -> ExitCode {
         .init();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<cli::Exit>() {
+            Some(exit) => ExitCode::from(exit.code),
+            None => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

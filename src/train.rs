@@ -197,6 +197,12 @@ pub enum TrainingError {
     NonFiniteWeights { epoch: usize, tensor: String },
 }
 
+/// The run was asked to stop (a SIGINT or SIGTERM, docs/SEARCH.md, *Interrupts*): the work since its last
+/// checkpoint is abandoned, and a resume redoes it.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
 /// The first tensor of `net` holding a NaN or an infinity, if any.
 fn first_non_finite(net: &Supernet) -> Option<String> {
     tch::no_grad(|| {
@@ -215,6 +221,10 @@ pub trait TrainObserver {
     fn epoch(&mut self, _report: &EpochReport) {}
     /// Asked after each epoch: true ends the training there (the learning-rate schedule is not shortened).
     fn should_stop(&mut self) -> bool {
+        false
+    }
+    /// Asked after each batch and each scored candidate: true abandons the run there with [`Interrupted`].
+    fn interrupted(&self) -> bool {
         false
     }
 }
@@ -335,6 +345,9 @@ pub fn train_resumable(
             correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;
             seen += n;
             observer.batch(epoch + 1, index + 1, batches, loss_value);
+            if observer.interrupted() {
+                return Err(Interrupted.into());
+            }
         }
         if let Some(tensor) = first_non_finite(net) {
             return Err(TrainingError::NonFiniteWeights {

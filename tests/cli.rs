@@ -244,6 +244,34 @@ fn resuming_a_finished_run_redoes_nothing() {
 }
 
 #[test]
+fn a_run_folder_held_by_another_process_is_refused_at_once() {
+    let dir = scratch("cli-locked");
+    let held = spidernet::search::RunLock::acquire(&dir).unwrap();
+    let holder = format!("process {}", std::process::id());
+    for args in [
+        vec!["search", "--out", path(&dir), "--reductions", "1", "--channels", "4"],
+        vec!["search", "--resume", path(&dir)],
+    ] {
+        let started = std::time::Instant::now();
+        let stderr = fails(&args);
+        assert!(
+            stderr.contains(&format!("{} is in use by {holder}", dir.display())),
+            "{args:?}: {stderr}"
+        );
+        assert!(started.elapsed().as_secs() < 30, "{args:?} waited for the lock");
+    }
+    assert!(
+        !dir.join("config.json").exists(),
+        "the refused run wrote into the held folder"
+    );
+    drop(held);
+    // Released, the folder is open again: resume now reaches the folder itself, which holds no run.
+    let stderr = fails(&["search", "--resume", path(&dir)]);
+    assert!(stderr.contains("is not a run folder"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn export_names_a_corrupt_normalization_file() {
     let _turn = turn();
     let dir = scratch("cli-normalization");

@@ -206,7 +206,7 @@ fn scoring_on_digits_reports_every_edge_accepts_some_and_is_reproducible() {
     assert_eq!(reports.len(), 9);
     assert!(reports.iter().any(|r| r.accepted()), "no candidate accepted");
 
-    let decide = |scorer: &Scorer| scorer.decide(&genotype, 2, 0, &mut |_| {}).unwrap();
+    let decide = |scorer: &Scorer| scorer.decide(&genotype, 2, 0, &mut |_| Ok(())).unwrap();
     let first = decide(&scorer);
     let again = decide(&Scorer::new(&data.train, config, 0, Device::Cpu));
     let outcome = |d: &spidernet::metrics::CellDecision| {

@@ -90,7 +90,7 @@ fn run_folder(root: &Path, data: &str, strategy: Strategy, accuracies: [f64; 2],
     config.strategy = strategy;
     config.memory_budget = 8 << 20;
     let genotype = Genotype::minimal(2, 16, InputShape::new(1, 8, 8), 10).unwrap();
-    let dir = RunDir::create(root, &config).unwrap();
+    let dir = RunDir::create(root, &config, &Checkpoint::start(genotype.clone(), 0)).unwrap();
     let history = vec![
         record(0, None, strategy),
         record(1, Some(accuracies[0]), strategy),

@@ -4,7 +4,7 @@ mod common;
 
 use common::{scratch, turn};
 use spidernet::data::{DataSource, Digits};
-use spidernet::genotype::Genotype;
+use spidernet::genotype::{Genotype, InputShape};
 use spidernet::memory;
 use spidernet::search::{self, Checkpoint, IterationRecord, Profile, RunDir, SearchConfig, SearchObserver, Strategy};
 use spidernet::train::TrainObserver;
@@ -35,8 +35,8 @@ fn small_config(strategy: Strategy) -> SearchConfig {
 fn try_run(config: &SearchConfig, name: &str) -> (RunDir, anyhow::Result<search::Summary>) {
     let data = Digits::default().load(config.seed).unwrap();
     let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
-    let dir = RunDir::create(&scratch(name), config).unwrap();
     let start = Checkpoint::start(genotype, config.seed);
+    let dir = RunDir::create(&scratch(name), config, &start).unwrap();
     let result = search::run(&dir, config, &data, start, Device::Cpu, &mut Quiet);
     (dir, result)
 }
@@ -206,10 +206,38 @@ fn final_epochs_done(root: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Starts `command` with its stderr captured, sends it SIGTERM as soon as `reached` holds, and returns its exit
+/// status, its stderr and the seconds it took to exit after the signal.
+fn terminate_when(mut command: Command, mut reached: impl FnMut() -> bool, what: &str) -> (i32, String, f64) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !reached() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run did not reach {what}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it reached {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on the child's pid has no memory effects in this process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let code = output.status.code().unwrap_or(-1);
+    (
+        code,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        signalled.elapsed().as_secs_f64(),
+    )
+}
+
 #[test]
-fn a_final_training_killed_after_an_epoch_resumes_to_bitwise_the_same_weights() {
+fn a_final_training_killed_or_terminated_after_an_epoch_resumes_to_bitwise_the_same_weights() {
     let _turn = turn();
-    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 300 --final-epochs 4 --final-samples 640 --seed 6";
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 300 --final-epochs 6 --final-samples 640 --seed 6";
     let search = |out: &Path| {
         let mut command = spidernet(&["search", "--out", &out.display().to_string()]);
         command.args(settings.split(' '));
@@ -217,6 +245,31 @@ fn a_final_training_killed_after_an_epoch_resumes_to_bitwise_the_same_weights() 
     };
     let whole = scratch("final-whole");
     assert!(search(&whole).status().unwrap().success());
+    let weights = |root: &Path| std::fs::read(root.join("weights.safetensors")).unwrap();
+    let accuracy = |root: &Path| RunDir::open(root).unwrap().0.summary().unwrap().unwrap().test_accuracy;
+    let resumes_to_the_whole_run = |root: &Path| {
+        let done = final_epochs_done(root);
+        assert!(
+            (1..6).contains(&done) && !root.join("summary.json").exists(),
+            "stopped mid-final-training ({done} epochs recorded)"
+        );
+        let status = spidernet(&["search", "--resume", &root.display().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(weights(root) == weights(&whole), "the resumed weights differ");
+        assert_eq!(accuracy(root), accuracy(&whole));
+        assert!(
+            !root.join("checkpoint/final.json").exists(),
+            "the finished run keeps no final checkpoint"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("checkpoint"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().contains("final-epoch-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    };
 
     let killed = scratch("final-killed");
     kill_when(
@@ -224,30 +277,27 @@ fn a_final_training_killed_after_an_epoch_resumes_to_bitwise_the_same_weights() 
         || final_epochs_done(&killed) >= 1,
         "its first final epoch",
     );
-    let done = final_epochs_done(&killed);
-    assert!(
-        (1..4).contains(&done) && !killed.join("summary.json").exists(),
-        "killed mid-final-training ({done} epochs recorded)"
+    resumes_to_the_whole_run(&killed);
+
+    // SIGTERM (as from kill, SLURM or Kubernetes) stops at the next batch, says how to resume, and exits 143.
+    let terminated = scratch("final-terminated");
+    let (code, stderr, seconds) = terminate_when(
+        search(&terminated),
+        || final_epochs_done(&terminated) >= 1,
+        "its first final epoch",
     );
-    let killed_arg = killed.display().to_string();
-    let status = spidernet(&["search", "--resume", &killed_arg]).status().unwrap();
-    assert!(status.success());
-    let weights = |root: &Path| std::fs::read(root.join("weights.safetensors")).unwrap();
-    assert!(weights(&killed) == weights(&whole), "the resumed weights differ");
-    let accuracy = |root: &Path| RunDir::open(root).unwrap().0.summary().unwrap().unwrap().test_accuracy;
-    assert_eq!(accuracy(&killed), accuracy(&whole));
-    assert!(
-        !killed.join("checkpoint/final.json").exists(),
-        "the finished run keeps no final checkpoint"
+    assert_eq!(code, 143, "{stderr}");
+    let hint = format!(
+        "interrupted; resume with: spidernet search --resume {}",
+        terminated.display()
     );
-    let leftovers: Vec<_> = std::fs::read_dir(killed.join("checkpoint"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name())
-        .filter(|name| name.to_string_lossy().contains("final-epoch-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    let _ = std::fs::remove_dir_all(&whole);
-    let _ = std::fs::remove_dir_all(&killed);
+    assert!(stderr.contains(&hint), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(seconds < 10.0, "it took {seconds:.1} s to stop");
+    resumes_to_the_whole_run(&terminated);
+    for root in [&whole, &killed, &terminated] {
+        let _ = std::fs::remove_dir_all(root);
+    }
 }
 
 #[test]
@@ -285,6 +335,31 @@ fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
 }
 
 #[test]
+fn a_run_folder_can_be_resumed_from_the_moment_it_is_created() {
+    let config = small_config(Strategy::Random);
+    let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    let root = scratch("created");
+    RunDir::create(&root, &config, &Checkpoint::start(genotype.clone(), config.seed)).unwrap();
+    // What a run interrupted before its first step leaves: resume starts it from the beginning.
+    let (dir, _, checkpoint) = RunDir::open(&root).unwrap();
+    assert_eq!((checkpoint.completed, &checkpoint.genotype), (0, &genotype));
+    assert!(dir.history().unwrap().is_empty());
+    // The temporaries of writes a crash cut short go; the run's own files stay.
+    let strays = [
+        root.join(".config.json.tmp-77-0"),
+        root.join("checkpoint/.state.json.tmp-77-3"),
+    ];
+    for stray in &strays {
+        std::fs::write(stray, "half").unwrap();
+    }
+    std::fs::write(root.join(".lock"), "77\n").unwrap();
+    dir.remove_stray_temporaries().unwrap();
+    assert!(strays.iter().all(|stray| !stray.exists()));
+    assert!(root.join(".lock").exists() && dir.checkpoint_path().exists() && dir.config_path().exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn corrupt_or_mismatched_checkpoints_are_refused_and_left_alone() {
     let _turn = turn();
     let mut config = small_config(Strategy::Random);
@@ -303,7 +378,8 @@ fn corrupt_or_mismatched_checkpoints_are_refused_and_left_alone() {
     let error = format!("{:#}", RunDir::open(dir.root()).unwrap_err());
     assert!(error.contains("does not match") && error.contains("seed 99"), "{error}");
 
-    let error = format!("{:#}", RunDir::create(dir.root(), &config).unwrap_err());
+    let start = Checkpoint::start(Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap(), 3);
+    let error = format!("{:#}", RunDir::create(dir.root(), &config, &start).unwrap_err());
     assert!(error.contains("already holds a run"), "{error}");
     let _ = std::fs::remove_dir_all(dir.root());
 }

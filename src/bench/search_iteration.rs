@@ -68,18 +68,12 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     for repeat in 0..config.repeats {
         let root = scratch.join(format!("search-{repeat}"));
         let _ = std::fs::remove_dir_all(&root);
-        let dir = RunDir::create(&root, &search_config)?;
         let genotype = Genotype::minimal(2, 16, dataset.shape, dataset.classes)?;
+        let first = Checkpoint::start(genotype, 0);
+        let dir = RunDir::create(&root, &search_config, &first)?;
         let mut observer = Candidates::default();
         let start = Instant::now();
-        let summary = search::run(
-            &dir,
-            &search_config,
-            dataset,
-            Checkpoint::start(genotype, 0),
-            config.device,
-            &mut observer,
-        )?;
+        let summary = search::run(&dir, &search_config, dataset, first, config.device, &mut observer)?;
         stats::synchronize(config.device);
         seconds.push(start.elapsed().as_secs_f64());
         training.push(summary.search_training_seconds);

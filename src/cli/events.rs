@@ -41,6 +41,10 @@ impl TrainObserver for JsonEvents {
         self.progress.epoch(report);
         emit("epoch_finished", json!({ "iteration": self.phase, "report": report }));
     }
+
+    fn interrupted(&self) -> bool {
+        self.progress.interrupted()
+    }
 }
 
 impl SearchObserver for JsonEvents {

@@ -7,6 +7,7 @@ mod bench_memory;
 mod doctor;
 mod events;
 mod export;
+mod interrupt;
 mod progress;
 mod report;
 mod search;
@@ -15,6 +16,14 @@ mod train;
 mod train_supernet;
 
 use clap::{Parser, Subcommand};
+
+/// A failure already explained on stderr, which ends the process with this exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {code}")]
+pub struct Exit {
+    /// The process's exit status.
+    pub code: u8,
+}
 
 /// The parsed command line.
 #[derive(Parser)]

@@ -104,6 +104,10 @@ impl TrainObserver for Progress {
         }
         eprintln!("{line}");
     }
+
+    fn interrupted(&self) -> bool {
+        super::interrupt::received().is_some()
+    }
 }
 
 impl SearchObserver for Progress {

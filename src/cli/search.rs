@@ -1,13 +1,17 @@
 //! `spidernet search`: a new search or a resumed one, its progress, and the result lines.
 
+use super::Exit;
 use super::args::{DataArgs, ShapeArgs, load_data, minimal_genotype, positive};
 use super::events::{self, JsonEvents};
+use super::interrupt;
 use super::progress::{self, Progress};
+use anyhow::Context;
 use clap::Args;
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::NtkMode;
 use spidernet::search::budget::TimeBudget;
-use spidernet::search::{self, Checkpoint, Profile, RunDir, SearchConfig, Strategy, Summary};
+use spidernet::search::{self, Checkpoint, Profile, RunDir, RunLock, SearchConfig, Strategy, Summary};
+use spidernet::train::Interrupted;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -146,10 +150,15 @@ fn default_run_dir(data: &str) -> PathBuf {
 
 /// Runs the search, then prints the result, the run folder and the report.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    interrupt::install()?;
     let device = args.data.device.device()?;
+    // Held until the run ends: no second process may work on the same folder meanwhile.
+    let _lock: RunLock;
     let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
+            _lock = RunLock::acquire(root)?;
             let (dir, config, checkpoint) = RunDir::open(root)?;
+            dir.remove_stray_temporaries()?;
             if let Some(summary) = dir.finished(&checkpoint)? {
                 // Nothing to train, so nothing to load: report what the run left.
                 eprintln!("{} is already complete: nothing to resume", root.display());
@@ -178,8 +187,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             config.record_final_augmentation(&data);
             let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
-            let dir = RunDir::create(&root, &config)?;
+            std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+            _lock = RunLock::acquire(&root)?;
             let checkpoint = Checkpoint::start(genotype, config.seed);
+            let dir = RunDir::create(&root, &config, &checkpoint)?;
             (dir, config, checkpoint, data)
         }
     };
@@ -198,12 +209,26 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         format_size(config.memory_budget),
         dir.root().display()
     );
-    let summary = if args.json {
+    let outcome = if args.json {
         let mut observer = JsonEvents::new(Progress::search(false));
-        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)
     } else {
         let mut observer = Progress::search(progress::bars_wanted());
-        search::run(&dir, &config, &data, checkpoint, device, &mut observer)?
+        search::run(&dir, &config, &data, checkpoint, device, &mut observer)
+    };
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(error) if error.downcast_ref::<Interrupted>().is_some() => {
+            eprintln!(
+                "interrupted; resume with: spidernet search --resume {}",
+                dir.root().display()
+            );
+            return Err(Exit {
+                code: interrupt::interrupted_exit_code(),
+            }
+            .into());
+        }
+        Err(error) => return Err(error),
     };
     print_result(&dir, &summary, args.json);
     Ok(())

@@ -379,13 +379,13 @@ impl Scorer {
 
     /// Walks the cell's edges in a seeded random order until enough candidates are accepted (or all were
     /// tried), then picks the accepted one with the lowest combined score. `round` varies the order between
-    /// search iterations. `on_candidate` sees each report as it is made.
+    /// search iterations. `on_candidate` sees each report as it is made; an error from it ends the walk.
     pub fn decide(
         &self,
         genotype: &Genotype,
         cell: usize,
         round: u64,
-        on_candidate: &mut dyn FnMut(&CandidateReport),
+        on_candidate: &mut dyn FnMut(&CandidateReport) -> anyhow::Result<()>,
     ) -> anyhow::Result<CellDecision> {
         let Some(target) = genotype.cells.get(cell) else {
             anyhow::bail!(
@@ -403,7 +403,7 @@ impl Scorer {
         let baseline = self.baseline(genotype);
         for edge in order {
             let report = self.score_against(&baseline, cell, edge)?;
-            on_candidate(&report);
+            on_candidate(&report)?;
             tried.push(report);
             if tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
                 break;

@@ -12,6 +12,9 @@ pub const MIN_SEARCH_IMAGES: usize = 1000;
 pub const MAX_FINAL_EPOCHS: usize = 300;
 /// Forward-only evaluation costs about this share of a training step per image.
 pub const EVAL_COST: f64 = 0.35;
+/// The most of the final training's time that whole epochs on all images may leave idle; past it, the plan runs one
+/// epoch more on a subset sized to fill the time.
+pub const MAX_IDLE_SHARE: f64 = 0.1;
 
 /// A run's time budget and the limits its plans stay within.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,18 +97,27 @@ impl Plan {
     /// One line for the terminal.
     pub fn describe(&self) -> String {
         format!(
-            "plan ({}): {} iterations of {} epochs on {} images, then {} final epochs on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image, {:.1} s per mutation pass)",
+            "plan ({}): {} of {} on {} images, then {} on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image, {:.1} s per mutation pass)",
             self.made,
-            self.iterations,
-            self.epochs_per_iteration,
+            counted(self.iterations, "iteration"),
+            counted(self.epochs_per_iteration, "epoch"),
             self.search_samples,
-            self.final_epochs,
+            counted(self.final_epochs, "final epoch"),
             self.final_samples,
             self.predicted_seconds / 60.0,
             self.budget_seconds / 60.0,
             1000.0 * self.seconds_per_image,
             self.seconds_per_pass
         )
+    }
+}
+
+/// "1 epoch", "2 epochs".
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 
@@ -160,14 +172,20 @@ pub fn plan(input: &PlanInput, made: &str) -> Plan {
     let final_left = (input.budget_seconds - input.spent_seconds - search).max(0.0);
     let per_image = input.seconds_per_image * final_cost;
     let full_epoch = input.final_images_available as f64 * per_image;
-    let (final_epochs, final_samples) = if final_left >= full_epoch {
-        let epochs = ((final_left / full_epoch).floor() as usize).min(MAX_FINAL_EPOCHS);
-        (epochs, input.final_images_available)
-    } else {
-        let least = input.batch_size.min(input.final_images_available);
-        let samples = ((final_left / per_image).floor() as usize).clamp(least, input.final_images_available);
-        (1, samples)
-    };
+    let least = input.batch_size.min(input.final_images_available);
+    let fit = final_left / full_epoch;
+    let whole = (fit.floor() as usize).min(MAX_FINAL_EPOCHS);
+    let (final_epochs, final_samples) =
+        if whole >= 1 && (whole == MAX_FINAL_EPOCHS || fit - fit.floor() <= MAX_IDLE_SHARE * fit) {
+            (whole, input.final_images_available)
+        } else {
+            // Whole epochs would leave too much idle (or not even one fits): one epoch more, each on the subset that
+            // fills the time.
+            let epochs = whole + 1;
+            let samples =
+                ((final_left / per_image / epochs as f64).floor() as usize).clamp(least, input.final_images_available);
+            (epochs, samples)
+        };
     let predicted = input.spent_seconds + search + final_epochs as f64 * final_samples as f64 * per_image;
     Plan {
         made: made.to_string(),
@@ -240,6 +258,16 @@ mod tests {
         }
     }
 
+    fn plan_for(budget_seconds: f64) -> Plan {
+        plan(
+            &PlanInput {
+                budget_seconds,
+                ..fashion()
+            },
+            "start",
+        )
+    }
+
     #[test]
     fn the_half_hour_plan_on_fashion_mnist_is_what_the_arithmetic_says() {
         let plan = plan(&fashion(), "start");
@@ -249,8 +277,12 @@ mod tests {
         assert_eq!((plan.iterations, plan.epochs_per_iteration), (2, 4));
         assert_eq!(plan.search_samples, 7269);
         // The final network costs 1.3² = 1.69 times the first: 60,000 images take 507 s per epoch; 1800 − 40
-        // − 499.97 s leave 1260 s, 2 epochs.
-        assert_eq!((plan.final_epochs, plan.final_samples), (2, 60_000));
+        // − 499.97 s leave 1260.03 s, 2.49 epochs. Two whole epochs would leave 0.49 / 2.49 = 19 % of it idle,
+        // more than MAX_IDLE_SHARE: 3 epochs, each on 1260.03 / 0.00845 / 3 = 49,705 images.
+        assert_eq!((plan.final_epochs, plan.final_samples), (3, 49_705));
+        // At 2,200 s, 1540 s are left for 3.04 epochs: 3 whole ones on all images leave 1 % idle.
+        let roomy = plan_for(2200.0);
+        assert_eq!((roomy.final_epochs, roomy.final_samples), (3, 60_000));
     }
 
     #[test]

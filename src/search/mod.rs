@@ -9,12 +9,14 @@ mod mutate;
 mod planning;
 pub mod record;
 mod run_dir;
+mod run_lock;
 
 pub use discretize::Discretized;
 pub use final_training::{Deadline, FinalOutcome, FinalRun, final_subset, final_training};
 pub use mutate::Strategy;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
+pub use run_lock::{LOCK_FILE, LockError, RunLock};
 
 use planning::{Planner, RunClock, SplitSizes};
 

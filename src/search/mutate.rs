@@ -6,9 +6,10 @@ use super::{SearchConfig, SearchObserver};
 use crate::data::Split;
 use crate::genotype::Genotype;
 use crate::memory;
-use crate::metrics::CellDecision;
 use crate::metrics::score::Scorer;
+use crate::metrics::{CandidateReport, CellDecision};
 use crate::seed::{self, Stream};
+use crate::train::Interrupted;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -59,7 +60,14 @@ pub fn mutation_pass(
     for cell in 0..genotype.cells.len() {
         let chosen = match &scorer {
             Some(scorer) => {
-                let decision = scorer.decide(genotype, cell, round, &mut |report| observer.candidate(report))?;
+                let mut seen = |report: &CandidateReport| {
+                    observer.candidate(report);
+                    if observer.interrupted() {
+                        return Err(Interrupted.into());
+                    }
+                    Ok(())
+                };
+                let decision = scorer.decide(genotype, cell, round, &mut seen)?;
                 let chosen = decision.chosen;
                 decisions.push(decision);
                 chosen

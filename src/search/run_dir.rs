@@ -38,8 +38,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 }
 
 impl RunDir {
-    /// Creates a new run folder; refuses one that already holds a run.
-    pub fn create(root: &Path, config: &SearchConfig) -> anyhow::Result<RunDir> {
+    /// Creates a new run folder whose checkpoint is `start`; refuses one that already holds a run. `config.json`
+    /// comes last, so that a folder that has one can always be resumed.
+    pub fn create(root: &Path, config: &SearchConfig, start: &Checkpoint) -> anyhow::Result<RunDir> {
         let dir = RunDir {
             root: root.to_path_buf(),
         };
@@ -51,9 +52,8 @@ impl RunDir {
             );
         }
         std::fs::create_dir_all(dir.checkpoint_dir()).with_context(|| format!("cannot create {}", root.display()))?;
+        dir.commit(&[], start)?;
         write_json(&dir.config_path(), config)?;
-        write_atomic(&dir.history_path(), b"")
-            .with_context(|| format!("cannot write {}", dir.history_path().display()))?;
         Ok(dir)
     }
 
@@ -309,6 +309,22 @@ impl RunDir {
             if name.trim_start_matches('.').starts_with(prefix) && Some(name.as_str()) != keep {
                 std::fs::remove_file(entry.path())
                     .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary files that writes cut short by a crash left in the folder and its `checkpoint/`; call
+    /// only while holding the folder's lock, since a running search's writes look the same.
+    pub fn remove_stray_temporaries(&self) -> anyhow::Result<()> {
+        for dir in [self.root.clone(), self.checkpoint_dir()] {
+            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+                if crate::atomic::is_temporary(&entry.file_name()) {
+                    std::fs::remove_file(entry.path())
+                        .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+                }
             }
         }
         Ok(())
