@@ -14,6 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finished_runs import finished_runs  # noqa: E402
 
 
+WHOLE_FIELDS = {
+    "parameters",
+    "live ops",
+    "final-training images/s",
+    "search training (s)",
+    "scoring (s)",
+    "final training (s)",
+    "whole run (s)",
+}
+
+
 def spidernet_rows(out: Path):
     for run, strategy, seed, summary, history in finished_runs(out):
         most_ops = max([summary["live_ops"]] + [r["live_ops"] for r in history])
@@ -102,12 +113,14 @@ def main():
         cells = []
         for name in names:
             values = [row[field] for row in groups[name] if not math.isnan(row[field])]
+            # Counts and seconds read best whole, with thousands separators; accuracies to a hundredth.
+            spec = ",.0f" if field in WHOLE_FIELDS else ".2f" if field == "test accuracy (%)" else ".1f"
             if not values:
                 cells.append("—")
             elif len(values) == 1:
-                cells.append(f"{values[0]:.1f}")
+                cells.append(f"{values[0]:{spec}}")
             else:
-                cells.append(f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}")
+                cells.append(f"{statistics.mean(values):{spec}} ± {statistics.stdev(values):{spec}}")
         print(f"| {field} | " + " | ".join(cells) + " |")
     if "spidernet" in groups:
         print()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the IDX, CIFAR and genotype-JSON parsers (or the TARGETs given) for SECONDS each (default 120), starting
+# Fuzzes the parsers and run-folder readers (every target, or the TARGETs given) for SECONDS each (default 120), starting
 # from the committed seeds. Usage: scripts/fuzz.sh [SECONDS [TARGET...]]
 # Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz); results are in docs/FUZZING.md.
 set -euo pipefail
@@ -9,14 +9,17 @@ cd "$root/fuzz"
 # The fuzz binaries link libtorch through the spidernet crate but do not get its rpath.
 export LD_LIBRARY_PATH="$root/.libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 targets=("${@:2}")
-[ ${#targets[@]} -gt 0 ] || targets=(idx cifar genotype_json)
+[ ${#targets[@]} -gt 0 ] || targets=(idx cifar genotype_json checkpoint_state history normalization weights image)
 mkdir -p artifacts
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "== $target: $seconds s (full log: fuzz/artifacts/$target.log)"
   status=0
+  # A weights seed is a whole safetensors file, larger than the text formats' inputs.
+  max_len=8192
+  [ "$target" = weights ] && max_len=131072
   cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 > "artifacts/$target.log" 2>&1 || status=$?
+    -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 > "artifacts/$target.log" 2>&1 || status=$?
   grep -E "DONE|stat::|ERROR|SUMMARY|panicked|Test unit written" "artifacts/$target.log" || true
   [ "$status" -eq 0 ] || { echo "fuzz target $target failed (exit $status)"; exit "$status"; }
 done

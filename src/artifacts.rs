@@ -67,7 +67,7 @@ impl Artifacts {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
         };
-        let normalization = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+        let normalization = Normalization::parse(&text).with_context(|| format!("{} is corrupt", path.display()))?;
         Ok(Some(normalization))
     }
 

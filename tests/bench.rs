@@ -5,6 +5,7 @@ mod common;
 
 use common::{scratch, turn};
 use serde_json::Value;
+use spidernet::genotype::Op;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -154,6 +155,31 @@ fn bench_and_its_twin_measure_the_same_networks() {
         "{nchw:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn workload_e_times_every_op_at_every_edge_shape() {
+    let _turn = turn();
+    let records = json_lines(&ours_quick("e", &[]));
+    let expected: Vec<String> = spidernet::bench::EDGE_SHAPES
+        .iter()
+        .flat_map(|&shape| Op::ALL.map(|op| spidernet::bench::op_workload(op, shape)))
+        .collect();
+    assert_eq!(names(&records), expected);
+    let milliseconds = |name: &str| {
+        let record = records.iter().find(|r| r["workload"] == name).unwrap();
+        assert_eq!(record["unit"], "ms");
+        record["median"].as_f64().unwrap()
+    };
+    assert!(expected.iter().all(|name| milliseconds(name) > 0.0));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["memory_format"] == "channels-last" && r["device"] == "cpu"),
+        "{records:?}"
+    );
+    // Two depthwise-pointwise blocks with 5×5 kernels cost more than passing the input through.
+    assert!(milliseconds("e-op-sep_conv_5x5-cell0-s1") > milliseconds("e-op-identity-cell0-s1"));
 }
 
 #[test]

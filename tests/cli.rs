@@ -244,6 +244,25 @@ fn resuming_a_finished_run_redoes_nothing() {
 }
 
 #[test]
+fn a_memory_budget_below_the_initial_network_is_refused_before_anything_is_written() {
+    let dir = scratch("cli-tiny-budget");
+    let run = dir.join("run");
+    let stderr = fails(&["search", "--out", path(&run), "--memory-budget", "1KiB"]);
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(error.contains("the memory budget of 1.0 KiB is below the "), "{stderr}");
+    assert!(
+        error.contains("MiB that training this network needs (R=2, C=16, batch 64)"),
+        "{stderr}"
+    );
+    assert!(!run.join("config.json").exists(), "a refused run left a run folder");
+    assert!(!stderr.contains("iteration"), "it went on to search: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_run_folder_held_by_another_process_is_refused_at_once() {
     let dir = scratch("cli-locked");
     let held = spidernet::search::RunLock::acquire(&dir).unwrap();

@@ -28,6 +28,9 @@ fn small_config(strategy: Strategy) -> SearchConfig {
     config.metrics.ntk_batch_size = 8;
     config.metrics.lrc_batch_size = 200;
     config.search_samples = Some(400);
+    // Gate records from one epoch of a 4-channel supernet rank ops too loosely to cut its edges to 2 ops and keep
+    // the accuracy bounds below: these tests train every live op; final_ops has a test of its own.
+    config.final_ops = None;
     config
 }
 

@@ -7,6 +7,7 @@ mod files;
 mod genotypes;
 mod inputs;
 mod memory;
+mod ops;
 mod scoring;
 mod search_iteration;
 mod stats;
@@ -16,6 +17,7 @@ pub use evaluation::evaluation;
 pub use files::write_files;
 pub use genotypes::{GROWN_SPLITS, SCORED_CELL, grown_genotype, initial_genotype, scored_candidate};
 pub use memory::{MEMORY_INPUT, MEMORY_SPLITS, MEMORY_STEPS, MemoryRow, compare_estimates, probe};
+pub use ops::{EDGE_SHAPES, EdgeShape, op_timings, op_workload};
 pub use scoring::{scoring, scoring_in_cell};
 pub use search_iteration::search_iteration;
 pub use stats::{Measurement, median};
@@ -36,6 +38,8 @@ pub enum Workload {
     Score,
     /// (d) Seconds for one search iteration on a Fashion-MNIST subset.
     Search,
+    /// (e) Milliseconds per forward and backward pass of each op alone, at every edge shape.
+    Ops,
 }
 
 impl Workload {
@@ -46,9 +50,10 @@ impl Workload {
             "b" => Ok(Workload::Eval),
             "c" => Ok(Workload::Score),
             "d" => Ok(Workload::Search),
+            "e" => Ok(Workload::Ops),
             other => Err(format!(
-                "--workload {other}: not a workload; use a (training), b (evaluation), c (scoring) or d (search \
-                 iteration), comma-separated"
+                "--workload {other}: not a workload; use a (training), b (evaluation), c (scoring), d (search \
+                 iteration) or e (each op alone), comma-separated"
             )),
         }
     }
@@ -122,7 +127,7 @@ impl BenchConfig {
     }
 }
 
-/// Runs the chosen workloads in the order a, b, c, d (initial genotype before grown) and hands each result to
+/// Runs the chosen workloads in the order a, b, c, d, e (initial genotype before grown) and hands each result to
 /// `emit` as soon as it is measured.
 pub fn run(config: &BenchConfig, workloads: &[Workload], emit: &mut dyn FnMut(&Measurement)) -> anyhow::Result<()> {
     let wants = |w: Workload| workloads.contains(&w);
@@ -146,6 +151,11 @@ pub fn run(config: &BenchConfig, workloads: &[Workload], emit: &mut dyn FnMut(&M
         let result = search_iteration(config, &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         emit(&result?);
+    }
+    if wants(Workload::Ops) {
+        for result in op_timings(config) {
+            emit(&result);
+        }
     }
     Ok(())
 }

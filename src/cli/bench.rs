@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workloads to run: a (training), b (evaluation), c (scoring one candidate), d (one search iteration); none
-    /// only writes the files of --write-genotypes.
+    /// Workloads to run: a (training), b (evaluation), c (scoring one candidate), d (one search iteration), e (each
+    /// op alone, forward and backward, at every edge shape; not in the default set); none only writes the files of
+    /// --write-genotypes.
     #[arg(long, default_value = "a,b,c,d", value_delimiter = ',')]
     workload: Vec<String>,
     /// Timed repeats per workload; the medians are over these.

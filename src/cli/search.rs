@@ -7,6 +7,7 @@ use super::interrupt;
 use super::progress::{self, Progress};
 use anyhow::Context;
 use clap::Args;
+use spidernet::genotype::Op;
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::NtkMode;
 use spidernet::search::budget::TimeBudget;
@@ -64,7 +65,7 @@ pub struct SearchArgs {
     #[arg(long)]
     inherit_weights: bool,
     /// Before the final training, keep on each edge only the K ops whose gates were open longest in the last
-    /// supernet training.
+    /// supernet training; 7 keeps every live op [quick: 2, reference: 7].
     #[arg(long, value_name = "K", value_parser = positive)]
     final_ops: Option<usize>,
     /// Skip the final training.
@@ -109,7 +110,11 @@ impl SearchArgs {
         config.train.epochs = self.epochs_per_iteration;
         config.final_training = !self.no_final;
         config.inherit_weights = self.inherit_weights;
-        config.final_ops = self.final_ops;
+        config.final_ops = match self.final_ops {
+            Some(keep) if keep >= Op::ALL.len() => None,
+            Some(keep) => Some(keep),
+            None => config.final_ops,
+        };
         config.time_budget = self.time_budget.map(|seconds| TimeBudget {
             seconds,
             max_iterations: config.iterations,
@@ -186,6 +191,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             let data = load_data(&config.data, &config.data_options, config.seed)?;
             config.record_final_augmentation(&data);
             let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
+            search::check_memory_budget(&genotype, &config)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
             std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
             _lock = RunLock::acquire(&root)?;

@@ -128,12 +128,15 @@ impl ImageFolder {
 }
 
 fn decode(path: &Path) -> anyhow::Result<DynamicImage> {
-    image::ImageReader::open(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .with_context(|| format!("{}: not a decodable PNG or JPEG image", path.display()))
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    decode_image(&bytes).with_context(|| format!("{}: not a decodable PNG or JPEG image", path.display()))
+}
+
+/// Decodes one image file's bytes, its format guessed from them, within the image crate's default memory limits.
+pub fn decode_image(bytes: &[u8]) -> anyhow::Result<DynamicImage> {
+    Ok(image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()?
+        .decode()?)
 }
 
 /// Decodes every entry; the images all get `size` (resized) or must share the first image's size.

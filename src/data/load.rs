@@ -77,9 +77,7 @@ fn write_cache(file: &Path, stats: &Normalization) -> anyhow::Result<()> {
 /// cache hit cannot change a seeded run.
 fn read_cached(file: &Path) -> Option<Normalization> {
     let text = std::fs::read_to_string(file).ok()?;
-    let stats: Normalization = serde_json::from_str(&text).ok()?;
-    let finite = stats.mean.iter().chain(&stats.std).all(|v| v.is_finite());
-    (finite && stats.mean.len() == stats.std.len()).then_some(stats)
+    Normalization::parse(&text).ok()
 }
 
 /// A fingerprint of files: kind, then each file's absolute path, size and modification time.

@@ -13,7 +13,7 @@ pub use augment::Augment;
 pub use batches::Batches;
 pub use cifar::{CifarFolder, CifarKind, parse_cifar};
 pub use digits::Digits;
-pub use folder::ImageFolder;
+pub use folder::{ImageFolder, decode_image};
 pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx};
 pub use load::{Loaded, cache_dir, load};
 pub use summary::summary;
@@ -67,6 +67,28 @@ pub struct Normalization {
     pub mean: Vec<f64>,
     /// Standard deviation per channel.
     pub std: Vec<f64>,
+}
+
+impl Normalization {
+    /// Reads statistics saved as JSON (`normalization.json`, the statistics cache), refusing any that could not
+    /// have been computed: no channels, unequal lengths, a non-finite value or a negative deviation.
+    pub fn parse(text: &str) -> anyhow::Result<Normalization> {
+        let stats: Normalization = serde_json::from_str(text)?;
+        if stats.mean.is_empty() || stats.mean.len() != stats.std.len() {
+            anyhow::bail!(
+                "{} means and {} standard deviations: needs one of each per channel",
+                stats.mean.len(),
+                stats.std.len()
+            );
+        }
+        if let Some(value) = stats.mean.iter().chain(&stats.std).find(|v| !v.is_finite()) {
+            anyhow::bail!("holds {value}, which is not a finite number");
+        }
+        if let Some(value) = stats.std.iter().find(|&&v| v < 0.0) {
+            anyhow::bail!("holds the standard deviation {value}, which is negative");
+        }
+        Ok(stats)
+    }
 }
 
 /// A classification data set, split into training and test parts and normalised with training statistics.

@@ -75,8 +75,20 @@ pub struct FinalRun<'a> {
 pub struct Schedule {
     /// The epochs the schedule ended with.
     pub epochs: usize,
-    /// Seconds of the first epoch, which a time budget re-plans by.
-    pub first_epoch_seconds: f64,
+    /// The last change to them that a time budget made in this process; for a training continued from an earlier
+    /// process, its first epoch stands in. None without epochs.
+    pub rescheduled: Option<Rescheduling>,
+}
+
+/// A final training's re-plan of its epochs, and the measurement it rested on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rescheduling {
+    /// Epochs finished when it was made.
+    pub after_epochs: usize,
+    /// Seconds of final training by then.
+    pub at_seconds: f64,
+    /// The seconds of the last finished epoch, which the remaining ones were taken to last.
+    pub epoch_seconds: f64,
 }
 
 /// Runs (or continues) the final training of `run`, saves the trained network into its run folder and adds its
@@ -107,7 +119,13 @@ pub(super) fn train_final(
     Artifacts::new(dir.root()).save(&outcome.net, &run.data.normalization)?;
     Ok(Schedule {
         epochs: outcome.scheduled_epochs,
-        first_epoch_seconds: outcome.reports.first().map_or(0.0, |r| r.seconds),
+        rescheduled: outcome.rescheduled.or_else(|| {
+            outcome.reports.first().map(|first| Rescheduling {
+                after_epochs: 1,
+                at_seconds: first.seconds,
+                epoch_seconds: first.seconds,
+            })
+        }),
     })
 }
 
@@ -125,6 +143,8 @@ pub struct FinalOutcome {
     pub reports: Vec<EpochReport>,
     /// The epochs its schedule ended with (a time budget may have changed them after the first).
     pub scheduled_epochs: usize,
+    /// The last change a time budget made to them in this process.
+    pub rescheduled: Option<Rescheduling>,
 }
 
 /// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation,
@@ -168,6 +188,7 @@ pub fn final_training(
         ..config.final_train.clone()
     };
     let scheduled = std::cell::Cell::new(epochs);
+    let rescheduled = std::cell::Cell::new(None);
     observer.phase(Phase::Final, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
     let subset = final_subset(&data.train, config.final_samples, config.seed);
@@ -176,18 +197,26 @@ pub fn final_training(
         let seconds = seconds_before + start.elapsed().as_secs_f64();
         let last = reports.last().map_or(0.0, |r| r.seconds);
         let flow = match run.deadline {
-            // The first epoch is the first measurement of the final network itself: re-plan the epochs by it.
-            Some(deadline) if reports.len() == 1 => {
+            Some(deadline) => {
                 let fit = deadline.epochs_that_fit(seconds, last, reports.len());
-                if fit == scheduled.get() {
-                    Flow::Continue
-                } else {
+                // The first epoch is the first measurement of the final network itself: the epochs follow it either
+                // way. Later epochs only add epochs, when deadheading has made them faster; one that would end too
+                // late is not started.
+                if (reports.len() == 1 && fit != scheduled.get()) || fit > scheduled.get() {
                     scheduled.set(fit);
+                    rescheduled.set(Some(Rescheduling {
+                        after_epochs: reports.len(),
+                        at_seconds: seconds,
+                        epoch_seconds: last,
+                    }));
                     Flow::Reschedule(fit)
+                } else if deadline.next_epoch_overruns(seconds, last) {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
                 }
             }
-            Some(deadline) if deadline.next_epoch_overruns(seconds, last) => Flow::Stop,
-            _ => Flow::Continue,
+            None => Flow::Continue,
         };
         if let Some(dir) = dir {
             save_epoch(dir, config, scheduled.get(), net, optimizer, reports, seconds)?;
@@ -216,6 +245,7 @@ pub fn final_training(
         seconds: seconds_before + start.elapsed().as_secs_f64(),
         reports,
         scheduled_epochs: scheduled.get(),
+        rescheduled: rescheduled.get(),
     })
 }
 

@@ -12,7 +12,7 @@ mod run_dir;
 mod run_lock;
 
 pub use discretize::Discretized;
-pub use final_training::{Deadline, FinalOutcome, FinalRun, final_subset, final_training};
+pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_subset, final_training};
 pub use mutate::Strategy;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
 pub use run_dir::RunDir;
@@ -32,6 +32,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::Device;
+
+/// Ops per edge the quick profile's final network keeps (`--final-ops`): at equal wall time its cheaper network
+/// trains for more epochs, and the measurement in docs/RESULTS.md found that to pay by far.
+pub const QUICK_FINAL_OPS: usize = 2;
 
 /// The training recipe of a profile's search phases and final training (docs/ALGORITHM.md §9), at 4 epochs:
 /// the published one for `reference`, and for `quick` the one measured best for short CPU runs (docs/RESULTS.md,
@@ -118,7 +122,8 @@ pub struct SearchConfig {
     #[serde(default)]
     pub inherit_weights: bool,
     /// Before the final training, keep on each edge only this many ops, those whose gates were open longest in
-    /// the last supernet training (none: every live op).
+    /// the last supernet training (none: every live op). The quick profile keeps 2 (docs/RESULTS.md); a run with no
+    /// supernet training (strategy none) has no gate records and keeps every op.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_ops: Option<usize>,
     /// Every plan made so far, oldest first; the settings above follow the last.
@@ -188,7 +193,7 @@ impl SearchConfig {
             },
             time_budget: None,
             inherit_weights: false,
-            final_ops: None,
+            final_ops: (!reference).then_some(QUICK_FINAL_OPS),
             plans: Vec::new(),
         }
     }
@@ -290,6 +295,25 @@ fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
     }
 }
 
+/// Refuses a memory budget below what training `genotype` (the run's initial or current network) needs by the
+/// estimate of docs/ALGORITHM.md §8: such a run could never fit, so it does not start.
+pub fn check_memory_budget(genotype: &Genotype, config: &SearchConfig) -> anyhow::Result<()> {
+    let batch = config.train.batch_size.max(config.final_train.batch_size);
+    let needed = memory::estimate(genotype, genotype.channels, batch).total();
+    if needed > config.memory_budget {
+        anyhow::bail!(
+            "the memory budget of {} is below the {} that training this network needs (R={}, C={}, batch {}); give --memory-budget {}MiB or more, or fewer --channels",
+            memory::format_size(config.memory_budget),
+            memory::format_size(needed),
+            genotype.reductions,
+            genotype.channels,
+            batch,
+            needed.div_ceil(1 << 20)
+        );
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) a search in `dir` from `checkpoint`, then the final training unless disabled.
 pub fn run(
     dir: &RunDir,
@@ -303,6 +327,7 @@ pub fn run(
         observer.stopped(checkpoint.stopped.as_deref().unwrap_or_default());
         return Ok(summary);
     }
+    check_memory_budget(&checkpoint.genotype, config)?;
     // A time budget's plans rewrite the settings as the run goes: this copy follows them into config.json.
     let mut config = config.clone();
     let clock = RunClock::start(checkpoint.elapsed_seconds);
@@ -365,10 +390,27 @@ pub fn run(
     }
     let reason = checkpoint.stopped.clone().unwrap_or_default();
     observer.stopped(&reason);
+    // The network the final training trains: the searched one, cut to its strongest ops with --final-ops when the
+    // last supernet training left gate records to rank them by.
+    let mut final_genotype = checkpoint.genotype.clone();
+    let discretized = match config.final_ops {
+        Some(keep) => history
+            .iter()
+            .rev()
+            .map(|r| &r.gate_open)
+            .find(|g| !g.is_empty())
+            .map(|open| (keep, discretize::keep_top_ops(&mut final_genotype, open, keep))),
+        None => None,
+    };
     let mut deadline = None;
     if let Some(planner) = planner.as_mut().filter(|_| config.final_training) {
         if dir.final_state()?.is_none() {
-            let plan = planner.before_final(history.last_mut(), &mut config, sizes);
+            let batch = config.final_train.batch_size;
+            let cheaper = memory::estimate(&final_genotype, final_genotype.channels, batch).total() as f64
+                / memory::estimate(&checkpoint.genotype, checkpoint.genotype.channels, batch)
+                    .total()
+                    .max(1) as f64;
+            let plan = planner.before_final(history.last_mut(), &mut config, sizes, cheaper);
             observer.plan(&plan);
             dir.save_config(&config)?;
             checkpoint.elapsed_seconds = clock.spent();
@@ -379,11 +421,9 @@ pub fn run(
     let mut summary = search_summary(&checkpoint.genotype, &config, &history, reason);
     summary.run_seconds = clock.spent();
     if config.final_training {
-        let mut genotype = checkpoint.genotype.clone();
-        if let Some(keep) = config.final_ops {
-            let open = history.iter().rev().map(|r| &r.gate_open).find(|g| !g.is_empty());
-            let outcome = discretize::keep_top_ops(&mut genotype, open.map_or(&[], |g| g.as_slice()), keep);
-            observer.discretized(keep, &outcome);
+        let genotype = final_genotype;
+        if let Some((keep, outcome)) = &discretized {
+            observer.discretized(*keep, outcome);
         }
         let run = FinalRun {
             config: &config,
@@ -395,12 +435,11 @@ pub fn run(
         };
         let schedule = final_training::train_final(&mut summary, &genotype, &run, observer)?;
         summary.run_seconds = checkpoint.elapsed_seconds + summary.final_training_seconds;
-        if let Some(planner) = planner
-            .as_mut()
-            .filter(|_| schedule.epochs != config.final_train.epochs)
-        {
-            let spent = checkpoint.elapsed_seconds + schedule.first_epoch_seconds;
-            let plan = planner.after_first_final_epoch(&mut config, schedule, spent);
+        let changed = schedule
+            .rescheduled
+            .filter(|_| schedule.epochs != config.final_train.epochs);
+        if let (Some(planner), Some(change)) = (planner.as_mut(), changed) {
+            let plan = planner.during_final(&mut config, schedule.epochs, change, checkpoint.elapsed_seconds);
             observer.plan(&plan);
             if let Some(last) = history.last_mut() {
                 last.plans.push(plan);

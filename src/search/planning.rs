@@ -2,7 +2,7 @@
 //! steps and every iteration, asks `budget::plan` what fits, and writes the answer into the run's settings.
 
 use super::budget::{self, Plan, PlanInput};
-use super::final_training::Schedule;
+use super::final_training::Rescheduling;
 use super::record::IterationRecord;
 use super::{Phase, SearchConfig, fresh_network};
 use crate::data::{Batches, Split};
@@ -178,15 +178,19 @@ impl Planner {
         self.replan(measured, &made, Some(record), config, sizes, done, None)
     }
 
-    /// The last plan, before the final training: the remaining time goes to final epochs. Stores it in `last`
-    /// (when there is a record) and `config`, applies it, and returns it.
+    /// The last plan, before the final training: the remaining time goes to final epochs. `cost_scale` is the
+    /// final network's cost against the searched one's (below 1 when `--final-ops` cut it down; the memory
+    /// estimate is the cost model, as for growth). Stores the plan in `last` (when there is a record) and `config`,
+    /// applies it, and returns it.
     pub fn before_final(
         &mut self,
         last: Option<&mut IterationRecord>,
         config: &mut SearchConfig,
         sizes: SplitSizes,
+        cost_scale: f64,
     ) -> Plan {
-        let measured = self.measured.expect("probed or measured before the final training");
+        let mut measured = self.measured.expect("probed or measured before the final training");
+        measured.next_cost *= cost_scale;
         let done = config.iterations;
         self.replan(
             measured,
@@ -199,17 +203,25 @@ impl Planner {
         )
     }
 
-    /// The re-plan a final training made after its first epoch, which it timed (`schedule`), when it changed the
-    /// epochs: stored in `config` and returned.
-    pub fn after_first_final_epoch(&mut self, config: &mut SearchConfig, schedule: Schedule, spent: f64) -> Plan {
+    /// The final training's own re-plan, made after its first epoch (which timed the final network) and after any
+    /// later epoch that left room for more (`schedule`), when it changed the epochs: stored in `config` and
+    /// returned.
+    pub fn during_final(
+        &mut self,
+        config: &mut SearchConfig,
+        epochs: usize,
+        change: Rescheduling,
+        spent_before: f64,
+    ) -> Plan {
         let last = config.plans.last().expect("a plan precedes the final training");
         let samples = last.final_samples.max(1) as f64;
+        let spent = spent_before + change.at_seconds;
         let plan = Plan {
-            made: "after final epoch 1".to_string(),
+            made: "during the final training".to_string(),
             spent_seconds: spent,
-            final_epochs: schedule.epochs,
-            predicted_seconds: spent + (schedule.epochs - 1) as f64 * schedule.first_epoch_seconds,
-            seconds_per_image: schedule.first_epoch_seconds / samples,
+            final_epochs: epochs,
+            predicted_seconds: spent + epochs.saturating_sub(change.after_epochs) as f64 * change.epoch_seconds,
+            seconds_per_image: change.epoch_seconds / samples,
             ..last.clone()
         };
         config.final_train.epochs = plan.final_epochs;

@@ -7,6 +7,7 @@ use crate::metrics::CellDecision;
 use crate::pruner::GateHistory;
 use crate::supernet::OpRef;
 use crate::train::EpochReport;
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 /// Why a cell's chosen split was or was not applied.
@@ -74,6 +75,17 @@ pub struct IterationRecord {
     pub plans: Vec<Plan>,
 }
 
+impl IterationRecord {
+    /// The records of a `history.jsonl` text, one JSON object per non-blank line.
+    pub fn parse_history(text: &str) -> anyhow::Result<Vec<IterationRecord>> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(n, line)| serde_json::from_str(line).with_context(|| format!("line {} is corrupt", n + 1)))
+            .collect()
+    }
+}
+
 /// How long one op's gate was open in a training phase.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GateOpen {
@@ -119,6 +131,22 @@ impl Checkpoint {
             seed,
             elapsed_seconds: 0.0,
         }
+    }
+
+    /// Refuses a checkpoint read back that this version cannot resume: another format, an invalid genotype, or
+    /// seconds that are not a finite, non-negative number.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.format != CHECKPOINT_FORMAT {
+            anyhow::bail!(
+                "checkpoint format {} is not the supported {}",
+                self.format,
+                CHECKPOINT_FORMAT
+            );
+        }
+        if !(self.elapsed_seconds.is_finite() && self.elapsed_seconds >= 0.0) {
+            anyhow::bail!("elapsed_seconds {} is not a duration", self.elapsed_seconds);
+        }
+        self.genotype.check().context("the checkpoint's genotype is invalid")
     }
 }
 

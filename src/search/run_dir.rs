@@ -1,9 +1,7 @@
 //! The run folder: config, genotype, history, checkpoint, weights and summary, all written atomically.
 
 use super::SearchConfig;
-use super::record::{
-    CHECKPOINT_FORMAT, Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, IterationRecord, Summary,
-};
+use super::record::{Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, IterationRecord, Summary};
 use crate::artifacts;
 use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
@@ -67,20 +65,9 @@ impl RunDir {
         }
         let config: SearchConfig = read_json(&dir.config_path())?;
         let checkpoint: Checkpoint = read_json(&dir.checkpoint_path())?;
-        if checkpoint.format != CHECKPOINT_FORMAT {
-            bail!(
-                "{}: checkpoint format {} is not the supported {}",
-                dir.checkpoint_path().display(),
-                checkpoint.format,
-                CHECKPOINT_FORMAT
-            );
-        }
-        checkpoint.genotype.check().with_context(|| {
-            format!(
-                "{}: the checkpoint's genotype is invalid",
-                dir.checkpoint_path().display()
-            )
-        })?;
+        checkpoint
+            .check()
+            .with_context(|| dir.checkpoint_path().display().to_string())?;
         let g = &checkpoint.genotype;
         if checkpoint.seed != config.seed || g.reductions != config.reductions || g.channels != config.channels {
             bail!(
@@ -147,13 +134,7 @@ impl RunDir {
     pub fn history(&self) -> anyhow::Result<Vec<IterationRecord>> {
         let path = self.history_path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        text.lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(n, line)| {
-                serde_json::from_str(line).with_context(|| format!("{}: line {} is corrupt", path.display(), n + 1))
-            })
-            .collect()
+        IterationRecord::parse_history(&text).with_context(|| path.display().to_string())
     }
 
     /// Records an iteration: history (rewritten whole, so a crash never leaves half a line), genotype, then the

@@ -54,13 +54,15 @@ impl RunLock {
             lock: lock.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(&lock)
             .map_err(io)?;
+        // The lock is held on a read-only descriptor: a folder with no file open for writing between writes can
+        // be remounted read-only, and `flock` needs no write access.
+        let mut file = File::open(&lock).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -73,10 +75,11 @@ impl RunLock {
             Err(TryLockError::Error(source)) => return Err(io(source)),
         }
         // The file may still name a dead holder; it names this process from now on.
-        file.set_len(0).map_err(io)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        let mut writer = OpenOptions::new().write(true).truncate(true).open(&lock).map_err(io)?;
+        writer
+            .write_all(format!("{}\n", std::process::id()).as_bytes())
+            .and_then(|()| writer.sync_all())
             .map_err(io)?;
-        file.sync_all().map_err(io)?;
         Ok(RunLock { _file: file })
     }
 }
