@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Test accuracy against wall time for equal-budget experiments (scripts/experiment-budget.sh), as a standalone SVG.
 
-    python3 scripts/experiment-budget-chart.py OUT_DIR [OUT_DIR ...] > chart.svg
+    python3 scripts/experiment-budget-chart.py OUT_DIR[=LABEL] [OUT_DIR[=LABEL] ...] > chart.svg
 
 Each PyTorch baseline is a line through its per-epoch test accuracies (one line per seed). A search has one test
 accuracy, after its final training, so each search run is a marker at its whole run's seconds; several OUT_DIRs
-(e.g. a 30-minute and a 2-hour experiment) put several budgets on one chart. The time axis is logarithmic.
+(e.g. a 30-minute and a 2-hour experiment) put several budgets on one chart; a LABEL names a folder's searches in
+the legend (e.g. the settings they ran with). The time axis is logarithmic.
 """
 import json
 import math
@@ -15,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finished_runs import finished_runs  # noqa: E402
 
-WIDTH, HEIGHT = 760, 440
-LEFT, RIGHT, TOP, BOTTOM = 64, 190, 24, 52
+WIDTH, HEIGHT = 880, 440
+LEFT, RIGHT, TOP, BOTTOM = 64, 270, 24, 52
 COLOURS = {
     "spidernet": "#d62728",
     "random": "#9467bd",
@@ -25,12 +26,15 @@ COLOURS = {
     "pytorch-resnet": "#2ca02c",
 }
 MARKERS = {"spidernet": "circle", "random": "square", "none": "diamond"}
+# Further series (labelled folders) take these colours in turn.
+SPARE_COLOURS = ["#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#7f7f7f"]
 
 
 def collect(outs):
-    """(baseline curves {name: [[(seconds, accuracy)]]}, search points {name: [(seconds, accuracy)]})."""
+    """(baseline curves {name: [[(seconds, accuracy)]]}, search points {name: [(seconds, accuracy)]}) of
+    (folder, label) pairs."""
     curves, points = {}, {}
-    for out in outs:
+    for out, label in outs:
         for path in sorted(out.glob("baselines/*.json")):
             summary = json.loads(path.read_text())
             curve = [(c["seconds"], 100 * c["test_accuracy"]) for c in summary["curve"]]
@@ -41,7 +45,8 @@ def collect(outs):
                 + summary["search_scoring_seconds"]
                 + summary["final_training_seconds"]
             )
-            points.setdefault(strategy, []).append((seconds, 100 * summary["test_accuracy"]))
+            name = f"{strategy}, {label}" if label else strategy
+            points.setdefault(name, []).append((seconds, 100 * summary["test_accuracy"]))
     return curves, points
 
 
@@ -116,16 +121,21 @@ def chart(curves, points):
         f'<text transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
         "test accuracy (%)</text>"
     )
+    spare = iter(SPARE_COLOURS * 4)
+
+    def colour_of(name):
+        return COLOURS.get(name) or next(spare)
+
     legend = []
     for name, runs in sorted(curves.items()):
-        colour = COLOURS.get(name, "#7f7f7f")
+        colour = colour_of(name)
         for curve in runs:
             path = " ".join(f"{x_of(s):.1f},{y_of(a):.1f}" for s, a in curve if s > 0)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5" opacity="0.85"/>')
         legend.append((name, colour, None, len(runs)))
     for name, runs in sorted(points.items()):
-        colour = COLOURS.get(name, "#7f7f7f")
-        shape = MARKERS.get(name, "circle")
+        colour = colour_of(name)
+        shape = MARKERS.get(name.split(",")[0], "circle")
         for s, a in runs:
             out.append(marker(shape, x_of(s), y_of(a), colour))
         legend.append((name, colour, shape, len(runs)))
@@ -144,10 +154,12 @@ def chart(curves, points):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    outs = [Path(arg) for arg in sys.argv[1:]]
-    for out in outs:
-        if not out.is_dir():
-            sys.exit(f"error: {out} is not a folder")
+    outs = []
+    for arg in sys.argv[1:]:
+        path, _, label = arg.partition("=")
+        if not Path(path).is_dir():
+            sys.exit(f"error: {path} is not a folder")
+        outs.append((Path(path), label))
     sys.stdout.write(chart(*collect(outs)))
 
 

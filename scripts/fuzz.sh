@@ -15,9 +15,12 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "== $target: $seconds s (full log: fuzz/artifacts/$target.log)"
   status=0
-  # A weights seed is a whole safetensors file, larger than the text formats' inputs.
-  max_len=8192
-  [ "$target" = weights ] && max_len=131072
+  # Run-folder seeds are whole files of a real run, larger than the parsers' inputs.
+  case "$target" in
+    weights) max_len=131072 ;;
+    history | checkpoint_state) max_len=32768 ;;
+    *) max_len=8192 ;;
+  esac
   cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 > "artifacts/$target.log" 2>&1 || status=$?
   grep -E "DONE|stat::|ERROR|SUMMARY|panicked|Test unit written" "artifacts/$target.log" || true
