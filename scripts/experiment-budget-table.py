@@ -27,15 +27,18 @@ WHOLE_FIELDS = {
 
 def spidernet_rows(out: Path):
     for run, strategy, seed, summary, history in finished_runs(out):
-        most_ops = max([summary["live_ops"]] + [r["live_ops"] for r in history])
+        # A run with no search (strategy none) has no iteration records to measure pruning against.
+        most_ops = max([r["live_ops"] for r in history], default=None)
         yield strategy, seed, {
             "test accuracy (%)": 100 * summary["test_accuracy"],
             "parameters": summary["parameters"],
             "live ops": summary["live_ops"],
-            "share pruned (%)": 100 * (1 - summary["live_ops"] / most_ops),
+            "share pruned (%)": 100 * (1 - summary["live_ops"] / max(most_ops, summary["live_ops"]))
+            if most_ops
+            else float("nan"),
             "final-training images/s": summary.get("final_train_images_per_second") or float("nan"),
-            "search training (s)": summary["search_training_seconds"],
-            "scoring (s)": summary["search_scoring_seconds"],
+            "search training (s)": max(0.0, summary["search_training_seconds"]),
+            "scoring (s)": max(0.0, summary["search_scoring_seconds"]),
             "final training (s)": summary["final_training_seconds"],
             "whole run (s)": summary.get("run_seconds") or float("nan"),
         }
