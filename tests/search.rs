@@ -180,10 +180,8 @@ fn history_lines(root: &Path) -> usize {
     std::fs::read_to_string(root.join("history.jsonl")).map_or(0, |t| t.lines().count())
 }
 
-/// Starts `command`, SIGKILLs it as soon as `reached` holds (failing if it ends first or takes two minutes), and
-/// waits for it.
-fn kill_when(mut command: Command, mut reached: impl FnMut() -> bool, what: &str) {
-    let mut child = command.spawn().unwrap();
+/// Waits until `reached` holds for the running `child`, failing if it ends first or takes two minutes.
+fn wait_until(child: &mut std::process::Child, mut reached: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !reached() {
         assert!(
@@ -192,10 +190,16 @@ fn kill_when(mut command: Command, mut reached: impl FnMut() -> bool, what: &str
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed in {what}"
+            "the run ended before it reached {what}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Starts `command`, SIGKILLs it as soon as `reached` holds, and waits for it.
+fn kill_when(mut command: Command, reached: impl FnMut() -> bool, what: &str) {
+    let mut child = command.spawn().unwrap();
+    wait_until(&mut child, reached, what);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 }
@@ -211,20 +215,9 @@ fn final_epochs_done(root: &Path) -> usize {
 
 /// Starts `command` with its stderr captured, sends it SIGTERM as soon as `reached` holds, and returns its exit
 /// status, its stderr and the seconds it took to exit after the signal.
-fn terminate_when(mut command: Command, mut reached: impl FnMut() -> bool, what: &str) -> (i32, String, f64) {
+fn terminate_when(mut command: Command, reached: impl FnMut() -> bool, what: &str) -> (i32, String, f64) {
     let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-    let start = Instant::now();
-    while !reached() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the run did not reach {what}"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it reached {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&mut child, reached, what);
     let signalled = Instant::now();
     // SAFETY: kill(2) on the child's pid has no memory effects in this process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
