@@ -12,3 +12,15 @@ pub fn keep_freed_blocks() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
+
+/// Returns the heap's free blocks to the kernel (the thresholds of [`keep_freed_blocks`] otherwise keep up to 1 GiB
+/// of them resident). A search calls it between its parts, whose tensors differ in size, so that one part's freed
+/// blocks do not add to the next one's peak (docs/PERFORMANCE.md, *Memory of a whole search*). Does nothing
+/// outside glibc.
+pub fn release_freed_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel; live allocations are untouched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,5 +1,6 @@
 //! SpiderNet architecture search: grow cells by edge splits, prune ops with learned gates, train the result.
 
+pub mod alloc_failure;
 pub mod allocator;
 pub mod artifacts;
 pub mod atomic;

@@ -47,6 +47,11 @@ impl PeakRss {
         Ok(Self { baseline })
     }
 
+    /// The resident memory when the window opened.
+    pub fn baseline(&self) -> u64 {
+        self.baseline
+    }
+
     /// Closes the window and reads the peak.
     pub fn finish(self) -> anyhow::Result<PeakReading> {
         let peak = status_bytes("VmHWM:")?;

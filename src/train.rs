@@ -1,5 +1,6 @@
 //! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (docs/ALGORITHM.md §9).
 
+use crate::alloc_failure::{self, AllocationFailure, Site};
 use crate::data::{Augment, Batches, Dataset, Split};
 use crate::native::SgdSettings;
 use crate::optim::Sgd;
@@ -195,6 +196,30 @@ pub enum TrainingError {
     /// A tensor of the network held a NaN or an infinity at the end of an epoch.
     #[error("tensor {tensor} held a non-finite value at the end of epoch {epoch}")]
     NonFiniteWeights { epoch: usize, tensor: String },
+    /// libtorch could not allocate memory for a batch or the evaluation (docs/RELIABILITY.md).
+    #[error(
+        "could not allocate memory at epoch {epoch}, {place}: {message}. The run folder keeps its last checkpoint: \
+         resume when more memory is free, or start again with a smaller --memory-budget or fewer --channels"
+    )]
+    OutOfMemory {
+        epoch: usize,
+        /// "batch 3 of 10", or "in its evaluation".
+        place: String,
+        message: String,
+    },
+}
+
+/// `outcome`, with an allocation failure in it turned into [`TrainingError::OutOfMemory`] at `epoch`, `place`.
+fn at_place<T>(outcome: anyhow::Result<T>, epoch: usize, place: impl FnOnce() -> String) -> anyhow::Result<T> {
+    outcome.map_err(|error| match error.downcast_ref::<AllocationFailure>() {
+        Some(failure) => TrainingError::OutOfMemory {
+            epoch,
+            place: place(),
+            message: failure.message.clone(),
+        }
+        .into(),
+        None => error,
+    })
 }
 
 /// The run was asked to stop (a SIGINT or SIGTERM, docs/SEARCH.md, *Interrupts*): the work since its last
@@ -324,12 +349,16 @@ pub fn train_resumable(
         let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
         for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
-            let images = match &config.augment {
-                Some(augment) => augment.apply(&images, &mut augment_rng),
-                None => images,
-            };
-            optimizer.set_lr(learning_rate(config, epoch, index, batches));
-            let (loss, logits) = step(net, &mut optimizer, &images, &labels, config, drop_path)?;
+            let trained = alloc_failure::guard(|| {
+                alloc_failure::inject(Site::Training, device);
+                let images = match &config.augment {
+                    Some(augment) => augment.apply(&images, &mut augment_rng),
+                    None => images,
+                };
+                optimizer.set_lr(learning_rate(config, epoch, index, batches));
+                step(net, &mut optimizer, &images, &labels, config, drop_path)
+            });
+            let (loss, logits) = at_place(trained, epoch + 1, || format!("batch {} of {batches}", index + 1))?;
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 return Err(TrainingError::NonFiniteLoss {
@@ -363,7 +392,12 @@ pub fn train_resumable(
         };
         let seconds = start.elapsed().as_secs_f64();
         let eval_start = Instant::now();
-        let eval = eval.map(|split| evaluate(net, split, config.eval_batch_size));
+        let eval = eval
+            .map(|split| {
+                let evaluated = alloc_failure::guard(|| Ok(evaluate(net, split, config.eval_batch_size)));
+                at_place(evaluated, epoch + 1, || "in its evaluation".to_string())
+            })
+            .transpose()?;
         let report = EpochReport {
             epoch: epoch + 1,
             lr: learning_rate(config, epoch, batches - 1, batches),

@@ -33,7 +33,9 @@ fn ntk_of_a_linear_layer_matches_its_closed_form() {
     let bias = Tensor::randn([k], CPU).set_requires_grad(true);
     let batches = vec![Tensor::randn([5, d], CPU), Tensor::randn([3, d], CPU)];
     let forward = |x: &Tensor| x.linear(&weight, Some(&bias));
-    let g = gradient_rows(forward, &[weight.shallow_clone(), bias.shallow_clone()], &batches).to_kind(Kind::Double);
+    let g = gradient_rows(forward, &[weight.shallow_clone(), bias.shallow_clone()], &batches)
+        .unwrap()
+        .to_kind(Kind::Double);
     let x = Tensor::cat(&batches, 0);
     let expected = (x.matmul(&x.tr()) + 1.0) * k as f64;
     let theta = g.matmul(&g.tr());
@@ -43,7 +45,7 @@ fn ntk_of_a_linear_layer_matches_its_closed_form() {
     let gram_eigen = Vec::<f64>::try_from(expected.linalg_eigvalsh("L")).unwrap();
     let rank = gram_eigen.iter().filter(|&&l| l > 1e-9 * gram_eigen[7]).count();
     assert_eq!(rank, d as usize + 1, "rank of K(XXᵀ+1) with 8 samples in 6 dimensions");
-    let c = conditioning(&g, 1e-9);
+    let c = conditioning(&g, 1e-9).unwrap();
     assert_eq!(c.dropped, 8 - rank);
     let smallest = gram_eigen[8 - rank];
     assert!(
@@ -80,7 +82,7 @@ fn per_sample_gradients_through_train_mode_bn_equal_a_fresh_forward_per_sample()
     let params = net.weight_tensors();
     let batch = digit_batches(1, 12).pop().unwrap();
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
-    let rows = gradient_rows(forward, &params, std::slice::from_ref(&batch));
+    let rows = gradient_rows(forward, &params, std::slice::from_ref(&batch)).unwrap();
     for n in 0..12 {
         let logits = forward(&batch);
         let target = logits.get(n).sum(Kind::Float);
@@ -107,7 +109,7 @@ fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_r
     let net = thin_net(2);
     let batches = digit_batches(3, 24);
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
-    let g = gradient_rows(forward, &net.weight_tensors(), &batches);
+    let g = gradient_rows(forward, &net.weight_tensors(), &batches).unwrap();
     // Train-mode BN before the pooled head makes each batch's gradients sum to zero (docs/ALGORITHM.md §13.1).
     for b in 0..3 {
         let sum = g
@@ -119,7 +121,7 @@ fn sound_kappa_drops_one_null_eigenvalue_per_batch_and_faithful_is_the_raw_f32_r
             "batch {b} gradients do not cancel"
         );
     }
-    let c = conditioning(&g, 1e-9);
+    let c = conditioning(&g, 1e-9).unwrap();
     assert_eq!(c.dropped, 3);
     assert!(c.sound.is_finite() && c.sound > 1.0);
     let g32 = g.to_kind(Kind::Float);
@@ -262,9 +264,9 @@ fn replicated_gradients_give_the_kernel_of_one_backward_per_sample() {
     });
     let batches = digit_batches(2, 10);
     let forward = |x: &Tensor| net.forward(x, Mode::train(0.0)).pop().unwrap();
-    let reference = kernel(&gradient_rows(forward, &net.weight_tensors(), &batches));
+    let reference = kernel(&gradient_rows(forward, &net.weight_tensors(), &batches).unwrap());
     for (copies, channels_last) in [(1, false), (3, false), (4, true), (10, true)] {
-        let rows = replicas::gradient_rows(&net, &batches, Mode::train(0.0), copies, channels_last);
+        let rows = replicas::gradient_rows(&net, &batches, Mode::train(0.0), copies, channels_last).unwrap();
         assert_eq!(rows.size()[0], 20);
         let error = relative_error(&kernel(&rows), &reference);
         assert!(
@@ -301,8 +303,8 @@ fn a_candidate_is_the_unsplit_network_with_the_same_weights_plus_the_split() {
     assert!(shared > 20, "only {shared} tensors compared");
     // The split's kernel differs from the unsplit network's, the "off" side every candidate of the cell shares.
     let batches = digit_batches(1, 12);
-    let on_kernel = kernel(&replicas::gradient_rows(&on, &batches, Mode::train(0.0), 4, true));
-    let off_kernel = kernel(&replicas::gradient_rows(&unsplit, &batches, Mode::train(0.0), 4, true));
+    let on_kernel = kernel(&replicas::gradient_rows(&on, &batches, Mode::train(0.0), 4, true).unwrap());
+    let off_kernel = kernel(&replicas::gradient_rows(&unsplit, &batches, Mode::train(0.0), 4, true).unwrap());
     assert!(relative_error(&on_kernel, &off_kernel) > 1e-3);
     // With the two new edges' gates closed, the split computes exactly the unsplit network's logits.
     let x = &batches[0];

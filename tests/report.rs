@@ -49,6 +49,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
                     candidate(0, 1, -0.25, 0.125, Some(0.0)),
                     candidate(0, 2, 0.5, 0.0625, None),
                 ],
+                skipped: Vec::new(),
                 chosen: Some(1),
             }]
         } else {

@@ -1,12 +1,17 @@
 //! `spidernet bench-memory`: the analytic training-memory estimate against the measured peak RSS, on genotypes
-//! grown by seeded random splits. Each genotype is measured in a process of its own, so that memory one network
-//! freed cannot hide the next one's peak.
+//! grown by seeded random splits; and with `--search`, whole short searches at budgets from tight to loose against
+//! their budget. Each measurement runs in a process of its own, so that memory one run freed cannot hide the next
+//! one's peak.
 
-use crate::genotype::InputShape;
+use crate::data::Dataset;
+use crate::genotype::{Genotype, InputShape};
 use crate::memory;
-use crate::memory_probe::{grown_genotype, measure_training_peak};
+use crate::memory_probe::{PeakRss, grown_genotype, measure_training_peak};
+use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
+use crate::train::{TrainConfig, TrainObserver};
 use anyhow::Context;
 use std::path::Path;
+use tch::Device;
 
 /// The benchmark shape: Fashion-MNIST-sized input, R=2, C=16.
 pub const MEMORY_INPUT: InputShape = InputShape::new(1, 28, 28);
@@ -73,6 +78,194 @@ pub fn compare_estimates(
             estimate: memory::estimate(&genotype, CHANNELS, batch).total(),
             measured,
         });
+    }
+    Ok(())
+}
+
+/// The searches `bench-memory --search` measures: R=2, C=16 on the whole data set given, the quick profile with
+/// 3 iterations of one epoch on 2,000 images, then one final epoch on 2,000 images, at `budget` bytes.
+pub fn search_probe_config(data: &Dataset, spec: &str, budget: u64) -> SearchConfig {
+    let mut config = SearchConfig::new(Profile::Quick, spec, REDUCTIONS, CHANNELS, 0);
+    config.iterations = 3;
+    config.train.epochs = 1;
+    config.search_samples = Some(SEARCH_PROBE_SAMPLES);
+    config.final_samples = Some(SEARCH_PROBE_SAMPLES);
+    config.final_train.epochs = 1;
+    config.memory_budget = budget;
+    config.record_final_augmentation(data);
+    config
+}
+
+/// Images each phase of a measured search trains on.
+const SEARCH_PROBE_SAMPLES: usize = 2000;
+
+/// Budgets `bench-memory --search` tries, as multiples of what the initial network needs: from tight (growth stops
+/// at once) to loose (growth is not limited by memory in 3 iterations).
+pub const SEARCH_BUDGET_FACTORS: [f64; 5] = [1.1, 1.25, 1.5, 2.0, 4.0];
+
+/// One measured search.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchMemoryRow {
+    /// The memory budget, bytes.
+    pub budget: u64,
+    /// The estimate for the searched network (before any `--final-ops` cut), bytes.
+    pub estimate: u64,
+    /// Edges of the searched network.
+    pub edges: usize,
+    /// Resident memory once the data were loaded, bytes.
+    pub loaded: u64,
+    /// The peak resident memory of the whole search and final training, minus `loaded`, bytes.
+    pub measured: u64,
+    /// The same peak over the parts of the run: supernet training with its validation, scoring (and the rest of
+    /// each mutation pass), and the final training with its test evaluation.
+    pub parts: PartPeaks,
+}
+
+/// Peak resident memory beyond the loaded data, per part of a search, bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartPeaks {
+    /// Supernet training, validation included.
+    pub training: u64,
+    /// Mutation passes: scoring, deadheading, checkpoints.
+    pub scoring: u64,
+    /// The final training and its test evaluation.
+    pub final_training: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Training,
+    Scoring,
+    FinalTraining,
+}
+
+/// Reads and resets the peak resident memory whenever the search moves from one part to the next.
+struct PartWatcher {
+    loaded: u64,
+    window: Option<PeakRss>,
+    part: Part,
+    epochs_left: usize,
+    peaks: PartPeaks,
+}
+
+impl PartWatcher {
+    fn start(loaded: u64) -> Self {
+        PartWatcher {
+            loaded,
+            window: PeakRss::start().ok(),
+            // The mutation pass before any training comes first.
+            part: Part::Scoring,
+            epochs_left: 0,
+            peaks: PartPeaks::default(),
+        }
+    }
+
+    /// Ends the current part's window, keeping its peak, and opens `next`'s.
+    fn switch(&mut self, next: Part) {
+        if let Some(reading) = self.window.take().and_then(|window| window.finish().ok()) {
+            let peak = reading.peak.saturating_sub(self.loaded);
+            let slot = match self.part {
+                Part::Training => &mut self.peaks.training,
+                Part::Scoring => &mut self.peaks.scoring,
+                Part::FinalTraining => &mut self.peaks.final_training,
+            };
+            *slot = (*slot).max(peak);
+        }
+        self.window = PeakRss::start().ok();
+        self.part = next;
+    }
+}
+
+impl TrainObserver for PartWatcher {
+    fn epoch(&mut self, _report: &crate::train::EpochReport) {
+        if self.part == Part::Training {
+            self.epochs_left = self.epochs_left.saturating_sub(1);
+            if self.epochs_left == 0 {
+                self.switch(Part::Scoring);
+            }
+        }
+    }
+}
+
+impl SearchObserver for PartWatcher {
+    fn phase(&mut self, phase: search::Phase, epochs: usize) {
+        match phase {
+            search::Phase::Search(_) => {
+                self.switch(Part::Training);
+                self.epochs_left = epochs;
+            }
+            search::Phase::Final => self.switch(Part::FinalTraining),
+            search::Phase::Premutation => {}
+        }
+    }
+}
+
+/// Runs, in this process, the search of [`search_probe_config`] at `budget` in a scratch folder, and measures its
+/// peak resident memory beyond the loaded data (the probe that [`compare_search_budgets`] runs in a child).
+pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<SearchMemoryRow> {
+    let config = search_probe_config(data, spec, budget);
+    let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
+    let root = std::env::temp_dir().join(format!("spidernet-bench-memory-{}-{budget}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let checkpoint = Checkpoint::start(genotype, config.seed);
+    let dir = RunDir::create(&root, &config, &checkpoint)?;
+    // Loading leaves freed blocks in the heap, which training would reuse unseen; the baseline is live data only.
+    crate::allocator::release_freed_blocks();
+    let loaded = PeakRss::start()?.baseline();
+    let mut watcher = PartWatcher::start(loaded);
+    let searched = search::run(&dir, &config, data, checkpoint, Device::Cpu, &mut watcher);
+    // Closes the last part's window; every reset of the kernel's peak happens in the watcher.
+    watcher.switch(Part::Scoring);
+    let parts = watcher.peaks;
+    let last = RunDir::open(&root).map(|(_, _, checkpoint)| checkpoint);
+    let _ = std::fs::remove_dir_all(&root);
+    searched?;
+    let last = last?;
+    Ok(SearchMemoryRow {
+        budget,
+        estimate: memory::estimate(&last.genotype, CHANNELS, config.train.batch_size).total(),
+        edges: last.genotype.edge_count(),
+        loaded,
+        measured: parts.training.max(parts.scoring).max(parts.final_training),
+        parts,
+    })
+}
+
+/// The budgets of [`SEARCH_BUDGET_FACTORS`] for `data`, in bytes.
+pub fn search_budgets(data: &Dataset) -> anyhow::Result<Vec<u64>> {
+    let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
+    let needed = memory::estimate(&genotype, CHANNELS, TrainConfig::default().batch_size).total();
+    Ok(SEARCH_BUDGET_FACTORS
+        .iter()
+        .map(|factor| (needed as f64 * factor) as u64)
+        .collect())
+}
+
+/// Runs `program` with `probe_args` and `--probe-search-budget B` (a command that prints [`probe_search`]'s row as
+/// JSON) once per budget, in a process each; `row` receives each as it is measured.
+pub fn compare_search_budgets(
+    program: &Path,
+    probe_args: &[&str],
+    budgets: &[u64],
+    row: &mut dyn FnMut(&SearchMemoryRow),
+) -> anyhow::Result<()> {
+    for &budget in budgets {
+        let output = std::process::Command::new(program)
+            .args(probe_args)
+            .args(["--probe-search-budget", &budget.to_string()])
+            .output()
+            .with_context(|| format!("cannot run the memory probe {}", program.display()))?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "the search at a budget of {} failed: {}",
+                memory::format_size(budget),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let measured: SearchMemoryRow = serde_json::from_str(text.trim())
+            .with_context(|| format!("the search probe printed {text:?}, not a measurement"))?;
+        row(&measured);
     }
     Ok(())
 }

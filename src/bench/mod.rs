@@ -16,7 +16,10 @@ mod training;
 pub use evaluation::evaluation;
 pub use files::write_files;
 pub use genotypes::{GROWN_SPLITS, SCORED_CELL, grown_genotype, initial_genotype, scored_candidate};
-pub use memory::{MEMORY_INPUT, MEMORY_SPLITS, MEMORY_STEPS, MemoryRow, compare_estimates, probe};
+pub use memory::{
+    MEMORY_INPUT, MEMORY_SPLITS, MEMORY_STEPS, MemoryRow, SEARCH_BUDGET_FACTORS, SearchMemoryRow, compare_estimates,
+    compare_search_budgets, probe, probe_search, search_budgets, search_probe_config,
+};
 pub use ops::{EDGE_SHAPES, EdgeShape, op_timings, op_workload};
 pub use scoring::{scoring, scoring_in_cell};
 pub use search_iteration::search_iteration;

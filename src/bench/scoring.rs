@@ -26,7 +26,7 @@ pub fn scoring_in_cell(config: &BenchConfig) -> anyhow::Result<Measurement> {
     let (genotype, _) = scored_candidate();
     let edges: Vec<u32> = genotype.cells[SCORED_CELL].edges.iter().map(|e| e.id).collect();
     let mut result = score_timed(config, "c-score-in-cell", |scorer, genotype, _| {
-        let baseline = scorer.baseline(genotype);
+        let baseline = scorer.baseline(genotype)?;
         for &edge in &edges {
             scorer.score_against(&baseline, SCORED_CELL, edge)?;
         }

@@ -3,7 +3,7 @@
 
 use super::progress::Progress;
 use serde_json::{Value, json};
-use spidernet::metrics::CandidateReport;
+use spidernet::metrics::{CandidateReport, SkippedCandidate};
 use spidernet::search::budget::Plan;
 use spidernet::search::{Discretized, IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
@@ -72,6 +72,11 @@ impl SearchObserver for JsonEvents {
     fn candidate(&mut self, report: &CandidateReport) {
         self.progress.candidate(report);
         emit("candidate_scored", json!({ "report": report }));
+    }
+
+    fn candidate_skipped(&mut self, skip: &SkippedCandidate) {
+        self.progress.candidate_skipped(skip);
+        emit("candidate_skipped", json!({ "skip": skip }));
     }
 
     fn iteration(&mut self, record: &IterationRecord, config: &SearchConfig) {

@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use spidernet::memory::format_size;
-use spidernet::metrics::CandidateReport;
+use spidernet::metrics::{CandidateReport, SkippedCandidate};
 use spidernet::search::budget::Plan;
 use spidernet::search::{Discretized, IterationRecord, Phase, SearchConfig, SearchObserver};
 use spidernet::train::{EpochReport, TrainObserver};
@@ -19,6 +19,14 @@ pub struct Progress {
     pub epoch_lines: bool,
     /// Draw progress bars (only when both stdout and stderr are terminals, and not with --json).
     pub bars: bool,
+}
+
+/// The line that says a candidate could not be scored.
+fn skipped_line(skip: &SkippedCandidate) -> String {
+    format!(
+        "cell {} edge {}→{}: skipped, could not allocate memory ({}); NTK passes now run at most {} copies",
+        skip.cell, skip.from, skip.to, skip.reason, skip.ntk_copies_after
+    )
 }
 
 /// Whether progress bars belong on this terminal: both output streams must be terminals.
@@ -178,6 +186,11 @@ impl SearchObserver for Progress {
             record.training_seconds,
             record.scoring_seconds
         );
+    }
+
+    fn candidate_skipped(&mut self, skip: &SkippedCandidate) {
+        self.clear();
+        eprintln!("{}", skipped_line(skip));
     }
 
     fn stopped(&mut self, reason: &str) {

@@ -6,4 +6,4 @@ pub mod ntk;
 pub mod replicas;
 pub mod score;
 
-pub use score::{CandidateReport, CellDecision, MetricsConfig, NtkMode};
+pub use score::{CandidateEvent, CandidateReport, CellDecision, MetricsConfig, NtkMode, SkippedCandidate};

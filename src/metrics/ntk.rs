@@ -1,6 +1,6 @@
 //! Condition number of the empirical neural tangent kernel Θ = G·Gᵀ, from per-sample gradients.
 
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// Value used for the faithful κ when it is NaN, as the reference does, or infinite (λ_min exactly 0 in f32,
 /// which the reference would carry as ±inf and which JSON cannot hold).
@@ -25,49 +25,47 @@ pub struct Conditioning {
 /// one backward of the sum of that sample's logits, keeping the graph, w.r.t. `parameters`. This is the NTK's
 /// definition; the search computes the same rows faster with `replicas::gradient_rows`.
 /// Parameters the graph does not reach contribute zero columns.
-pub fn gradient_rows(forward: impl Fn(&Tensor) -> Tensor, parameters: &[Tensor], batches: &[Tensor]) -> Tensor {
+pub fn gradient_rows(
+    forward: impl Fn(&Tensor) -> Tensor,
+    parameters: &[Tensor],
+    batches: &[Tensor],
+) -> Result<Tensor, TchError> {
     let mut rows = Vec::new();
     for batch in batches {
         let logits = forward(batch);
-        let per_sample = logits.sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
-        rows.extend(per_sample_rows(&per_sample, parameters));
+        let per_sample = logits.f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)?;
+        for n in 0..per_sample.size()[0] {
+            let grads = Tensor::f_run_backward(&[per_sample.get(n)], parameters, true, false)?;
+            rows.push(gradient_columns(&grads, parameters, 1)?.flatten(0, -1));
+        }
     }
-    Tensor::stack(&rows, 0)
-}
-
-/// One flattened gradient row per entry of `per_sample`, one backward pass each, keeping the graph.
-fn per_sample_rows(per_sample: &Tensor, parameters: &[Tensor]) -> Vec<Tensor> {
-    (0..per_sample.size()[0])
-        .map(|n| {
-            let grads = Tensor::run_backward(&[per_sample.get(n)], parameters, true, false);
-            gradient_columns(&grads, parameters, 1).flatten(0, -1)
-        })
-        .collect()
+    Tensor::f_stack(&rows, 0)
 }
 
 /// The gradients of `inputs` laid side by side as `rows` rows (each input's leading dimension must split into
 /// `rows`); an input the backward pass did not reach contributes zero columns.
-pub(crate) fn gradient_columns(grads: &[Tensor], inputs: &[Tensor], rows: i64) -> Tensor {
-    let columns: Vec<Tensor> = grads
+pub(crate) fn gradient_columns(grads: &[Tensor], inputs: &[Tensor], rows: i64) -> Result<Tensor, TchError> {
+    let columns = grads
         .iter()
         .zip(inputs)
         .map(|(grad, input)| {
             let grad = if grad.defined() {
                 grad.shallow_clone()
             } else {
-                input.zeros_like()
+                input.f_zeros_like()?
             };
-            grad.reshape([rows, -1])
+            grad.f_reshape([rows, -1])
         })
-        .collect();
-    Tensor::cat(&columns, 1)
+        .collect::<Result<Vec<Tensor>, TchError>>()?;
+    Tensor::f_cat(&columns, 1)
 }
 
 /// Condition numbers of Θ = G·Gᵀ; `threshold` is the relative cut of the sound κ (1e-9 by default).
-pub fn conditioning(gradients: &Tensor, threshold: f64) -> Conditioning {
+/// Its allocations (the kernels in f64 and f32) go through tch's fallible calls.
+pub fn conditioning(gradients: &Tensor, threshold: f64) -> Result<Conditioning, TchError> {
     let samples = gradients.size()[0] as usize;
-    let g64 = gradients.to_kind(Kind::Double);
-    let eigen64 = eigenvalues(&g64.matmul(&g64.tr()));
+    let g64 = gradients.f_to_kind(Kind::Double)?;
+    let eigen64 = eigenvalues(&g64.f_matmul(&g64.f_tr()?)?)?;
     let lambda_max = eigen64.last().copied().unwrap_or(f64::NAN);
     let cut = threshold * lambda_max;
     let kept: Vec<f64> = eigen64.iter().copied().filter(|&l| l > cut).collect();
@@ -75,13 +73,13 @@ pub fn conditioning(gradients: &Tensor, threshold: f64) -> Conditioning {
         Some(&smallest) => lambda_max / smallest,
         None => f64::INFINITY,
     };
-    let g32 = gradients.to_kind(Kind::Float);
-    let eigen32 = eigenvalues(&g32.matmul(&g32.tr()));
+    let g32 = gradients.f_to_kind(Kind::Float)?;
+    let eigen32 = eigenvalues(&g32.f_matmul(&g32.f_tr()?)?)?;
     let faithful = match (eigen32.first(), eigen32.last()) {
         (Some(&min), Some(&max)) => (max as f32 / min as f32) as f64,
         _ => f64::NAN,
     };
-    Conditioning {
+    Ok(Conditioning {
         sound,
         faithful: if !faithful.is_finite() {
             FAITHFUL_NAN_VALUE
@@ -91,14 +89,14 @@ pub fn conditioning(gradients: &Tensor, threshold: f64) -> Conditioning {
         dropped: eigen64.len() - kept.len(),
         lambda_max,
         samples,
-    }
+    })
 }
 
 /// Ascending eigenvalues of a symmetric matrix, in the matrix's precision (read from its upper triangle).
-fn eigenvalues(matrix: &Tensor) -> Vec<f64> {
+fn eigenvalues(matrix: &Tensor) -> Result<Vec<f64>, TchError> {
     let values = matrix
-        .linalg_eigvalsh("U")
-        .to_kind(Kind::Double)
-        .to_device(tch::Device::Cpu);
-    Vec::<f64>::try_from(values).unwrap_or_default()
+        .f_linalg_eigvalsh("U")?
+        .f_to_kind(Kind::Double)?
+        .f_to_device(tch::Device::Cpu)?;
+    Ok(Vec::<f64>::try_from(values).unwrap_or_default())
 }

@@ -13,7 +13,7 @@ use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 use crate::layers::Layers;
 use crate::supernet::{Mode, Supernet};
 use std::collections::HashMap;
-use tch::{Kind, Tensor, nn};
+use tch::{Kind, TchError, Tensor, nn};
 
 /// Weights applied as `count` independent copies, stacked along the channels (copy r owns channels
 /// r·C … r·C + C − 1 of every feature map). Every weight the NTK differentiates (conv and linear weights,
@@ -135,8 +135,15 @@ impl Layers for Replicated {
 
 /// Per-sample gradient rows G (n × P) of the sum of each sample's final logits, for every weight the NTK
 /// differentiates, with at most `max_copies` samples per backward pass. Equal to `ntk::gradient_rows` over
-/// `Supernet::weight_tensors` up to the order of columns and rounding, so G·Gᵀ is the same kernel.
-pub fn gradient_rows(net: &Supernet, batches: &[Tensor], mode: Mode, max_copies: usize, channels_last: bool) -> Tensor {
+/// `Supernet::weight_tensors` up to the order of columns and rounding, so G·Gᵀ is the same kernel. The backward
+/// passes and G itself are allocated through tch's fallible calls.
+pub fn gradient_rows(
+    net: &Supernet,
+    batches: &[Tensor],
+    mode: Mode,
+    max_copies: usize,
+    channels_last: bool,
+) -> Result<Tensor, TchError> {
     let mut chunks = Vec::new();
     for batch in batches {
         let samples = batch.size()[0];
@@ -156,9 +163,9 @@ pub fn gradient_rows(net: &Supernet, batches: &[Tensor], mode: Mode, max_copies:
                 .diagonal(0, 0, 1)
                 .sum(Kind::Float);
             let leaves = layers.leaves();
-            let grads = Tensor::run_backward(&[target], leaves, false, false);
-            chunks.push(super::ntk::gradient_columns(&grads, leaves, count));
+            let grads = Tensor::f_run_backward(&[target], leaves, false, false)?;
+            chunks.push(super::ntk::gradient_columns(&grads, leaves, count)?);
         }
     }
-    Tensor::cat(&chunks, 0)
+    Tensor::f_cat(&chunks, 0)
 }

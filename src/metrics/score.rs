@@ -5,6 +5,7 @@ use super::candidate::{Candidate, scoring_network};
 use super::lrc::{self, RegionCount};
 use super::ntk::{self, Conditioning};
 use super::replicas;
+use crate::alloc_failure::{self, AllocationFailure, Site};
 use crate::data::Split;
 use crate::genotype::{Genotype, InputShape};
 use crate::init::{Fan, InitScheme};
@@ -12,6 +13,7 @@ use crate::memory;
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
 use rand::seq::SliceRandom;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tch::{Device, Tensor};
 
@@ -135,13 +137,47 @@ impl serde::Serialize for CandidateReport {
     }
 }
 
+/// A candidate that could not be scored because libtorch could not allocate its memory (docs/RELIABILITY.md,
+/// *Allocation failures*). The walk goes on without it, and with fewer NTK copies per pass.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SkippedCandidate {
+    /// Cell index.
+    pub cell: usize,
+    /// Id of the edge that would be split.
+    pub edge: u32,
+    /// Source node of that edge.
+    pub from: usize,
+    /// Target node of that edge.
+    pub to: usize,
+    /// libtorch's message.
+    pub reason: String,
+    /// NTK copies per pass it was scored with.
+    pub ntk_copies: usize,
+    /// The most NTK copies per pass for the rest of the mutation pass.
+    pub ntk_copies_after: usize,
+    /// Wall time until it failed.
+    pub seconds: f64,
+}
+
+/// What the candidate walk reports about one candidate.
+#[derive(Clone, Copy, Debug)]
+pub enum CandidateEvent<'a> {
+    /// It was scored.
+    Scored(&'a CandidateReport),
+    /// It could not be scored.
+    Skipped(&'a SkippedCandidate),
+}
+
 /// The outcome of scoring one cell.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CellDecision {
     /// Cell index.
     pub cell: usize,
-    /// Every candidate tried, in the order tried.
+    /// Every candidate scored, in the order tried.
     pub tried: Vec<CandidateReport>,
+    /// Candidates that could not be scored, in the order tried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedCandidate>,
     /// The edge to split, if any candidate was accepted.
     pub chosen: Option<u32>,
 }
@@ -203,12 +239,13 @@ fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
     })
 }
 
-/// Copies of the network one replicated NTK pass runs: the largest power of two up to `NTK_MAX_COPIES` whose
-/// activations fit in `NTK_MEMORY` by the analytic estimate. Powers of two keep the widths (copies × 3, 6, 12
-/// channels) multiples of 16, which oneDNN's vectorised channels-last kernels need: 13 copies ran 2× slower than 16.
-fn ntk_copies(net: &Supernet, batch: usize, allowance: u64) -> usize {
-    let per_copy = memory::estimate(net.genotype(), net.width(), batch).activations.max(1);
-    let fit = (allowance.min(NTK_MEMORY) / per_copy).clamp(1, NTK_MAX_COPIES as u64);
+/// Copies of `genotype`'s network at `width` one replicated NTK pass runs on batches of `batch`: the largest power
+/// of two up to `most` whose activations fit in `allowance` (at most `NTK_MEMORY`) by the analytic estimate.
+/// Powers of two keep the widths (copies × 3, 6, 12 channels) multiples of 16, which oneDNN's vectorised
+/// channels-last kernels need: 13 copies ran 2× slower than 16.
+fn ntk_copies(genotype: &Genotype, width: usize, batch: usize, allowance: u64, most: usize) -> usize {
+    let per_copy = memory::estimate(genotype, width, batch).activations.max(1);
+    let fit = (allowance.min(NTK_MEMORY) / per_copy).clamp(1, most.clamp(1, NTK_MAX_COPIES) as u64);
     1 << fit.ilog2()
 }
 
@@ -219,18 +256,11 @@ const NTK_MEMORY: u64 = 3 << 30;
 /// More copies than this make the passes no faster on the CPU (measured: 8 and 16 copies alike, 32 slower).
 const NTK_MAX_COPIES: usize = 16;
 
-fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, allowance: u64) -> Conditioning {
-    let batch = batches.first().map_or(1, |b| b.size()[0] as usize);
+fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, copies: usize) -> anyhow::Result<Conditioning> {
     // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (blocks::MemoryFormat).
     let channels_last = crate::blocks::uses_channels_last(net.device());
-    let rows = replicas::gradient_rows(
-        net,
-        batches,
-        Mode::train(0.0),
-        ntk_copies(net, batch, allowance),
-        channels_last,
-    );
-    ntk::conditioning(&rows, threshold)
+    let rows = replicas::gradient_rows(net, batches, Mode::train(0.0), copies, channels_last)?;
+    Ok(ntk::conditioning(&rows, threshold)?)
 }
 
 /// What the current network, without any split, measures in each repeat: the NTK and LRC of every candidate's
@@ -253,6 +283,8 @@ pub struct Scorer {
     seed: u64,
     inputs: Vec<RepeatInputs>,
     memory_allowance: u64,
+    /// The most NTK copies per pass; halved after a candidate fails to allocate.
+    most_copies: AtomicUsize,
 }
 
 impl Scorer {
@@ -267,7 +299,15 @@ impl Scorer {
             seed,
             inputs,
             memory_allowance: NTK_MEMORY,
+            most_copies: AtomicUsize::new(NTK_MAX_COPIES),
         }
+    }
+
+    /// NTK copies per pass for the network of `genotype`.
+    fn copies_for(&self, genotype: &Genotype) -> usize {
+        let batch = self.config.ntk_batch_size.max(1);
+        let most = self.most_copies.load(Ordering::SeqCst);
+        ntk_copies(genotype, self.config.ntk_width, batch, self.memory_allowance, most)
     }
 
     /// Caps the memory the NTK's replicated passes may take (by the memory estimate) at `bytes`, e.g. the search's
@@ -291,7 +331,7 @@ impl Scorer {
     }
 
     /// Measures the current network once per repeat; `score_against` then needs only the "on" networks.
-    pub fn baseline(&self, genotype: &Genotype) -> Baseline {
+    pub fn baseline(&self, genotype: &Genotype) -> anyhow::Result<Baseline> {
         let mut ntk_net = scoring_network(genotype, self.config.ntk_width, NTK_INIT, None, self.device);
         let mut lrc_net = scoring_network(
             genotype,
@@ -300,6 +340,7 @@ impl Scorer {
             Some(self.crop()),
             self.device,
         );
+        let copies = self.copies_for(genotype);
         let repeats = self
             .inputs
             .iter()
@@ -307,22 +348,22 @@ impl Scorer {
             .map(|(r, inputs)| {
                 ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
                 lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
-                (
-                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, self.memory_allowance),
+                Ok((
+                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, copies)?,
                     regions(&lrc_net, &inputs.lrc),
-                )
+                ))
             })
-            .collect();
-        Baseline {
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Baseline {
             repeats,
             genotype: genotype.clone(),
-        }
+        })
     }
 
     /// Scores splitting `edge` of `cell` (acceptance decided, no score yet), measuring the baseline first.
     pub fn score_candidate(&self, genotype: &Genotype, cell: usize, edge: u32) -> anyhow::Result<CandidateReport> {
         let start = Instant::now();
-        let mut report = self.score_against(&self.baseline(genotype), cell, edge)?;
+        let mut report = self.score_against(&self.baseline(genotype)?, cell, edge)?;
         report.seconds = start.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -336,13 +377,14 @@ impl Scorer {
         let original = &genotype.cells[cell];
         let parent = original.edge(edge).expect("split succeeded, so the edge exists");
         let (from, to) = (parent.from, parent.to);
+        let copies = self.copies_for(&candidate.on);
         let mut ntk_net = candidate.network(self.config.ntk_width, NTK_INIT, None, self.device);
         let mut lrc_net = candidate.network(self.config.lrc_width, LRC_INIT, Some(self.crop()), self.device);
         let mut repeats = Vec::with_capacity(self.config.repeats);
         for ((r, inputs), (ntk_off, lrc_off)) in self.inputs.iter().enumerate().zip(&baseline.repeats) {
             ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
             lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
-            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, self.memory_allowance);
+            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, copies)?;
             let lrc_on = regions(&lrc_net, &inputs.lrc);
             let (ntk_off, lrc_off) = (*ntk_off, *lrc_off);
             repeats.push(RepeatReport {
@@ -379,13 +421,15 @@ impl Scorer {
 
     /// Walks the cell's edges in a seeded random order until enough candidates are accepted (or all were
     /// tried), then picks the accepted one with the lowest combined score. `round` varies the order between
-    /// search iterations. `on_candidate` sees each report as it is made; an error from it ends the walk.
+    /// search iterations. A candidate whose memory libtorch cannot allocate is skipped, and later ones run half
+    /// as many NTK copies; a failure in measuring the current network ends the walk with an error.
+    /// `on_candidate` sees each candidate as it is scored or skipped; an error from it ends the walk.
     pub fn decide(
         &self,
         genotype: &Genotype,
         cell: usize,
         round: u64,
-        on_candidate: &mut dyn FnMut(&CandidateReport) -> anyhow::Result<()>,
+        on_candidate: &mut dyn FnMut(CandidateEvent) -> anyhow::Result<()>,
     ) -> anyhow::Result<CellDecision> {
         let Some(target) = genotype.cells.get(cell) else {
             anyhow::bail!(
@@ -399,18 +443,74 @@ impl Scorer {
             Stream::Candidates,
             seed::candidate_walk(round, cell),
         ));
-        let mut tried = Vec::new();
-        let baseline = self.baseline(genotype);
+        let (mut tried, mut skipped) = (Vec::new(), Vec::new());
+        let baseline = match alloc_failure::guard(|| self.baseline(genotype)) {
+            Err(error) if error.is::<AllocationFailure>() => {
+                return Err(error.context(format!(
+                    "cannot score cell {cell}: its current network does not fit in memory (a smaller --memory-budget \
+                     keeps the network smaller)"
+                )));
+            }
+            measured => measured?,
+        };
         for edge in order {
-            let report = self.score_against(&baseline, cell, edge)?;
-            on_candidate(&report)?;
-            tried.push(report);
+            let start = Instant::now();
+            let scored = alloc_failure::guard(|| {
+                alloc_failure::inject(Site::Scoring, self.device);
+                self.score_against(&baseline, cell, edge)
+            });
+            match scored {
+                Ok(report) => {
+                    on_candidate(CandidateEvent::Scored(&report))?;
+                    tried.push(report);
+                }
+                Err(error) => {
+                    let Some(failure) = error.downcast_ref::<AllocationFailure>() else {
+                        return Err(error);
+                    };
+                    let skip = self.skip(genotype, cell, edge, failure, start);
+                    on_candidate(CandidateEvent::Skipped(&skip))?;
+                    skipped.push(skip);
+                }
+            }
             if tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
                 break;
             }
         }
         let chosen = combine(&mut tried);
-        Ok(CellDecision { cell, tried, chosen })
+        Ok(CellDecision {
+            cell,
+            tried,
+            skipped,
+            chosen,
+        })
+    }
+
+    /// Records `failure` of splitting `edge` and halves the NTK copies of every later candidate.
+    fn skip(
+        &self,
+        genotype: &Genotype,
+        cell: usize,
+        edge: u32,
+        failure: &AllocationFailure,
+        start: Instant,
+    ) -> SkippedCandidate {
+        let parent = genotype.cells[cell]
+            .edge(edge)
+            .expect("the walk visits the cell's own edges");
+        let ntk_copies = Candidate::split(genotype, cell, edge).map_or(1, |c| self.copies_for(&c.on));
+        let ntk_copies_after = (ntk_copies / 2).max(1);
+        self.most_copies.fetch_min(ntk_copies_after, Ordering::SeqCst);
+        SkippedCandidate {
+            cell,
+            edge,
+            from: parent.from,
+            to: parent.to,
+            reason: failure.message.clone(),
+            ntk_copies,
+            ntk_copies_after,
+            seconds: start.elapsed().as_secs_f64(),
+        }
     }
 }
 
@@ -480,12 +580,18 @@ mod tests {
             width: 28,
         };
         let genotype = Genotype::minimal(2, 16, input, 10).unwrap();
-        let net = scoring_network(&genotype, 3, NTK_INIT, None, Device::Cpu);
         let per_copy = memory::estimate(&genotype, 3, 64).activations;
-        assert_eq!(ntk_copies(&net, 64, 1), 1, "at least one copy always runs");
-        assert_eq!(ntk_copies(&net, 64, u64::MAX), NTK_MAX_COPIES);
+        let most = NTK_MAX_COPIES;
+        assert_eq!(
+            ntk_copies(&genotype, 3, 64, 1, most),
+            1,
+            "at least one copy always runs"
+        );
+        assert_eq!(ntk_copies(&genotype, 3, 64, u64::MAX, most), NTK_MAX_COPIES);
+        assert_eq!(ntk_copies(&genotype, 3, 64, u64::MAX, 4), 4, "a lowered ceiling holds");
+        assert_eq!(ntk_copies(&genotype, 3, 64, u64::MAX, 0), 1);
         for fit in [2, 3, 5, 7, 9] {
-            let copies = ntk_copies(&net, 64, per_copy * fit);
+            let copies = ntk_copies(&genotype, 3, 64, per_copy * fit, most);
             assert!(
                 copies.is_power_of_two() && copies as u64 <= fit && 2 * copies as u64 > fit,
                 "{fit}: {copies}"

@@ -157,6 +157,7 @@ pub fn final_training(
 ) -> anyhow::Result<FinalOutcome> {
     let (config, data, device, dir) = (run.config, run.data, run.device, run.dir);
     let start = Instant::now();
+    crate::allocator::release_freed_blocks();
     let saved = match dir {
         Some(dir) => dir.final_checkpoint(config.seed)?,
         None => None,

@@ -23,7 +23,7 @@ use planning::{Planner, RunClock, SplitSizes};
 use crate::data::{DataOptions, Dataset, Split};
 use crate::genotype::Genotype;
 use crate::memory;
-use crate::metrics::{CandidateReport, MetricsConfig};
+use crate::metrics::{CandidateReport, MetricsConfig, SkippedCandidate};
 use crate::pruner::PrunerConfig;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
@@ -266,6 +266,8 @@ pub trait SearchObserver: TrainObserver {
     fn phase(&mut self, _phase: Phase, _epochs: usize) {}
     /// A candidate was scored.
     fn candidate(&mut self, _report: &CandidateReport) {}
+    /// A candidate could not be scored: libtorch could not allocate its memory.
+    fn candidate_skipped(&mut self, _skip: &SkippedCandidate) {}
     /// An iteration finished and was checkpointed.
     fn iteration(&mut self, _record: &IterationRecord, _config: &SearchConfig) {}
     /// The search loop stopped.
@@ -519,6 +521,7 @@ fn run_iteration(
     let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
     if phase != Phase::Premutation {
+        crate::allocator::release_freed_blocks();
         let mut net = fresh_network(genotype, config, device, phase);
         if let Some(tensors) = inherited.as_deref() {
             inherit::inherit(&mut net, tensors);
@@ -553,6 +556,7 @@ fn run_iteration(
     }
     let training_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
+    crate::allocator::release_freed_blocks();
     let (decisions, mutations) =
         mutate::mutation_pass(iteration, config, &splits.search_train, genotype, device, observer)?;
     if let Some(tensors) = inherited.take() {

@@ -6,8 +6,9 @@ use super::{SearchConfig, SearchObserver};
 use crate::data::Split;
 use crate::genotype::Genotype;
 use crate::memory;
+use crate::metrics::CandidateEvent;
+use crate::metrics::CellDecision;
 use crate::metrics::score::Scorer;
-use crate::metrics::{CandidateReport, CellDecision};
 use crate::seed::{self, Stream};
 use crate::train::Interrupted;
 use rand::RngExt;
@@ -60,8 +61,11 @@ pub fn mutation_pass(
     for cell in 0..genotype.cells.len() {
         let chosen = match &scorer {
             Some(scorer) => {
-                let mut seen = |report: &CandidateReport| {
-                    observer.candidate(report);
+                let mut seen = |event: CandidateEvent| {
+                    match event {
+                        CandidateEvent::Scored(report) => observer.candidate(report),
+                        CandidateEvent::Skipped(skip) => observer.candidate_skipped(skip),
+                    }
                     if observer.interrupted() {
                         return Err(Interrupted.into());
                     }
