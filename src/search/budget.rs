@@ -91,23 +91,35 @@ pub struct Plan {
     pub growth: f64,
     /// How much costlier than the measured network it takes the next one to be.
     pub next_cost: f64,
+    /// Whether the search was over when it was made, so that only the final training was left to plan.
+    #[serde(default)]
+    pub search_over: bool,
 }
 
 impl Plan {
     /// One line for the terminal.
     pub fn describe(&self) -> String {
+        let search = match self.search_over {
+            true => String::new(),
+            false => format!(
+                "{} of {} on {} images, then ",
+                counted(self.iterations, "iteration"),
+                counted(self.epochs_per_iteration, "epoch"),
+                self.search_samples
+            ),
+        };
+        let pass = match self.search_over {
+            true => String::new(),
+            false => format!(", {:.1} s per mutation pass", self.seconds_per_pass),
+        };
         format!(
-            "plan ({}): {} of {} on {} images, then {} on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image, {:.1} s per mutation pass)",
+            "plan ({}): {search}{} on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",
             self.made,
-            counted(self.iterations, "iteration"),
-            counted(self.epochs_per_iteration, "epoch"),
-            self.search_samples,
             counted(self.final_epochs, "final epoch"),
             self.final_samples,
             self.predicted_seconds / 60.0,
             self.budget_seconds / 60.0,
             1000.0 * self.seconds_per_image,
-            self.seconds_per_pass
         )
     }
 }
@@ -201,6 +213,7 @@ pub fn plan(input: &PlanInput, made: &str) -> Plan {
         seconds_per_pass: input.seconds_per_pass,
         growth: input.growth,
         next_cost: input.next_cost,
+        search_over: remaining_iterations == 0,
     }
 }
 
@@ -283,6 +296,32 @@ mod tests {
         // At 2,200 s, 1540 s are left for 3.04 epochs: 3 whole ones on all images leave 1 % idle.
         let roomy = plan_for(2200.0);
         assert_eq!((roomy.final_epochs, roomy.final_samples), (3, 60_000));
+    }
+
+    #[test]
+    fn a_plan_made_once_the_search_is_over_describes_only_the_final_training() {
+        let start = plan(&fashion(), "start");
+        assert!(!start.search_over);
+        let line = start.describe();
+        assert!(
+            line.starts_with(
+                "plan (start): 2 iterations of 4 epochs on 7269 images, then 3 final epochs on 49705 images; predicted"
+            ) && line.ends_with("s per mutation pass)"),
+            "{line}"
+        );
+        let over = PlanInput {
+            iterations_done: 2,
+            ..fashion()
+        };
+        let last = plan(&over, "before the final training");
+        assert!(last.search_over);
+        let line = last.describe();
+        let final_part = format!(
+            "plan (before the final training): {} final epochs on",
+            last.final_epochs
+        );
+        assert!(line.starts_with(&final_part), "{line}");
+        assert!(!line.contains("iteration") && !line.contains("mutation pass"), "{line}");
     }
 
     #[test]
