@@ -8,7 +8,7 @@ use crate::genotype::{Genotype, InputShape};
 use crate::memory;
 use crate::memory_probe::{PeakRss, grown_genotype, measure_training_peak};
 use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
-use crate::train::{TrainConfig, TrainObserver};
+use crate::train::TrainObserver;
 use anyhow::Context;
 use std::path::Path;
 use tch::Device;
@@ -232,9 +232,9 @@ pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<S
 }
 
 /// The budgets of [`SEARCH_BUDGET_FACTORS`] for `data`, in bytes.
-pub fn search_budgets(data: &Dataset) -> anyhow::Result<Vec<u64>> {
+pub fn search_budgets(data: &Dataset, spec: &str) -> anyhow::Result<Vec<u64>> {
     let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
-    let needed = memory::estimate(&genotype, CHANNELS, TrainConfig::default().batch_size).total();
+    let needed = search::memory_needed(&genotype, &search_probe_config(data, spec, 0));
     Ok(SEARCH_BUDGET_FACTORS
         .iter()
         .map(|factor| (needed as f64 * factor) as u64)

@@ -59,7 +59,7 @@ fn run_searches(args: &BenchMemoryArgs) -> anyhow::Result<()> {
         "{:>11} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9}",
         "budget", "edges", "estimate", "loaded", "training", "scoring", "final", "peak added", "of budget"
     );
-    let budgets = bench::search_budgets(&data)?;
+    let budgets = bench::search_budgets(&data, &args.data)?;
     let mut worst: Option<bench::SearchMemoryRow> = None;
     bench::compare_search_budgets(
         &program,

@@ -301,7 +301,7 @@ fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
 /// estimate of docs/ALGORITHM.md §8: such a run could never fit, so it does not start.
 pub fn check_memory_budget(genotype: &Genotype, config: &SearchConfig) -> anyhow::Result<()> {
     let batch = config.train.batch_size.max(config.final_train.batch_size);
-    let needed = memory::estimate(genotype, genotype.channels, batch).total();
+    let needed = memory_needed(genotype, config);
     if needed > config.memory_budget {
         anyhow::bail!(
             "the memory budget of {} is below the {} that training this network needs (R={}, C={}, batch {}); give --memory-budget {}MiB or more, or fewer --channels",
@@ -314,6 +314,12 @@ pub fn check_memory_budget(genotype: &Genotype, config: &SearchConfig) -> anyhow
         );
     }
     Ok(())
+}
+
+/// Bytes that training `genotype` needs under `config` by the estimate, at the larger of its two batch sizes.
+pub fn memory_needed(genotype: &Genotype, config: &SearchConfig) -> u64 {
+    let batch = config.train.batch_size.max(config.final_train.batch_size);
+    memory::estimate(genotype, genotype.channels, batch).total()
 }
 
 /// Runs (or resumes) a search in `dir` from `checkpoint`, then the final training unless disabled.
