@@ -5,6 +5,10 @@
 #
 #   scripts/soak.sh [KILL_CYCLES [TERM_CYCLES]] [OUT_DIR]      (default 30 SIGKILL and 10 SIGTERM cycles)
 #
+# The moments are drawn uniformly over the uninterrupted run's wall time, except that every third cycle draws its
+# moment within that run's final training (which is short), and the first SIGKILL falls 0.05 s after the start,
+# before the run folder exists: resume must then refuse with advice, and the same command start the run again.
+#
 # Then one cycle whose disk fills up: the run folder is on a small tmpfs (needs root), the search fails for want of
 # space, the tmpfs is enlarged and the run resumed. SOAK_SEED (default 1) seeds the kill moments; SETTINGS
 # overrides the search. One line per cycle goes to OUT_DIR/cycles.jsonl; the last line printed is the summary.
@@ -14,7 +18,7 @@ kills="${1:-30}"
 terms="${2:-10}"
 out="${3:-$root/runs/soak}"
 binary="$root/target/release/spidernet"
-settings="${SETTINGS:---reductions 1 --channels 8 --iterations 3 --epochs-per-iteration 1 --search-samples 600 --final-epochs 4 --final-samples 1200 --seed 7}"
+settings="${SETTINGS:---reductions 1 --channels 8 --iterations 3 --epochs-per-iteration 2 --search-samples 600 --final-epochs 24 --final-samples 1200 --seed 7}"
 RANDOM="${SOAK_SEED:-1}"
 [ -x "$binary" ] || (cd "$root" && cargo build --release)
 rm -rf "$out"
@@ -74,15 +78,30 @@ record() { # kind cycle signal_seconds phase exit_code result
 
 echo "$(date -u +%T) reference run: spidernet search $settings"
 start=$(date +%s.%N)
+# Each event line is stamped with its arrival, to find when the final training began.
 # shellcheck disable=SC2086
-"$binary" search --out "$out/reference" $settings > /dev/null 2> "$out/reference.err"
+"$binary" search --out "$out/reference" --json $settings 2> "$out/reference.err" |
+  while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > "$out/reference.events"
 reference_seconds=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$start" "$(date +%s.%N)")
-echo "$(date -u +%T) reference: $reference_seconds s"
+final_start=$(python3 - "$out/reference.events" "$start" <<'EOF'
+import sys
+for line in open(sys.argv[1]):
+    stamp, _, event = line.partition(" ")
+    if '"event":"final_training_started"' in event:
+        print(f"{float(stamp) - float(sys.argv[2]):.2f}")
+        break
+EOF
+)
+[ -n "$final_start" ] || { echo "error: the reference run reported no final_training_started event" >&2; exit 1; }
+echo "$(date -u +%T) reference: $reference_seconds s, the final training from $final_start s"
 
 cycle() { # kind(SIGKILL|SIGTERM) number
   local kind=$1 n=$2 run="$out/$1-$2"
-  local delay
-  delay=$(python3 -c "import sys; print(f'{float(sys.argv[1]) * int(sys.argv[2]) / 32768:.2f}')" "$reference_seconds" "$RANDOM")
+  local delay from=0
+  [ $((n % 3)) -eq 0 ] && from=$final_start
+  delay=$(python3 -c "import sys; a, b, u = map(float, sys.argv[1:]); print(f'{a + (b - a) * u / 32768:.2f}')" \
+    "$from" "$reference_seconds" "$RANDOM")
+  [ "$kind" = SIGKILL ] && [ "$n" -eq 1 ] && delay=0.05
   # shellcheck disable=SC2086
   "$binary" search --out "$run" --json $settings > "$run.events" 2> "$run.err" &
   local pid=$!
@@ -99,7 +118,18 @@ cycle() { # kind(SIGKILL|SIGTERM) number
   elif [ "$kind" = SIGTERM ] && [ "$code" -eq 143 ] && ! grep -q "interrupted; resume with: spidernet search --resume $run" "$run.err"; then
     result="no resume hint after SIGTERM"
   else
-    if [ "$code" -ne 0 ]; then
+    if [ "$code" -ne 0 ] && [ ! -f "$run/config.json" ]; then
+      # Stopped before its first checkpoint: --resume must refuse and say to start again, which the cycle does.
+      if "$binary" search --resume "$run" > /dev/null 2>> "$run.err"; then
+        record "$kind" "$n" "$delay" "$phase" "$code" "resumed a folder without config.json"; return
+      fi
+      grep -q "nothing to resume: start it again with the same command" "$run.err" ||
+        { record "$kind" "$n" "$delay" "$phase" "$code" "resume refused without advice"; return; }
+      # shellcheck disable=SC2086
+      "$binary" search --out "$run" $settings > /dev/null 2>> "$run.err" ||
+        { record "$kind" "$n" "$delay" "$phase" "$code" "the restart failed"; return; }
+      phase="$phase; restarted"
+    elif [ "$code" -ne 0 ]; then
       "$binary" search --resume "$run" > /dev/null 2>> "$run.err" || { record "$kind" "$n" "$delay" "$phase" "$code" "resume failed"; return; }
     fi
     result=$(compare "$run")

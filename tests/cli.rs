@@ -287,6 +287,21 @@ fn a_run_folder_held_by_another_process_is_refused_at_once() {
     // Released, the folder is open again: resume now reaches the folder itself, which holds no run.
     let stderr = fails(&["search", "--resume", path(&dir)]);
     assert!(stderr.contains("is not a run folder"), "{stderr}");
+    assert!(stderr.contains("nothing to resume: start it again"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resuming_a_folder_that_was_never_created_says_to_start_again() {
+    let dir = scratch("cli-never-created");
+    let missing = dir.join("killed-while-loading-data");
+    let stderr = fails(&["search", "--resume", path(&missing)]);
+    assert!(
+        stderr.contains(&format!("cannot resume {}: there is no such folder", missing.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing to resume: start it again"), "{stderr}");
+    assert!(!missing.exists(), "a refused resume created the folder");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -161,6 +161,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let _lock: RunLock;
     let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
+            if !root.is_dir() {
+                anyhow::bail!(
+                    "cannot resume {}: there is no such folder ({})",
+                    root.display(),
+                    search::NOTHING_TO_RESUME
+                );
+            }
             _lock = RunLock::acquire(root)?;
             let (dir, config, checkpoint) = RunDir::open(root)?;
             dir.remove_stray_temporaries()?;

@@ -15,7 +15,7 @@ pub use discretize::Discretized;
 pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_subset, final_training};
 pub use mutate::Strategy;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
-pub use run_dir::RunDir;
+pub use run_dir::{NOTHING_TO_RESUME, RunDir};
 pub use run_lock::{LOCK_FILE, LockError, RunLock};
 
 use planning::{Planner, RunClock, SplitSizes};

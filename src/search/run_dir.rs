@@ -18,6 +18,10 @@ const INHERITED_TENSORS_PREFIX: &str = "inherited-";
 /// A final-training checkpoint and its tensors, by name.
 pub type SavedFinalTraining = (FinalCheckpoint, Vec<(String, Tensor)>);
 
+/// Why a folder without `config.json` cannot be resumed, and what to do instead.
+pub const NOTHING_TO_RESUME: &str =
+    "a search stopped before it wrote config.json has nothing to resume: start it again with the same command";
+
 /// Paths of one run.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -50,6 +54,8 @@ impl RunDir {
             );
         }
         std::fs::create_dir_all(dir.checkpoint_dir()).with_context(|| format!("cannot create {}", root.display()))?;
+        // A search killed while creating this folder may have left the temporary of its first checkpoint.
+        dir.remove_stray_temporaries()?;
         dir.commit(&[], start)?;
         write_json(&dir.config_path(), config)?;
         Ok(dir)
@@ -61,7 +67,10 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !dir.config_path().exists() {
-            bail!("{} is not a run folder: it has no config.json", root.display());
+            bail!(
+                "{} is not a run folder: it has no config.json ({NOTHING_TO_RESUME})",
+                root.display()
+            );
         }
         let config: SearchConfig = read_json(&dir.config_path())?;
         let checkpoint: Checkpoint = read_json(&dir.checkpoint_path())?;
