@@ -11,7 +11,7 @@ use spidernet::genotype::Op;
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::NtkMode;
 use spidernet::search::budget::TimeBudget;
-use spidernet::search::{self, Checkpoint, Profile, RunDir, RunLock, SearchConfig, Strategy, Summary};
+use spidernet::search::{self, Checkpoint, LockError, Profile, RunDir, RunLock, SearchConfig, Strategy, Summary};
 use spidernet::train::Interrupted;
 use std::path::PathBuf;
 
@@ -161,14 +161,14 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let _lock: RunLock;
     let (dir, config, checkpoint, data) = match &args.resume {
         Some(root) => {
-            if !root.is_dir() {
-                anyhow::bail!(
+            _lock = RunLock::acquire(root).map_err(|error| match error {
+                LockError::NoFolder { .. } => anyhow::anyhow!(
                     "cannot resume {}: there is no such folder ({})",
                     root.display(),
                     search::NOTHING_TO_RESUME
-                );
-            }
-            _lock = RunLock::acquire(root)?;
+                ),
+                other => other.into(),
+            })?;
             let (dir, config, checkpoint) = RunDir::open(root)?;
             dir.remove_stray_temporaries()?;
             if let Some(summary) = dir.finished(&checkpoint)? {

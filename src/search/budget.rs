@@ -99,18 +99,17 @@ pub struct Plan {
 impl Plan {
     /// One line for the terminal.
     pub fn describe(&self) -> String {
-        let search = match self.search_over {
-            true => String::new(),
-            false => format!(
-                "{} of {} on {} images, then ",
-                counted(self.iterations, "iteration"),
-                counted(self.epochs_per_iteration, "epoch"),
-                self.search_samples
+        let (search, pass) = match self.search_over {
+            true => (String::new(), String::new()),
+            false => (
+                format!(
+                    "{} of {} on {} images, then ",
+                    counted(self.iterations, "iteration"),
+                    counted(self.epochs_per_iteration, "epoch"),
+                    self.search_samples
+                ),
+                format!(", {:.1} s per mutation pass", self.seconds_per_pass),
             ),
-        };
-        let pass = match self.search_over {
-            true => String::new(),
-            false => format!(", {:.1} s per mutation pass", self.seconds_per_pass),
         };
         format!(
             "plan ({}): {search}{} on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",

@@ -300,7 +300,7 @@ fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
 /// Refuses a memory budget below what training `genotype` (the run's initial or current network) needs by the
 /// estimate of docs/ALGORITHM.md §8: such a run could never fit, so it does not start.
 pub fn check_memory_budget(genotype: &Genotype, config: &SearchConfig) -> anyhow::Result<()> {
-    let batch = config.train.batch_size.max(config.final_train.batch_size);
+    let batch = memory_batch(config);
     let needed = memory_needed(genotype, config);
     if needed > config.memory_budget {
         anyhow::bail!(
@@ -318,8 +318,12 @@ pub fn check_memory_budget(genotype: &Genotype, config: &SearchConfig) -> anyhow
 
 /// Bytes that training `genotype` needs under `config` by the estimate, at the larger of its two batch sizes.
 pub fn memory_needed(genotype: &Genotype, config: &SearchConfig) -> u64 {
-    let batch = config.train.batch_size.max(config.final_train.batch_size);
-    memory::estimate(genotype, genotype.channels, batch).total()
+    memory::estimate(genotype, genotype.channels, memory_batch(config)).total()
+}
+
+/// The batch size the memory estimate is taken at: the larger of the search's and the final training's.
+fn memory_batch(config: &SearchConfig) -> usize {
+    config.train.batch_size.max(config.final_train.batch_size)
 }
 
 /// Runs (or resumes) a search in `dir` from `checkpoint`, then the final training unless disabled.
