@@ -3,8 +3,8 @@
 //! - links libtorch's CUDA backend (`libtorch_cuda.so`, `libc10_cuda.so`) whenever the folder has it, with
 //!   `--no-as-needed`: nothing calls into it directly, so the linker would drop it, and without it loaded libtorch
 //!   never registers CUDA and `--device cuda` sees no device on any machine;
-//! - compiles `src/native/torch_probe.cpp`, the few libtorch queries that `spidernet doctor` needs and tch lacks, and
-//!   `src/native/sgd_step.cpp`, the SGD update with libtorch's arithmetic (`optim`).
+//! - compiles `src/system/native/torch_probe.cpp`, the few libtorch queries that `spidernet doctor` needs and tch lacks, and
+//!   `src/system/native/sgd_step.cpp`, the SGD update with libtorch's arithmetic (`optim`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,8 @@ const CUDA_BACKEND: [&str; 2] = ["torch_cuda", "c10_cuda"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-changed=src/native/torch_probe.cpp");
-    println!("cargo:rerun-if-changed=src/native/sgd_step.cpp");
+    println!("cargo:rerun-if-changed=src/system/native/torch_probe.cpp");
+    println!("cargo:rerun-if-changed=src/system/native/sgd_step.cpp");
     let Some(libtorch) = std::env::var_os("LIBTORCH") else {
         panic!("LIBTORCH is not set: run scripts/setup.sh first, which points .libtorch at libtorch 2.11.0");
     };
@@ -68,7 +68,7 @@ fn compile_probe(root: &Path) {
         .include(&include)
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
-        .file("src/native/torch_probe.cpp")
-        .file("src/native/sgd_step.cpp")
+        .file("src/system/native/torch_probe.cpp")
+        .file("src/system/native/sgd_step.cpp")
         .compile("spidernet_torch_probe");
 }

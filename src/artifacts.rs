@@ -50,7 +50,8 @@ impl Artifacts {
         self.save_weights(net)?;
         let path = self.normalization_path();
         let text = serde_json::to_string_pretty(normalization)? + "\n";
-        crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+        crate::system::atomic::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Writes the network's live tensors (dead ops left out) as safetensors.
@@ -102,7 +103,7 @@ impl Artifacts {
 
 /// Writes named tensors to `path` as safetensors, atomically and synced.
 pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
-    crate::atomic::write_atomic_with(path, |temp| {
+    crate::system::atomic::write_atomic_with(path, |temp| {
         Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
     })
     .with_context(|| format!("cannot write {}", path.display()))

@@ -1,11 +1,11 @@
 //! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (docs/ALGORITHM.md §9).
 
-use crate::alloc_failure::{self, AllocationFailure, Site};
 use crate::data::{Augment, Batches, Dataset, Split};
-use crate::native::SgdSettings;
-use crate::optim::Sgd;
+use crate::nn::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::{DeadheadReport, Mode, Supernet};
+use crate::system::alloc_failure::{self, AllocationFailure, Site};
+use crate::system::native::SgdSettings;
 use anyhow::Context;
 use std::time::Instant;
 
@@ -95,7 +95,7 @@ pub fn optimizer(net: &Supernet, config: &TrainConfig) -> Sgd {
         weight_decay: config.weight_decay,
         nesterov: config.nesterov,
     };
-    Sgd::new(net, settings)
+    Sgd::new(net.parameters(), settings)
 }
 
 /// One training step on a batch: forward with drop-path `drop_path`, loss with the auxiliary towers, backward, gate
@@ -321,7 +321,7 @@ pub fn train_resumable(
     observer: &mut dyn TrainObserver,
     checkpointing: Checkpointing,
 ) -> anyhow::Result<Vec<EpochReport>> {
-    let batches = train.len() / config.batch_size.max(1);
+    let batches = batches_per_epoch(train.len(), config.batch_size);
     if batches == 0 {
         anyhow::bail!(
             "the training split has {} samples, fewer than one batch of {}",
@@ -334,7 +334,7 @@ pub fn train_resumable(
     let mut reports = Vec::with_capacity(config.epochs);
     if let Some(resumed) = checkpointing.resumed {
         optimizer
-            .load_momentum_buffers(net, resumed.momentum)
+            .load_momentum_buffers(net.named_tensors(), resumed.momentum)
             .context("the saved optimiser state does not fit the network")?;
         reports = resumed.reports;
     }
@@ -425,11 +425,17 @@ pub fn train_resumable(
     Ok(reports)
 }
 
-/// Training images per second over `reports`, each epoch having trained `images_per_epoch` images; None without
-/// a timed epoch.
-pub fn images_per_second(reports: &[EpochReport], images_per_epoch: usize) -> Option<f64> {
+/// Batches of an epoch over `images` images: the last, partial batch is left out.
+pub fn batches_per_epoch(images: usize, batch_size: usize) -> usize {
+    images / batch_size.max(1)
+}
+
+/// Training images per second over `reports`, each epoch over `images` images in batches of `batch_size`; None
+/// without a timed epoch.
+pub fn images_per_second(reports: &[EpochReport], images: usize, batch_size: usize) -> Option<f64> {
+    let per_epoch = batches_per_epoch(images, batch_size) * batch_size;
     let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
-    (seconds > 0.0).then(|| (reports.len() * images_per_epoch) as f64 / seconds)
+    (seconds > 0.0).then(|| (reports.len() * per_epoch) as f64 / seconds)
 }
 
 /// Loss and accuracy of the final head with batch norms in eval mode.

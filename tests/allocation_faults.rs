@@ -4,8 +4,8 @@
 mod common;
 
 use common::{scratch, turn};
-use spidernet::alloc_failure::INJECT_VARIABLE;
 use spidernet::search::{IterationRecord, RunDir};
+use spidernet::system::alloc_failure::INJECT_VARIABLE;
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -106,7 +106,7 @@ fn train_refuses_a_genotype_made_for_other_data() {
     write_genotype(&genotype, 5);
     let error = fails(&["train", path(&genotype), "--epochs", "1"]);
     assert!(
-        error.contains("the genotype expects 1x8x8 images in 5 classes, but digits has 1x8x8 in 10"),
+        error.contains("the network takes 1x8x8 images in 5 classes, but digits has 1x8x8 in 10"),
         "{error}"
     );
     let error = fails(&["train", path(&genotype), "--epochs", "0"]);

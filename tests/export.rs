@@ -8,7 +8,7 @@ use spidernet::artifacts::Artifacts;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::export::export_run;
 use spidernet::genotype::{Genotype, Op};
-use spidernet::init::InitScheme;
+use spidernet::nn::init::InitScheme;
 use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ fn check_in_onnxruntime(name: &str, data: &Dataset, genotype: &Genotype) -> f64 
     let gates = tensors.iter().filter(|(name, _)| name.ends_with(".gate")).count();
     assert_eq!(gates, saved.live_op_count(), "one gate per live op");
     let mut fresh = Supernet::builder(&saved_genotype)
-        .init(InitScheme::KaimingNormal(spidernet::init::Fan::In), 99)
+        .init(InitScheme::KaimingNormal(spidernet::nn::init::Fan::In), 99)
         .build();
     fresh.load_named_tensors(tensors).unwrap();
     let reloaded = tch::no_grad(|| fresh.forward(&inputs, Mode::eval()).pop().unwrap());

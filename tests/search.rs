@@ -6,7 +6,9 @@ use common::{scratch, turn};
 use spidernet::data::{DataSource, Digits};
 use spidernet::genotype::{Genotype, InputShape};
 use spidernet::memory;
-use spidernet::search::{self, Checkpoint, IterationRecord, Profile, RunDir, SearchConfig, SearchObserver, Strategy};
+use spidernet::search::{
+    self, Checkpoint, IterationRecord, Profile, Run, RunDir, SearchConfig, SearchObserver, Strategy,
+};
 use spidernet::train::TrainObserver;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -34,14 +36,12 @@ fn small_config(strategy: Strategy) -> SearchConfig {
     config
 }
 
-/// A search with `config` on the digits in a fresh folder `name`: the folder and what `search::run` returned.
+/// A search with `config` on the digits in a fresh folder `name`: the folder and what the search returned.
 fn try_run(config: &SearchConfig, name: &str) -> (RunDir, anyhow::Result<search::Summary>) {
     let data = Digits::default().load(config.seed).unwrap();
-    let genotype = Genotype::minimal(config.reductions, config.channels, data.shape, data.classes).unwrap();
-    let start = Checkpoint::start(genotype, config.seed);
-    let dir = RunDir::create(&scratch(name), config, &start).unwrap();
-    let result = search::run(&dir, config, &data, start, Device::Cpu, &mut Quiet);
-    (dir, result)
+    let mut run = Run::start(&scratch(name), config.clone(), &data).unwrap();
+    let result = run.search(&data, Device::Cpu, &mut Quiet);
+    (run.dir().clone(), result)
 }
 
 fn run(config: &SearchConfig, name: &str) -> (RunDir, search::Summary) {
@@ -333,14 +333,26 @@ fn a_search_killed_in_its_third_iteration_resumes_to_the_same_genotype() {
 #[test]
 fn a_run_folder_can_be_resumed_from_the_moment_it_is_created() {
     let config = small_config(Strategy::Random);
-    let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    let data = Digits::default().load(config.seed).unwrap();
     let root = scratch("created");
-    RunDir::create(&root, &config, &Checkpoint::start(genotype.clone(), config.seed)).unwrap();
+    let created = Run::start(&root, config.clone(), &data).unwrap();
+    let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    assert_eq!(created.checkpoint().genotype, genotype);
+    // A second run on the same folder is refused while the first holds it.
+    let error = format!("{:#}", Run::resume(&root).unwrap_err());
+    assert!(error.contains("is in use by process"), "{error}");
+    drop(created);
     // What a run interrupted before its first step leaves: resume starts it from the beginning.
-    let (dir, _, checkpoint) = RunDir::open(&root).unwrap();
-    assert_eq!((checkpoint.completed, &checkpoint.genotype), (0, &genotype));
-    assert!(dir.history().unwrap().is_empty());
-    // The temporaries of writes a crash cut short go; the run's own files stay.
+    let run = Run::resume(&root).unwrap();
+    assert_eq!((run.checkpoint().completed, &run.checkpoint().genotype), (0, &genotype));
+    assert!(run.dir().history().unwrap().is_empty() && run.plans().is_empty());
+    assert_eq!(run.settings(), &{
+        let mut recorded = config;
+        recorded.record_final_augmentation(&data);
+        recorded
+    });
+    drop(run);
+    // The temporaries of writes a crash cut short go when the run resumes; the run's own files stay.
     let strays = [
         root.join(".config.json.tmp-77-0"),
         root.join("checkpoint/.state.json.tmp-77-3"),
@@ -349,9 +361,11 @@ fn a_run_folder_can_be_resumed_from_the_moment_it_is_created() {
         std::fs::write(stray, "half").unwrap();
     }
     std::fs::write(root.join(".lock"), "77\n").unwrap();
-    dir.remove_stray_temporaries().unwrap();
+    let run = Run::resume(&root).unwrap();
     assert!(strays.iter().all(|stray| !stray.exists()));
+    let dir = run.dir();
     assert!(root.join(".lock").exists() && dir.checkpoint_path().exists() && dir.config_path().exists());
+    drop(run);
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -366,16 +380,16 @@ fn corrupt_or_mismatched_checkpoints_are_refused_and_left_alone() {
     let good = std::fs::read_to_string(&state).unwrap();
 
     std::fs::write(&state, &good[..good.len() / 2]).unwrap();
-    let error = RunDir::open(dir.root()).unwrap_err();
+    let error = Run::resume(dir.root()).unwrap_err();
     assert!(format!("{error:#}").contains("state.json is corrupt"), "{error:#}");
     assert_eq!(std::fs::read_to_string(&state).unwrap(), good[..good.len() / 2]);
 
     std::fs::write(&state, good.replace("\"seed\": 3", "\"seed\": 99")).unwrap();
-    let error = format!("{:#}", RunDir::open(dir.root()).unwrap_err());
+    let error = format!("{:#}", Run::resume(dir.root()).unwrap_err());
     assert!(error.contains("does not match") && error.contains("seed 99"), "{error}");
 
-    let start = Checkpoint::start(Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap(), 3);
-    let error = format!("{:#}", RunDir::create(dir.root(), &config, &start).unwrap_err());
+    let data = Digits::default().load(config.seed).unwrap();
+    let error = format!("{:#}", Run::start(dir.root(), config, &data).unwrap_err());
     assert!(error.contains("already holds a run"), "{error}");
     let _ = std::fs::remove_dir_all(dir.root());
 }
@@ -530,7 +544,7 @@ fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_nea
     .unwrap();
     let wall = start.elapsed().as_secs_f64();
     assert!(status.success());
-    let (dir, config, _) = RunDir::open(&root).unwrap();
+    let (dir, asked, _) = RunDir::open(&root).unwrap();
     let summary = dir.summary().unwrap().unwrap();
     // Loose bounds: the budget is 20 s; a loaded test machine may run late, never twice over.
     assert!(
@@ -544,23 +558,28 @@ fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_nea
         summary.run_seconds
     );
     assert!(summary.final_epochs >= 1 && summary.test_accuracy.is_some());
-    // Every plan is in config.json, the last one ruling; history.jsonl holds the same plans.
-    let made: Vec<&str> = config.plans.iter().map(|p| p.made.as_str()).collect();
+    // Every plan is in plans.jsonl, the last one ruling; config.json keeps the settings asked for.
+    let plans = dir.plans().unwrap();
+    let made: Vec<&str> = plans.iter().map(|p| p.made.as_str()).collect();
     assert_eq!(made.first(), Some(&"start"), "{made:?}");
     let final_plans = &made[made.len().saturating_sub(2)..];
     assert!(
         final_plans.contains(&"before the final training"),
         "the final training is planned: {made:?}"
     );
-    let last = config.plans.last().unwrap();
-    assert_eq!(config.final_train.epochs, last.final_epochs);
-    assert_eq!(config.iterations, last.iterations);
-    assert_eq!(config.search_samples, Some(config.plans[0].search_samples));
-    let recorded: Vec<_> = dir.history().unwrap().into_iter().flat_map(|r| r.plans).collect();
-    assert_eq!(recorded, config.plans);
+    assert_eq!(
+        (asked.iterations, asked.search_samples, asked.final_samples),
+        (Profile::Quick.iterations(), None, None)
+    );
+    let followed = asked.following(plans.last());
+    let last = plans.last().unwrap();
+    assert_eq!(followed.final_train.epochs, last.final_epochs);
+    assert_eq!(followed.iterations, last.iterations);
+    assert_eq!(followed.search_samples, Some(plans[0].search_samples));
+    assert!(plans.iter().all(|p| p.search_samples == plans[0].search_samples));
+    assert!(dir.history().unwrap().iter().all(|r| r.plans.is_empty()));
     assert!(
-        config
-            .plans
+        plans
             .iter()
             .all(|p| p.seconds_per_image > 0.0 && p.predicted_seconds <= 20.0 + 1e-9 || p.spent_seconds > 20.0)
     );
@@ -584,4 +603,135 @@ fn final_ops_cuts_every_edge_of_the_trained_network_to_k_ops() {
     let history = dir.history().unwrap();
     assert!(!history.last().unwrap().gate_open.is_empty());
     let _ = std::fs::remove_dir_all(dir.root());
+}
+
+/// Copies the files of `from` and its subfolders into `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_time_budgeted_run_interrupted_mid_search_by_the_earlier_format_resumes_to_the_end() {
+    let _turn = turn();
+    // `search --time-budget 40s --reductions 1 --channels 4 --seed 5`, killed during iteration 1 by the code
+    // before plans had a file of their own: config.json holds the plans and the settings they chose.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-time-budget-interrupted");
+    let root = scratch("time-budget-fixture");
+    copy_folder(&fixture, &root);
+    let config_json = std::fs::read(root.join("config.json")).unwrap();
+    let run = Run::resume(&root).unwrap();
+    let earlier = run.plans().to_vec();
+    assert_eq!(earlier.iter().map(|p| p.made.as_str()).collect::<Vec<_>>(), ["start"]);
+    // Its config.json already follows its plan: following it again changes no size (a plan's final_samples of
+    // the whole training split reads as all of it).
+    let (asked, followed) = (run.settings(), run.planned_settings());
+    assert_eq!(
+        (
+            followed.search_samples,
+            followed.iterations,
+            followed.train.epochs,
+            followed.final_train.epochs
+        ),
+        (
+            asked.search_samples,
+            asked.iterations,
+            asked.train.epochs,
+            asked.final_train.epochs
+        )
+    );
+    assert_eq!((asked.final_samples, followed.final_samples), (None, Some(1438)));
+    assert_eq!(
+        (run.checkpoint().completed, run.checkpoint().stopped.as_deref()),
+        (1, None)
+    );
+    let spent_before = run.checkpoint().elapsed_seconds;
+    drop(run);
+
+    let status = spidernet(&["search", "--resume", &root.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (dir, _, checkpoint) = RunDir::open(&root).unwrap();
+    let plans = dir.plans().unwrap();
+    assert_eq!(plans[0], earlier[0], "the earlier plan is kept");
+    assert!(
+        plans.iter().any(|p| p.made == "before the final training"),
+        "{:?}",
+        plans.iter().map(|p| &p.made).collect::<Vec<_>>()
+    );
+    assert!(
+        checkpoint.completed >= 2 && checkpoint.stopped.is_some(),
+        "{checkpoint:?}"
+    );
+    let summary = dir.summary().unwrap().unwrap();
+    assert!(summary.test_accuracy.is_some() && summary.final_epochs >= 1);
+    assert!(
+        summary.run_seconds > spent_before,
+        "the clock went on from the earlier process"
+    );
+    assert_eq!(
+        std::fs::read(root.join("config.json")).unwrap(),
+        config_json,
+        "config.json is never rewritten"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn train_on_the_found_genotype_with_the_search_seed_gives_the_search_final_weights_bitwise() {
+    let _turn = turn();
+    let root = scratch("retrain-found");
+    let settings = "--strategy random --reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 300 --final-epochs 2 --final-samples 640 --seed 11";
+    let mut search = spidernet(&["search", "--out", &root.display().to_string()]);
+    search.args(settings.split(' '));
+    assert!(search.status().unwrap().success());
+    let found = root.join(search::FOUND_GENOTYPE_FILE);
+    let searched: Checkpoint =
+        serde_json::from_str(&std::fs::read_to_string(root.join("checkpoint/state.json")).unwrap()).unwrap();
+    let found_genotype = Genotype::load(&found).unwrap();
+    assert!(
+        found_genotype.live_op_count() < searched.genotype.live_op_count(),
+        "the found genotype is the searched one cut to 2 ops per edge"
+    );
+    let train = |seed: &str, out: &Path| {
+        let found = found.display().to_string();
+        let out = out.display().to_string();
+        let args = [
+            "train",
+            &found,
+            "--seed",
+            seed,
+            "--epochs",
+            "2",
+            "--train-samples",
+            "640",
+            "--out",
+            &out,
+        ];
+        assert!(spidernet(&args).status().unwrap().success());
+        std::fs::read(Path::new(&out).join("weights.safetensors")).unwrap()
+    };
+    let weights = std::fs::read(root.join("weights.safetensors")).unwrap();
+    assert!(
+        train("11", &root.join("same-seed")) == weights,
+        "train with the search's seed differs"
+    );
+    assert_eq!(
+        Genotype::load(&root.join("same-seed/genotype.json")).unwrap(),
+        Genotype::load(&root.join("genotype.json")).unwrap()
+    );
+    assert!(
+        train("12", &root.join("other-seed")) != weights,
+        "another seed trains other weights"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -1,10 +1,10 @@
 //! Behaviour of the ops, the gate and the supernet built from a genotype.
 
-use spidernet::blocks::batch_norm;
 use spidernet::genotype::{Genotype, InputShape, Op};
-use spidernet::init::InitScheme;
-use spidernet::ops::OpBlock;
-use spidernet::pruner;
+use spidernet::nn::blocks::batch_norm;
+use spidernet::nn::init::InitScheme;
+use spidernet::nn::ops::OpBlock;
+use spidernet::nn::pruner;
 use spidernet::supernet::{Mode, Supernet};
 use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
 
@@ -180,7 +180,7 @@ fn default_init_is_pytorchs_not_tchs() {
         } else if name.ends_with("bn.bias") {
             assert_eq!(tensor.abs().max().double_value(&[]), 0.0, "{name}: β must start at 0");
         } else if name.ends_with(".weight") && tensor.dim() == 4 {
-            let (fan_in, _) = spidernet::init::fans(&tensor);
+            let (fan_in, _) = spidernet::nn::init::fans(&tensor);
             let bound = 1.0 / fan_in.sqrt();
             assert!(
                 tensor.abs().max().double_value(&[]) <= bound + 1e-7,
@@ -245,22 +245,25 @@ fn layout_friendly_subsampling_pooling_and_even_pixel_convolutions_compute_the_p
         let x = Tensor::randn([2, 5, side, side], (Kind::Float, Device::Cpu));
         let strided = x.slice(2, 0, None, 2).slice(3, 0, None, 2);
         assert_eq!(
-            max_abs_diff(&spidernet::blocks::subsample(&x, 2), &strided),
+            max_abs_diff(&spidernet::nn::blocks::subsample(&x, 2), &strided),
             0.0,
             "side {side}"
         );
         let every_fourth = x.slice(2, 0, None, 4).slice(3, 0, None, 4);
-        assert_eq!(max_abs_diff(&spidernet::blocks::subsample(&x, 4), &every_fourth), 0.0);
+        assert_eq!(
+            max_abs_diff(&spidernet::nn::blocks::subsample(&x, 4), &every_fourth),
+            0.0
+        );
         let mean = x.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-        assert!(max_abs_diff(&spidernet::blocks::global_average(&x), &mean) < 1e-6);
-        let channels_last = spidernet::blocks::channels_last(&x);
+        assert!(max_abs_diff(&spidernet::nn::blocks::global_average(&x), &mean) < 1e-6);
+        let channels_last = spidernet::nn::blocks::channels_last(&x);
         assert_eq!(max_abs_diff(&channels_last, &x), 0.0);
         assert_eq!(channels_last.stride()[1], 1, "channels innermost");
         // A stride-2, dilation-2 depthwise conv runs on the even pixels; it must equal the dilated conv itself.
         let vs = nn::VarStore::new(Device::Cpu);
         for kernel in [3, 5] {
             let (depthwise, _) = spidernet::genotype::ConvShape::depthwise_pointwise(5, kernel, 2, 2);
-            let conv = spidernet::blocks::conv(vs.root() / format!("k{kernel}s{side}"), depthwise);
+            let conv = spidernet::nn::blocks::conv(vs.root() / format!("k{kernel}s{side}"), depthwise);
             let p = depthwise.padding();
             let direct = x.conv2d(&conv.ws, None::<Tensor>, [2, 2], [p, p], [2, 2], 5);
             let even = conv.apply_weight(&x, &conv.ws, 1);

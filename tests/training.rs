@@ -5,10 +5,10 @@ mod common;
 use common::turn;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::genotype::{Genotype, Op};
-use spidernet::native::SgdSettings;
-use spidernet::optim::Sgd;
-use spidernet::pruner::PrunerConfig;
+use spidernet::nn::optim::Sgd;
+use spidernet::nn::pruner::PrunerConfig;
 use spidernet::supernet::{Mode, Supernet};
+use spidernet::system::native::SgdSettings;
 use spidernet::train::{self, EpochReport, Silent, TrainConfig, TrainObserver};
 use std::collections::HashMap;
 use tch::nn::OptimizerConfig;
@@ -194,7 +194,7 @@ fn sgd_is_bitwise_libtorchs(nesterov: bool) {
     .build(theirs.var_store(), settings.lr)
     .unwrap();
     let ours = supernet(&data, 1, 4, 3, PrunerConfig::default());
-    let mut sgd = Sgd::new(&ours, settings);
+    let mut sgd = Sgd::new(ours.parameters(), settings);
     let mut saved = None;
     for (k, batch) in batches.iter().enumerate() {
         reference.zero_grad();
@@ -206,7 +206,7 @@ fn sgd_is_bitwise_libtorchs(nesterov: bool) {
         if k == 1 {
             saved = Some((
                 copies(&ours),
-                sgd.momentum_buffers(&ours)
+                sgd.momentum_buffers(ours.named_tensors())
                     .into_iter()
                     .map(|(n, b)| (n, b.copy()))
                     .collect(),
@@ -229,8 +229,8 @@ fn sgd_is_bitwise_libtorchs(nesterov: bool) {
     let (weights, momentum) = saved.unwrap();
     let mut resumed = supernet(&data, 1, 4, 99, PrunerConfig::default());
     resumed.load_named_tensors(weights).unwrap();
-    let mut sgd = Sgd::new(&resumed, settings);
-    sgd.load_momentum_buffers(&resumed, momentum).unwrap();
+    let mut sgd = Sgd::new(resumed.parameters(), settings);
+    sgd.load_momentum_buffers(resumed.named_tensors(), momentum).unwrap();
     for batch in &batches[2..] {
         sgd.zero_grad();
         loss(&resumed, batch).backward();
@@ -243,6 +243,6 @@ fn sgd_is_bitwise_libtorchs(nesterov: bool) {
         "cells.9.nodes.0.bn.weight".to_string(),
         Tensor::zeros([4], tch::kind::FLOAT_CPU),
     )];
-    let error = sgd.load_momentum_buffers(&resumed, foreign).unwrap_err();
+    let error = sgd.load_momentum_buffers(resumed.named_tensors(), foreign).unwrap_err();
     assert!(error.to_string().contains("cells.9.nodes.0.bn.weight"), "{error}");
 }

@@ -3,8 +3,8 @@
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
-use crate::memory_probe::MemoryWindow;
 use crate::supernet::{Mode, Supernet};
+use crate::system::memory_probe::MemoryWindow;
 
 /// Images/s of evaluation-mode forward passes (every tower, as `train::evaluate` runs them) under `no_grad`, on
 /// one random batch of `eval_batch` images, after `warmup` untimed passes.

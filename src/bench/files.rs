@@ -5,9 +5,9 @@
 use super::genotypes::{SCORED_CELL, grown_genotype, initial_genotype, scored_candidate};
 use super::{BenchConfig, inputs};
 use crate::genotype::{Genotype, InputShape, Op};
-use crate::init::{Fan, InitScheme};
 use crate::metrics::candidate::Candidate;
-use crate::pruner::PrunerConfig;
+use crate::nn::init::{Fan, InitScheme};
+use crate::nn::pruner::PrunerConfig;
 use crate::supernet::{Mode, Supernet};
 use crate::train::TrainConfig;
 use anyhow::Context;
@@ -59,7 +59,8 @@ pub fn write_files(dir: &Path, config: &BenchConfig) -> anyhow::Result<()> {
     });
     let path = dir.join("bench.json");
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    crate::atomic::write_atomic(&path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    crate::system::atomic::write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes one network of `genotype` (a max-pool gate closed in every cell, batch-norm running statistics moved off

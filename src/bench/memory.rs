@@ -3,15 +3,19 @@
 //! their budget. Each measurement runs in a process of its own, so that memory one run freed cannot hide the next
 //! one's peak.
 
+use super::genotypes::randomly_grown;
 use crate::data::Dataset;
 use crate::genotype::{Genotype, InputShape};
 use crate::memory;
-use crate::memory_probe::{PeakRss, grown_genotype, measure_training_peak};
-use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
+use crate::search::{self, Profile, Run, SearchConfig, SearchObserver};
+use crate::supernet::Supernet;
+use crate::system::memory_probe::PeakRss;
 use crate::train::TrainObserver;
+use crate::train::{self, TrainConfig};
 use anyhow::Context;
 use std::path::Path;
 use tch::Device;
+use tch::{Kind, Tensor};
 
 /// The benchmark shape: Fashion-MNIST-sized input, R=2, C=16.
 pub const MEMORY_INPUT: InputShape = InputShape::new(1, 28, 28);
@@ -40,10 +44,33 @@ pub struct MemoryRow {
 /// Measures, in this process, the peak RSS that training the genotype of `splits` splits adds (the probe that
 /// [`compare_estimates`] runs in a child process).
 pub fn probe(splits: usize, batch: usize) -> anyhow::Result<u64> {
-    let genotype = grown_genotype(MEMORY_INPUT, REDUCTIONS, CHANNELS, splits, 0);
+    let genotype = randomly_grown(MEMORY_INPUT, REDUCTIONS, CHANNELS, splits, 0);
     measure_training_peak(&genotype, CHANNELS, batch, MEMORY_STEPS)
 }
 
+/// Resident memory added by `steps` SGD training steps of `genotype` at `width` on random batches of `batch`:
+/// the peak RSS during the steps minus the RSS before the network was built.
+pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
+    let window = PeakRss::start()?;
+    let mut net = Supernet::builder(genotype).width(width).build();
+    let config = TrainConfig::default();
+    let mut optimizer = train::optimizer(&net, &config);
+    let input = genotype.input;
+    for _ in 0..steps {
+        let images = Tensor::randn(
+            [
+                batch as i64,
+                input.channels as i64,
+                input.height as i64,
+                input.width as i64,
+            ],
+            (Kind::Float, Device::Cpu),
+        );
+        let labels = Tensor::randint(genotype.classes as i64, [batch as i64], (Kind::Int64, Device::Cpu));
+        let _ = train::step(&mut net, &mut optimizer, &images, &labels, &config, config.drop_path)?;
+    }
+    Ok(window.finish()?.added)
+}
 /// Runs `program` with `probe_args` and `--batch B --probe-splits N` (a command that prints [`probe`]'s byte count)
 /// once per genotype of [`MEMORY_SPLITS`], and sets each measurement beside the estimate; `row` receives each as it
 /// is measured.
@@ -70,7 +97,7 @@ pub fn compare_estimates(
             .trim()
             .parse()
             .with_context(|| format!("memory probe for {splits} splits printed {text:?}, not a byte count"))?;
-        let genotype = grown_genotype(MEMORY_INPUT, REDUCTIONS, CHANNELS, splits, 0);
+        let genotype = randomly_grown(MEMORY_INPUT, REDUCTIONS, CHANNELS, splits, 0);
         row(&MemoryRow {
             splits,
             edges: genotype.edge_count(),
@@ -204,27 +231,24 @@ impl SearchObserver for PartWatcher {
 /// peak resident memory beyond the loaded data (the probe that [`compare_search_budgets`] runs in a child).
 pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<SearchMemoryRow> {
     let config = search_probe_config(data, spec, budget);
-    let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
     let root = std::env::temp_dir().join(format!("spidernet-bench-memory-{}-{budget}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let checkpoint = Checkpoint::start(genotype, config.seed);
-    let dir = RunDir::create(&root, &config, &checkpoint)?;
+    let mut run = Run::start(&root, config, data)?;
     // Loading leaves freed blocks in the heap, which training would reuse unseen; the baseline is live data only.
-    crate::allocator::release_freed_blocks();
+    crate::system::allocator::release_freed_blocks();
     let loaded = PeakRss::start()?.baseline();
     let mut watcher = PartWatcher::start(loaded);
-    let searched = search::run(&dir, &config, data, checkpoint, Device::Cpu, &mut watcher);
+    let searched = run.search(data, Device::Cpu, &mut watcher);
     // Closes the last part's window; every reset of the kernel's peak happens in the watcher.
     watcher.switch(Part::Scoring);
     let parts = watcher.peaks;
-    let last = RunDir::open(&root).map(|(_, _, checkpoint)| checkpoint);
     let _ = std::fs::remove_dir_all(&root);
     searched?;
-    let last = last?;
+    let searched = &run.checkpoint().genotype;
     Ok(SearchMemoryRow {
         budget,
-        estimate: memory::estimate(&last.genotype, CHANNELS, config.train.batch_size).total(),
-        edges: last.genotype.edge_count(),
+        estimate: run.settings().memory_of(searched).total(),
+        edges: searched.edge_count(),
         loaded,
         measured: parts.training.max(parts.scoring).max(parts.final_training),
         parts,
@@ -234,7 +258,7 @@ pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<S
 /// The budgets of [`SEARCH_BUDGET_FACTORS`] for `data`, in bytes.
 pub fn search_budgets(data: &Dataset, spec: &str) -> anyhow::Result<Vec<u64>> {
     let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
-    let needed = search::memory_needed(&genotype, &search_probe_config(data, spec, 0));
+    let needed = search_probe_config(data, spec, 0).memory_of(&genotype).total();
     Ok(SEARCH_BUDGET_FACTORS
         .iter()
         .map(|factor| (needed as f64 * factor) as u64)

@@ -4,10 +4,10 @@
 
 use super::BenchConfig;
 use super::stats::{self, Measurement};
-use crate::blocks::preferred_layout;
 use crate::genotype::Op;
-use crate::memory_probe::MemoryWindow;
-use crate::ops::OpBlock;
+use crate::nn::blocks::preferred_layout;
+use crate::nn::ops::OpBlock;
+use crate::system::memory_probe::MemoryWindow;
 use tch::{Kind, Tensor, nn};
 
 /// One edge shape: the cell, its channels, the side of the edge's input and the edge's stride.

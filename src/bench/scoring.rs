@@ -4,8 +4,8 @@
 use super::genotypes::{SCORED_CELL, scored_candidate};
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
-use crate::memory_probe::MemoryWindow;
 use crate::metrics::score::Scorer;
+use crate::system::memory_probe::MemoryWindow;
 
 /// Random 28×28 training images the scorer draws its NTK batches and LRC crops from.
 const POOL: usize = 1000;

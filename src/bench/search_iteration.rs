@@ -3,10 +3,9 @@
 use super::BenchConfig;
 use super::stats::{self, Measurement, median};
 use crate::data::{self, DataOptions, FASHION_MNIST_DIR};
-use crate::genotype::Genotype;
-use crate::memory_probe::MemoryWindow;
 use crate::metrics::CandidateReport;
-use crate::search::{self, Checkpoint, Profile, RunDir, SearchConfig, SearchObserver};
+use crate::search::{Profile, Run, SearchConfig, SearchObserver};
+use crate::system::memory_probe::MemoryWindow;
 use crate::train::TrainObserver;
 use std::path::Path;
 use std::time::Instant;
@@ -38,7 +37,7 @@ fn search_config(config: &BenchConfig) -> SearchConfig {
     search
 }
 
-/// Seconds of `search::run` for one iteration: a fresh supernet trained one epoch (with validation on the held-out
+/// Seconds of `Run::search` for one iteration: a fresh supernet trained one epoch (with validation on the held-out
 /// 10 %, 6,000 images, and deadheading), then the mutation pass over the three cells, run folder writes included.
 /// Data loading is outside the timing. Skipped, with the reason, when Fashion-MNIST is not installed.
 pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<Measurement> {
@@ -68,12 +67,10 @@ pub fn search_iteration(config: &BenchConfig, scratch: &Path) -> anyhow::Result<
     for repeat in 0..config.repeats {
         let root = scratch.join(format!("search-{repeat}"));
         let _ = std::fs::remove_dir_all(&root);
-        let genotype = Genotype::minimal(2, 16, dataset.shape, dataset.classes)?;
-        let first = Checkpoint::start(genotype, 0);
-        let dir = RunDir::create(&root, &search_config, &first)?;
+        let mut run = Run::start(&root, search_config.clone(), dataset)?;
         let mut observer = Candidates::default();
         let start = Instant::now();
-        let summary = search::run(&dir, &search_config, dataset, first, config.device, &mut observer)?;
+        let summary = run.search(dataset, config.device, &mut observer)?;
         stats::synchronize(config.device);
         seconds.push(start.elapsed().as_secs_f64());
         training.push(summary.search_training_seconds);

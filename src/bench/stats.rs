@@ -1,6 +1,6 @@
 //! What a workload reports, and the timing and memory helpers every workload shares.
 
-use crate::memory_probe::MemoryWindow;
+use crate::system::memory_probe::MemoryWindow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::Device;
@@ -86,7 +86,7 @@ impl Measurement {
             Device::Cuda(index) => format!("cuda:{index}"),
             _ => "cpu".into(),
         };
-        self.memory_format = if crate::blocks::uses_channels_last(device) {
+        self.memory_format = if crate::nn::blocks::uses_channels_last(device) {
             "channels-last"
         } else {
             "nchw"

@@ -3,8 +3,8 @@
 use super::stats::{self, Measurement};
 use super::{BenchConfig, inputs};
 use crate::genotype::Genotype;
-use crate::memory_probe::MemoryWindow;
 use crate::supernet::Supernet;
+use crate::system::memory_probe::MemoryWindow;
 use crate::train::{self, TrainConfig};
 
 /// Distinct batches cycled through, so that no step reuses the previous step's input.

@@ -1,10 +1,8 @@
 //! Arguments several subcommands share, their parsers, and the steps every command starts with: the device, the
 //! data and the minimal genotype.
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use spidernet::data::{self, DataOptions, Dataset};
-use spidernet::genotype::Genotype;
 
 /// A count that must be at least 1 (epochs, repeats, samples, …).
 pub fn positive(text: &str) -> Result<usize, String> {
@@ -110,16 +108,6 @@ pub fn load_data(spec: &str, options: &DataOptions, seed: u64) -> anyhow::Result
         }
     );
     Ok(loaded.dataset)
-}
-
-/// The minimal genotype for `data`, or an error naming the data set when its images are too small.
-pub fn minimal_genotype(data: &Dataset, reductions: usize, channels: usize) -> anyhow::Result<Genotype> {
-    Genotype::minimal(reductions, channels, data.shape, data.classes).with_context(|| {
-        format!(
-            "--data {} with --reductions {reductions} --channels {channels}",
-            data.name
-        )
-    })
 }
 
 /// Prints to stdout; a reader that stops early (`| head`) is not an error.

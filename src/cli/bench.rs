@@ -1,9 +1,9 @@
 //! `spidernet bench`: the benchmark workloads, as a table or as JSON lines for `bench/table.py`.
 
 use super::args::{DeviceChoice, positive};
+use super::choices::MemoryFormatChoice;
 use clap::Args;
 use spidernet::bench::{self, BenchConfig, Measurement, Workload};
-use spidernet::blocks::MemoryFormat;
 use spidernet::memory::format_size;
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ pub struct BenchArgs {
     device: DeviceChoice,
     /// Feature-map memory format: auto (channels-last on the CPU, NCHW on CUDA), nchw or channels-last.
     #[arg(long, value_enum, default_value = "auto")]
-    memory_format: MemoryFormat,
+    memory_format: MemoryFormatChoice,
     /// Write the files the PyTorch twin reads (genotypes, bench.json, check tensors) into this folder.
     #[arg(long, value_name = "DIR")]
     write_genotypes: Option<PathBuf>,
@@ -51,7 +51,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let threads = i32::try_from(args.threads).map_err(|_| anyhow::anyhow!("--threads {}: too many", args.threads))?;
     tch::set_num_threads(threads);
-    spidernet::blocks::set_memory_format(args.memory_format);
+    spidernet::nn::blocks::set_memory_format(args.memory_format.into());
     let config = BenchConfig::new(
         args.repeats,
         args.steps,

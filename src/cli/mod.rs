@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod bench_memory;
+mod choices;
 mod doctor;
 mod events;
 mod export;

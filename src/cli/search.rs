@@ -1,19 +1,19 @@
 //! `spidernet search`: a new search or a resumed one, its progress, and the result lines.
 
 use super::Exit;
-use super::args::{DataArgs, ShapeArgs, load_data, minimal_genotype, positive};
+use super::args::{DataArgs, ShapeArgs, load_data, positive};
+use super::choices::{NtkChoice, ProfileChoice, StrategyChoice, per_profile};
 use super::events::{self, JsonEvents};
 use super::interrupt;
 use super::progress::{self, Progress};
-use anyhow::Context;
 use clap::Args;
+use spidernet::data::Dataset;
 use spidernet::genotype::Op;
 use spidernet::memory::{self, format_size};
-use spidernet::metrics::NtkMode;
 use spidernet::search::budget::TimeBudget;
-use spidernet::search::{self, Checkpoint, LockError, Profile, RunDir, RunLock, SearchConfig, Strategy, Summary};
+use spidernet::search::{Profile, Run, RunDir, SearchConfig, Summary};
 use spidernet::train::Interrupted;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -26,22 +26,22 @@ pub struct SearchArgs {
     memory_budget: Option<u64>,
     /// Settings preset; the flags below override it.
     #[arg(long, value_enum, default_value = "quick")]
-    profile: Profile,
-    /// Search iterations at most [quick: 2, reference: 30].
-    #[arg(long)]
+    profile: ProfileChoice,
+    // Search iterations at most.
+    #[arg(long, help = per_profile("Search iterations at most", |p| p.iterations().to_string()))]
     iterations: Option<usize>,
     /// Supernet training epochs per iteration.
     #[arg(long, default_value_t = 4, value_parser = positive)]
     epochs_per_iteration: usize,
-    /// Epochs of the final training from scratch [quick: 30, reference: 600].
-    #[arg(long)]
+    // Epochs of the final training from scratch.
+    #[arg(long, help = per_profile("Epochs of the final training from scratch", |p| p.final_epochs().to_string()))]
     final_epochs: Option<usize>,
     /// How splits are chosen.
     #[arg(long, value_enum, default_value = "spidernet")]
-    strategy: Strategy,
+    strategy: StrategyChoice,
     /// Which NTK condition number scores candidates.
     #[arg(long, value_enum, default_value = "sound")]
-    ntk: NtkMode,
+    ntk: NtkChoice,
     /// Train the search phases on a seeded subset of this many images.
     #[arg(long, value_parser = positive)]
     search_samples: Option<usize>,
@@ -64,9 +64,8 @@ pub struct SearchArgs {
     /// supernet's, instead of fresh weights.
     #[arg(long)]
     inherit_weights: bool,
-    /// Before the final training, keep on each edge only the K ops whose gates were open longest in the last
-    /// supernet training; 7 keeps every live op [quick: 2, reference: 7].
-    #[arg(long, value_name = "K", value_parser = positive)]
+    // Before the final training, keep on each edge only the K ops whose gates were open longest.
+    #[arg(long, value_name = "K", value_parser = positive, help = final_ops_help())]
     final_ops: Option<usize>,
     /// Skip the final training.
     #[arg(long)]
@@ -83,18 +82,29 @@ pub struct SearchArgs {
     resume: Option<PathBuf>,
 }
 
+/// The help of `--final-ops`, with each profile's value.
+fn final_ops_help() -> String {
+    per_profile(
+        &format!(
+            "Before the final training, keep on each edge only the K ops whose gates were open longest in the last supernet training; {} keeps every live op",
+            Op::ALL.len()
+        ),
+        |p| p.final_ops().unwrap_or(Op::ALL.len()).to_string(),
+    )
+}
+
 impl SearchArgs {
     /// The search settings: the profile's, with every flag given applied on top.
     fn config(&self) -> SearchConfig {
         let mut config = SearchConfig::new(
-            self.profile,
+            Profile::from(self.profile),
             &self.data.data,
             self.shape.reductions,
             self.shape.channels,
             self.seed,
         );
-        config.strategy = self.strategy;
-        config.metrics.ntk_mode = self.ntk;
+        config.strategy = self.strategy.into();
+        config.metrics.ntk_mode = self.ntk.into();
         if let Some(iterations) = self.iterations {
             config.iterations = iterations;
         }
@@ -157,56 +167,19 @@ fn default_run_dir(data: &str) -> PathBuf {
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     interrupt::install()?;
     let device = args.data.device.device()?;
-    // Held until the run ends: no second process may work on the same folder meanwhile.
-    let _lock: RunLock;
-    let (dir, config, checkpoint, data) = match &args.resume {
-        Some(root) => {
-            _lock = RunLock::acquire(root).map_err(|error| match error {
-                LockError::NoFolder { .. } => anyhow::anyhow!(
-                    "cannot resume {}: there is no such folder ({})",
-                    root.display(),
-                    search::NOTHING_TO_RESUME
-                ),
-                other => other.into(),
-            })?;
-            let (dir, config, checkpoint) = RunDir::open(root)?;
-            dir.remove_stray_temporaries()?;
-            if let Some(summary) = dir.finished(&checkpoint)? {
-                // Nothing to train, so nothing to load: report what the run left.
-                eprintln!("{} is already complete: nothing to resume", root.display());
-                print_result(&dir, &summary, args.json);
-                return Ok(());
-            }
-            match dir.final_state()? {
-                Some(state) => eprintln!(
-                    "resuming {}: the search is done, the final training continues after epoch {} of {}",
-                    root.display(),
-                    state.epochs_done(),
-                    state.epochs
-                ),
-                None => eprintln!(
-                    "resuming {} after {} completed steps",
-                    root.display(),
-                    checkpoint.completed
-                ),
-            }
-            let data = load_data(&config.data, &config.data_options, config.seed)?;
-            (dir, config, checkpoint, data)
-        }
+    let (mut run, data) = match &args.resume {
+        Some(root) => match resume(root, args.json)? {
+            Some(resumed) => resumed,
+            None => return Ok(()),
+        },
         None => {
-            let mut config = args.config();
+            let config = args.config();
             let data = load_data(&config.data, &config.data_options, config.seed)?;
-            config.record_final_augmentation(&data);
-            let genotype = minimal_genotype(&data, config.reductions, config.channels)?;
-            search::check_memory_budget(&genotype, &config)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
-            std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-            _lock = RunLock::acquire(&root)?;
-            let checkpoint = Checkpoint::start(genotype, config.seed);
-            let dir = RunDir::create(&root, &config, &checkpoint)?;
-            (dir, config, checkpoint, data)
+            (Run::start(&root, config, &data)?, data)
         }
     };
+    let config = run.planned_settings();
     let extent = match config.time_budget {
         Some(budget) => format!(
             "time budget {}",
@@ -220,21 +193,21 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         config.reductions,
         config.channels,
         format_size(config.memory_budget),
-        dir.root().display()
+        run.dir().root().display()
     );
     let outcome = if args.json {
         let mut observer = JsonEvents::new(Progress::search(false));
-        search::run(&dir, &config, &data, checkpoint, device, &mut observer)
+        run.search(&data, device, &mut observer)
     } else {
         let mut observer = Progress::search(progress::bars_wanted());
-        search::run(&dir, &config, &data, checkpoint, device, &mut observer)
+        run.search(&data, device, &mut observer)
     };
     let summary = match outcome {
         Ok(summary) => summary,
         Err(error) if error.downcast_ref::<Interrupted>().is_some() => {
             eprintln!(
                 "interrupted; resume with: spidernet search --resume {}",
-                dir.root().display()
+                run.dir().root().display()
             );
             return Err(Exit {
                 code: interrupt::interrupted_exit_code(),
@@ -243,8 +216,35 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error),
     };
-    print_result(&dir, &summary, args.json);
+    print_result(run.dir(), &summary, args.json);
     Ok(())
+}
+
+/// Opens `root` to continue its run and loads its data; a finished run prints its result instead, and gives None.
+fn resume(root: &Path, json: bool) -> anyhow::Result<Option<(Run, Dataset)>> {
+    let run = Run::resume(root)?;
+    if let Some(summary) = run.finished()? {
+        // Nothing to train, so nothing to load: report what the run left.
+        eprintln!("{} is already complete: nothing to resume", root.display());
+        print_result(run.dir(), &summary, json);
+        return Ok(None);
+    }
+    match run.dir().final_state()? {
+        Some(state) => eprintln!(
+            "resuming {}: the search is done, the final training continues after epoch {} of {}",
+            root.display(),
+            state.epochs_done(),
+            state.epochs
+        ),
+        None => eprintln!(
+            "resuming {} after {} completed steps",
+            root.display(),
+            run.checkpoint().completed
+        ),
+    }
+    let settings = run.settings();
+    let data = load_data(&settings.data, &settings.data_options, settings.seed)?;
+    Ok(Some((run, data)))
 }
 
 /// The closing lines: accuracy and size, the run folder, and the report written into it.

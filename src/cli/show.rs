@@ -29,7 +29,7 @@ pub fn run(args: ShowArgs) -> anyhow::Result<()> {
     let genotype = Genotype::load(&path)?;
     let mut text = spidernet::show::summary(&genotype, args.batch);
     if let Some(svg) = &args.svg {
-        spidernet::atomic::write_atomic(svg, spidernet::show::cells_svg(&genotype).as_bytes())
+        spidernet::system::atomic::write_atomic(svg, spidernet::show::cells_svg(&genotype).as_bytes())
             .with_context(|| format!("cannot write {}", svg.display()))?;
         text.push_str(&format!("\ncells drawn in {}\n", svg.display()));
     }

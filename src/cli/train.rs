@@ -1,15 +1,16 @@
 //! `spidernet train`: a genotype trained from scratch, with augmentation, and optionally saved for export.
 
 use super::args::{DataArgs, load_data, positive};
+use super::choices::ProfileChoice;
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
 use spidernet::artifacts::Artifacts;
-use spidernet::atomic::write_atomic;
+use spidernet::data::Dataset;
 use spidernet::genotype::Genotype;
-use spidernet::search::{Profile, final_recipe, final_subset};
-use spidernet::supernet::Supernet;
-use spidernet::train::{self, EpochReport, TrainConfig, TrainObserver};
+use spidernet::search::{FinalRun, SearchConfig, SearchObserver, final_training};
+use spidernet::system::atomic::write_atomic;
+use spidernet::train::{EpochReport, TrainConfig, TrainObserver};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -18,15 +19,19 @@ pub struct TrainArgs {
     genotype: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Training epochs [default: the quick profile's final training].
+    /// Training epochs [default: the profile's final training].
     #[arg(long, value_parser = positive)]
     epochs: Option<usize>,
+    /// The search profile whose final training this is: its recipe, pruner and seeds.
+    #[arg(long, value_enum, default_value = "quick")]
+    profile: ProfileChoice,
     #[command(flatten)]
     recipe: RecipeArgs,
     /// Train on a seeded subset of this many training images [default: all].
     #[arg(long, value_parser = positive)]
     train_samples: Option<usize>,
-    /// Seed for every random choice.
+    /// Seed for every random choice: with a search's seed, the network is initialised and trained as that search's
+    /// final training was.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Save the trained network here (genotype.json, weights.safetensors, normalization.json), ready for export.
@@ -38,7 +43,7 @@ pub struct TrainArgs {
     curve: Option<PathBuf>,
 }
 
-/// The final-training recipe, flag by flag; each unset flag keeps the quick profile's value.
+/// The final-training recipe, flag by flag; each unset flag keeps the profile's value.
 #[derive(Args)]
 pub struct RecipeArgs {
     /// Peak learning rate of the cosine schedule.
@@ -148,59 +153,65 @@ impl TrainObserver for CurveObserver {
     }
 }
 
+impl SearchObserver for CurveObserver {}
+
+impl TrainArgs {
+    /// The settings of a search with this profile and seed, whose final training trains `genotype` on `data`, with
+    /// the recipe flags applied.
+    fn settings(&self, genotype: &Genotype, data: &Dataset) -> anyhow::Result<SearchConfig> {
+        let mut settings = SearchConfig::new(
+            self.profile.into(),
+            &self.data.data,
+            genotype.reductions,
+            genotype.channels,
+            self.seed,
+        );
+        settings.data_options = self.data.options();
+        settings.record_final_augmentation(data);
+        settings.final_train.epochs = self.epochs.unwrap_or(settings.final_train.epochs);
+        settings.final_train = self.recipe.apply(settings.final_train)?;
+        settings.final_samples = self.train_samples;
+        Ok(settings)
+    }
+}
+
 /// Trains, prints the test accuracy, and saves the network when asked.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.data.device.device()?;
     let genotype = Genotype::load(&args.genotype)?;
     let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
-    if genotype.input != data.shape || genotype.classes != data.classes {
-        anyhow::bail!(
-            "{}: the genotype expects {}x{}x{} images in {} classes, but {} has {}x{}x{} in {}",
-            args.genotype.display(),
-            genotype.input.channels,
-            genotype.input.height,
-            genotype.input.width,
-            genotype.classes,
-            data.name,
-            data.shape.channels,
-            data.shape.height,
-            data.shape.width,
-            data.classes
-        );
-    }
-    let base = final_recipe(Profile::Quick);
-    let base = TrainConfig {
-        epochs: args.epochs.unwrap_or(base.epochs),
-        augment: Some(base.augmentation_for(&data)),
-        ..base
-    };
-    let config = args.recipe.apply(base)?;
-    let subset = final_subset(&data.train, args.train_samples, args.seed);
-    let train_split = subset.as_ref().unwrap_or(&data.train);
-    let mut net = Supernet::builder(&genotype).seed(args.seed).device(device).build();
+    data.check_fits(&genotype)
+        .with_context(|| args.genotype.display().to_string())?;
+    let settings = args.settings(&genotype, &data)?;
     let mut observer = CurveObserver {
-        progress: Progress::training(config.epochs),
+        progress: Progress::training(settings.final_train.epochs),
         path: args.curve.clone(),
         text: String::new(),
         elapsed: 0.0,
         error: None,
     };
-    let eval = args.curve.is_some().then_some(&data.test);
-    let reports = train::train(&mut net, train_split, eval, &config, args.seed, &mut observer)?;
+    let run = FinalRun {
+        config: &settings,
+        data: &data,
+        device,
+        deadline: None,
+        inherited: None,
+        evaluate_each_epoch: args.curve.is_some(),
+    };
+    let outcome = final_training(&genotype, &run, None, &mut observer)?;
     if let Some(error) = observer.error {
         return Err(error);
     }
-    let evaluation = train::evaluate(&net, &data.test, config.eval_batch_size);
     println!(
         "test accuracy {:.2}% after {} epochs on {} images; {} live ops, {} parameters",
-        100.0 * evaluation.accuracy,
-        reports.len(),
-        train_split.len(),
-        net.genotype().live_op_count(),
-        net.parameter_count()
+        100.0 * outcome.evaluation.accuracy,
+        outcome.reports.len(),
+        outcome.samples,
+        outcome.net.genotype().live_op_count(),
+        outcome.net.parameter_count()
     );
     if let Some(dir) = &args.out {
-        Artifacts::new(dir).save(&net, &data.normalization)?;
+        Artifacts::new(dir).save(&outcome.net, &data.normalization)?;
         println!("trained network saved in {}", dir.display());
     }
     Ok(())

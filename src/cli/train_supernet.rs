@@ -1,6 +1,6 @@
 //! `spidernet train-supernet`: the minimal supernet trained with deadheading, no search.
 
-use super::args::{DataArgs, ShapeArgs, load_data, minimal_genotype, positive};
+use super::args::{DataArgs, ShapeArgs, load_data, positive};
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
@@ -25,7 +25,7 @@ pub struct TrainSupernetArgs {
 pub fn run(args: TrainSupernetArgs) -> anyhow::Result<()> {
     let device = args.data.device.device()?;
     let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
-    let genotype = minimal_genotype(&data, args.shape.reductions, args.shape.channels)?;
+    let genotype = data.minimal_genotype(args.shape.reductions, args.shape.channels)?;
     let mut net = Supernet::builder(&genotype)
         .width(args.shape.channels)
         .seed(args.seed)

@@ -1,8 +1,8 @@
 //! Loading a `--data` source with the options of the command line, and caching its training statistics.
 
 use super::{DataOptions, Dataset, Normalization, channel_statistics, source};
-use crate::atomic::write_atomic;
-use crate::hash::stable_hash;
+use crate::system::atomic::write_atomic;
+use crate::system::hash::stable_hash;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -18,7 +18,7 @@ pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx};
 pub use load::{Loaded, cache_dir, load};
 pub use summary::summary;
 
-use crate::genotype::InputShape;
+use crate::genotype::{Genotype, InputShape};
 use tch::{Kind, Tensor};
 
 /// Images and labels of one split: images are (N, C, H, W) f32, labels (N) i64.
@@ -242,6 +242,38 @@ impl RawData {
 }
 
 impl Dataset {
+    /// The minimal genotype of R reductions and C channels for these images, or an error naming the data set when
+    /// they are too small for R reductions.
+    pub fn minimal_genotype(&self, reductions: usize, channels: usize) -> anyhow::Result<Genotype> {
+        use anyhow::Context;
+        Genotype::minimal(reductions, channels, self.shape, self.classes).with_context(|| {
+            format!(
+                "--data {} with --reductions {reductions} --channels {channels}",
+                self.name
+            )
+        })
+    }
+
+    /// Refuses a genotype whose input shape or class count is not this data set's, naming both.
+    pub fn check_fits(&self, genotype: &Genotype) -> anyhow::Result<()> {
+        if genotype.input != self.shape || genotype.classes != self.classes {
+            let (g, d) = (genotype.input, self.shape);
+            anyhow::bail!(
+                "the network takes {}x{}x{} images in {} classes, but {} has {}x{}x{} in {}",
+                g.channels,
+                g.height,
+                g.width,
+                genotype.classes,
+                self.name,
+                d.channels,
+                d.height,
+                d.width,
+                self.classes
+            );
+        }
+        Ok(())
+    }
+
     /// The augmentation recipe suited to this data set.
     pub fn augment(&self) -> Augment {
         let black: Vec<f64> = self

@@ -8,7 +8,7 @@ mod text;
 pub use driver::{Driver, DriverDevice};
 pub use libraries::{LoadedLibrary, watched_in_maps};
 
-use crate::native;
+use crate::system::native;
 use serde::Serialize;
 
 /// Everything `spidernet doctor` reports.

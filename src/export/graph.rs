@@ -6,7 +6,7 @@ use super::proto::{
     attribute_type, data_type,
 };
 use crate::genotype::{BATCH_NORM_EPS, Cell, ConvBlock, ConvShape, Genotype, Op};
-use crate::tensor_names as names;
+use crate::nn::tensor_names as names;
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
@@ -282,7 +282,7 @@ impl Builder<'_> {
         )
     }
 
-    /// One op applied to `x`, as crate::ops::OpBlock computes it in evaluation mode.
+    /// One op applied to `x`, as crate::nn::ops::OpBlock computes it in evaluation mode.
     fn op(&mut self, x: &str, op: Op, prefix: &str, channels: i64, stride: i64) -> Result<String, ExportError> {
         let (kernel, pad) = (op.kernel(), op.kernel() / 2);
         let pool = |name: &str| {
@@ -349,11 +349,7 @@ impl Builder<'_> {
         // Ops whose gate is closed add exact zeros; one stands in for a node that gets nothing else.
         let mut closed: Vec<Option<ClosedOp>> = vec![None; cell.n_nodes];
         let output = cell.output();
-        for v in 0..cell.n_nodes {
-            let outgoing: Vec<_> = cell.edges.iter().filter(|e| e.from == v).collect();
-            if v != output && outgoing.is_empty() {
-                continue;
-            }
+        for (v, outgoing) in cell.evaluation_order() {
             let node = names::node(k, v);
             let terms = std::mem::take(&mut inbox[v]);
             let sum = match (terms.is_empty(), closed[v].take()) {
@@ -394,7 +390,7 @@ struct ClosedOp {
     input: String,
     /// Which op.
     op: Op,
-    /// Its tensor-name prefix (crate::tensor_names::op).
+    /// Its tensor-name prefix (crate::nn::tensor_names::op).
     prefix: String,
     /// Its stride.
     stride: i64,

@@ -2,14 +2,14 @@
 //! weights.safetensors (whose tensor names follow genotype.json; docs/EXPORT.md).
 
 mod graph;
-pub mod proto;
+pub(crate) mod proto;
 
 pub use graph::{ExportError, INPUT, OUTPUT};
 
 use crate::artifacts::Artifacts;
-use crate::atomic::write_atomic;
 use crate::data::Normalization;
 use crate::genotype::Genotype;
+use crate::system::atomic::write_atomic;
 use anyhow::Context;
 use prost::Message;
 use proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};

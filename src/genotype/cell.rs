@@ -93,6 +93,16 @@ impl Cell {
         self.edges.iter().map(|edge| edge.ops.len()).sum()
     }
 
+    /// The nodes a forward pass evaluates, in order, each with its outgoing edges. A node other than the output
+    /// without outgoing edges feeds nothing, so it is left out; the network and its ONNX export both walk this.
+    pub fn evaluation_order(&self) -> impl Iterator<Item = (usize, Vec<&Edge>)> + '_ {
+        let output = self.output();
+        (0..self.n_nodes).filter_map(move |node| {
+            let outgoing: Vec<&Edge> = self.edges.iter().filter(|edge| edge.from == node).collect();
+            (node == output || !outgoing.is_empty()).then_some((node, outgoing))
+        })
+    }
+
     /// Whether some input node reaches the output over the existing edges.
     pub fn has_input_output_path(&self) -> bool {
         self.n_nodes > 0 && self.reach(None).from_input[self.output()]

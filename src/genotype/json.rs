@@ -51,7 +51,7 @@ impl Genotype {
         };
         let mut text = self.to_json();
         text.push('\n');
-        crate::atomic::write_atomic(path, text.as_bytes()).map_err(write_error)
+        crate::system::atomic::write_atomic(path, text.as_bytes()).map_err(write_error)
     }
 }
 

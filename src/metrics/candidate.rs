@@ -1,7 +1,7 @@
 //! A candidate mutation and the thin networks that score it, built from the genotype (docs/ALGORITHM.md §13.8).
 
 use crate::genotype::{Genotype, GenotypeError, InputShape};
-use crate::init::InitScheme;
+use crate::nn::init::InitScheme;
 use crate::supernet::Supernet;
 use tch::Device;
 

@@ -8,9 +8,9 @@
 //! Convolutions run with R times the groups, batch norms are per channel anyway, and the towers are batched
 //! matrix products.
 
-use crate::blocks::Conv;
 use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
-use crate::layers::Layers;
+use crate::nn::blocks::Conv;
+use crate::nn::layers::Layers;
 use crate::supernet::{Mode, Supernet};
 use std::collections::HashMap;
 use tch::{Kind, TchError, Tensor, nn};
@@ -71,7 +71,7 @@ impl Layers for Replicated {
     fn input(&mut self, x: &Tensor) -> Tensor {
         let copies = x.repeat([1, self.count, 1, 1]);
         if self.channels_last {
-            crate::blocks::channels_last(&copies)
+            crate::nn::blocks::channels_last(&copies)
         } else {
             copies
         }

@@ -5,20 +5,20 @@ use super::candidate::{Candidate, scoring_network};
 use super::lrc::{self, RegionCount};
 use super::ntk::{self, Conditioning};
 use super::replicas;
-use crate::alloc_failure::{self, AllocationFailure, Site};
 use crate::data::Split;
 use crate::genotype::{Genotype, InputShape};
-use crate::init::{Fan, InitScheme};
 use crate::memory;
+use crate::nn::init::{Fan, InitScheme};
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
+use crate::system::alloc_failure::{self, AllocationFailure, Site};
 use rand::seq::SliceRandom;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tch::{Device, Tensor};
 
 /// Which NTK condition number drives acceptance and choice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NtkMode {
     /// κ over the non-null spectrum, in f64 (the default).
@@ -258,7 +258,7 @@ const NTK_MAX_COPIES: usize = 16;
 
 fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, copies: usize) -> anyhow::Result<Conditioning> {
     // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (blocks::MemoryFormat).
-    let channels_last = crate::blocks::uses_channels_last(net.device());
+    let channels_last = crate::nn::blocks::uses_channels_last(net.device());
     let rows = replicas::gradient_rows(net, batches, Mode::train(0.0), copies, channels_last)?;
     Ok(ntk::conditioning(&rows, threshold)?)
 }

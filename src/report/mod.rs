@@ -5,9 +5,9 @@ mod html;
 
 pub use html::{charts, page, render};
 
-use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
 use crate::search::{IterationRecord, RunDir, SearchConfig, Summary};
+use crate::system::atomic::write_atomic;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 

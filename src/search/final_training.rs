@@ -1,15 +1,18 @@
-//! The final training (docs/ALGORITHM.md §9): the searched genotype trained from scratch, checkpointed after every
-//! epoch so that an interrupted run continues where it stopped.
+//! The final training (docs/ALGORITHM.md §9): the found genotype trained from scratch, checkpointed after
+//! every epoch so that an interrupted run continues where it stopped. `spidernet train` runs the same code, so that
+//! a genotype retrained with a search's seed and settings gets the search's final weights.
 
+use super::iteration::fresh_network;
 use super::record::{FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, GateRecord, Summary};
-use super::{Phase, RunDir, SearchConfig, SearchObserver, budget, fresh_network, inherit};
+use super::settings::SearchConfig;
+use super::{Phase, RunDir, SearchObserver, budget, inherit};
 use crate::artifacts::Artifacts;
 use crate::data::{Dataset, Split};
 use crate::genotype::Genotype;
-use crate::memory_probe::MemoryWindow;
-use crate::optim::Sgd;
+use crate::nn::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
+use crate::system::memory_probe::MemoryWindow;
 use crate::train::{self, Checkpointing, EpochReport, Evaluation, Flow, Resumed, TrainConfig};
 use anyhow::Context;
 use std::time::Instant;
@@ -55,19 +58,20 @@ impl Deadline {
 }
 
 /// Where and how a final training runs.
+#[derive(Clone, Copy)]
 pub struct FinalRun<'a> {
-    /// The run's settings (`final_train`, `final_samples`, the seed).
+    /// The settings it follows (`final_train`, `final_samples`, the pruner, the seed): a search's, planned.
     pub config: &'a SearchConfig,
     /// The data: the training split to train on, the test split to evaluate.
     pub data: &'a Dataset,
     /// Where the network runs.
     pub device: Device,
-    /// The run folder that checkpoints every epoch and holds a checkpoint to continue from, if any.
-    pub dir: Option<&'a RunDir>,
     /// When the training must stop, if the run has a time budget.
     pub deadline: Option<Deadline>,
     /// Tensors to start from instead of fresh ones where names and shapes match (`--inherit-weights`).
     pub inherited: Option<&'a [(String, Tensor)]>,
+    /// Whether the test split is evaluated after every epoch, for a learning curve (it trains the same weights).
+    pub evaluate_each_epoch: bool,
 }
 
 /// How a final training's epochs were scheduled in the end.
@@ -91,22 +95,22 @@ pub struct Rescheduling {
     pub epoch_seconds: f64,
 }
 
-/// Runs (or continues) the final training of `run`, saves the trained network into its run folder and adds its
-/// figures to `summary`; returns how its epochs were scheduled.
+/// Runs (or continues) the final training of `run` in the run folder `dir`, saves the trained network there and
+/// adds its figures to `summary`; returns how its epochs were scheduled.
 pub(super) fn train_final(
     summary: &mut Summary,
     genotype: &Genotype,
+    dir: &RunDir,
     run: &FinalRun,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<Schedule> {
     let peak_window = MemoryWindow::start(run.device);
-    let outcome = final_training(genotype, run, observer)?;
+    let outcome = final_training(genotype, run, Some(dir), observer)?;
     summary.final_training_samples = outcome.samples;
     summary.final_training_seconds = outcome.seconds;
     summary.final_epochs = outcome.reports.len();
-    let batches = outcome.samples / run.config.final_train.batch_size.max(1);
-    summary.final_train_images_per_second =
-        train::images_per_second(&outcome.reports, batches * run.config.final_train.batch_size);
+    let batch_size = run.config.final_train.batch_size;
+    summary.final_train_images_per_second = train::images_per_second(&outcome.reports, outcome.samples, batch_size);
     let peak = peak_window.finish();
     // On CUDA the process's RSS says little about training memory; the device allocator's peak does.
     summary.final_training_peak_rss_bytes = peak.rss.filter(|_| run.device == Device::Cpu).map(|rss| rss.peak);
@@ -115,7 +119,6 @@ pub(super) fn train_final(
     summary.test_loss = Some(outcome.evaluation.loss);
     summary.live_ops = outcome.net.genotype().live_op_count();
     summary.parameters = outcome.net.parameter_count();
-    let dir = run.dir.expect("the search's final training has a run folder");
     Artifacts::new(dir.root()).save(&outcome.net, &run.data.normalization)?;
     Ok(Schedule {
         epochs: outcome.scheduled_epochs,
@@ -148,79 +151,44 @@ pub struct FinalOutcome {
 }
 
 /// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation,
-/// then evaluates on the test split. With a run folder, every epoch is checkpointed there, and a checkpoint found
-/// there is continued from.
+/// then evaluates on the test split. With a run folder to checkpoint in, every epoch is saved there, and a
+/// checkpoint found there is continued from.
 pub fn final_training(
     genotype: &Genotype,
     run: &FinalRun,
+    checkpoints: Option<&RunDir>,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<FinalOutcome> {
-    let (config, data, device, dir) = (run.config, run.data, run.device, run.dir);
+    let (config, data) = (run.config, run.data);
     let start = Instant::now();
-    crate::allocator::release_freed_blocks();
-    let saved = match dir {
-        Some(dir) => dir.final_checkpoint(config.seed)?,
-        None => None,
-    };
-    let (mut net, resumed, seconds_before, epochs) = match saved {
-        Some((state, tensors)) => restore(
-            dir.expect("a checkpoint comes from a folder"),
-            config,
-            device,
-            state,
-            tensors,
-        )?,
-        None => {
-            let mut net = fresh_network(genotype, config, device, Phase::Final);
-            if let Some(tensors) = run.inherited {
-                inherit::inherit(&mut net, tensors);
-            }
-            (net, None, 0.0, config.final_train.epochs)
-        }
-    };
+    crate::system::allocator::release_freed_blocks();
+    let (mut net, resumed, seconds_before, epochs) = starting_point(genotype, run, checkpoints)?;
     // A budgeted run may have rescheduled its epochs after the first; the checkpoint holds the count in force.
     let train_config = TrainConfig {
         epochs,
-        augment: config
-            .final_train
-            .augment
-            .clone()
-            .or_else(|| Some(config.final_train.augmentation_for(data))),
+        augment: Some(
+            config
+                .final_train
+                .augment
+                .clone()
+                .unwrap_or_else(|| config.final_train.augmentation_for(data)),
+        ),
         ..config.final_train.clone()
     };
-    let scheduled = std::cell::Cell::new(epochs);
-    let rescheduled = std::cell::Cell::new(None);
+    let mut schedule = Scheduler {
+        deadline: run.deadline,
+        scheduled: epochs,
+        rescheduled: None,
+    };
     observer.phase(Phase::Final, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
     let subset = final_subset(&data.train, config.final_samples, config.seed);
     let train_split = subset.as_ref().unwrap_or(&data.train);
     let mut save = |net: &Supernet, optimizer: &Sgd, reports: &[EpochReport]| {
         let seconds = seconds_before + start.elapsed().as_secs_f64();
-        let last = reports.last().map_or(0.0, |r| r.seconds);
-        let flow = match run.deadline {
-            Some(deadline) => {
-                let fit = deadline.epochs_that_fit(seconds, last, reports.len());
-                // The first epoch is the first measurement of the final network itself: the epochs follow it either
-                // way. Later epochs only add epochs, when deadheading has made them faster; one that would end too
-                // late is not started.
-                if (reports.len() == 1 && fit != scheduled.get()) || fit > scheduled.get() {
-                    scheduled.set(fit);
-                    rescheduled.set(Some(Rescheduling {
-                        after_epochs: reports.len(),
-                        at_seconds: seconds,
-                        epoch_seconds: last,
-                    }));
-                    Flow::Reschedule(fit)
-                } else if deadline.next_epoch_overruns(seconds, last) {
-                    Flow::Stop
-                } else {
-                    Flow::Continue
-                }
-            }
-            None => Flow::Continue,
-        };
-        if let Some(dir) = dir {
-            save_epoch(dir, config, scheduled.get(), net, optimizer, reports, seconds)?;
+        let flow = schedule.after_epoch(seconds, reports);
+        if let Some(dir) = checkpoints {
+            save_epoch(dir, config, schedule.scheduled, net, optimizer, reports, seconds)?;
         }
         Ok(flow)
     };
@@ -228,10 +196,11 @@ pub fn final_training(
         resumed,
         save: &mut save,
     };
+    let eval = run.evaluate_each_epoch.then_some(&data.test);
     let reports = train::train_resumable(
         &mut net,
         train_split,
-        None,
+        eval,
         &train_config,
         train_seed,
         observer,
@@ -245,9 +214,64 @@ pub fn final_training(
         samples: train_split.len(),
         seconds: seconds_before + start.elapsed().as_secs_f64(),
         reports,
-        scheduled_epochs: scheduled.get(),
-        rescheduled: rescheduled.get(),
+        scheduled_epochs: schedule.scheduled,
+        rescheduled: schedule.rescheduled,
     })
+}
+
+/// The network a final training starts from, the state to continue, the seconds already spent and the epochs
+/// scheduled: a checkpoint's, when `checkpoints` holds one, else fresh (or inherited) weights.
+fn starting_point(
+    genotype: &Genotype,
+    run: &FinalRun,
+    checkpoints: Option<&RunDir>,
+) -> anyhow::Result<(Supernet, Option<Resumed>, f64, usize)> {
+    let saved = match checkpoints {
+        Some(dir) => dir.final_checkpoint(run.config.seed)?.map(|saved| (dir, saved)),
+        None => None,
+    };
+    if let Some((dir, (state, tensors))) = saved {
+        return restore(dir, run.config, run.device, state, tensors);
+    }
+    let mut net = fresh_network(genotype, run.config, run.device, Phase::Final);
+    if let Some(tensors) = run.inherited {
+        inherit::inherit(&mut net, tensors);
+    }
+    Ok((net, None, 0.0, run.config.final_train.epochs))
+}
+
+/// A final training's epochs under a time budget's deadline, revised after every epoch.
+struct Scheduler {
+    deadline: Option<Deadline>,
+    scheduled: usize,
+    rescheduled: Option<Rescheduling>,
+}
+
+impl Scheduler {
+    /// Whether the training goes on after the epochs of `reports`, `seconds` into the final training.
+    fn after_epoch(&mut self, seconds: f64, reports: &[EpochReport]) -> Flow {
+        let Some(deadline) = self.deadline else {
+            return Flow::Continue;
+        };
+        let last = reports.last().map_or(0.0, |r| r.seconds);
+        let fit = deadline.epochs_that_fit(seconds, last, reports.len());
+        // The first epoch is the first measurement of the final network itself: the epochs follow it either way.
+        // Later epochs only add epochs, when deadheading has made them faster; one that would end too late is not
+        // started.
+        if (reports.len() == 1 && fit != self.scheduled) || fit > self.scheduled {
+            self.scheduled = fit;
+            self.rescheduled = Some(Rescheduling {
+                after_epochs: reports.len(),
+                at_seconds: seconds,
+                epoch_seconds: last,
+            });
+            Flow::Reschedule(fit)
+        } else if deadline.next_epoch_overruns(seconds, last) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
 }
 
 /// The seeded subset of `samples` images of `train` that a final training uses; None when it uses them all.
@@ -274,7 +298,7 @@ fn save_epoch(
         .collect();
     tensors.extend(
         optimizer
-            .momentum_buffers(net)
+            .momentum_buffers(net.named_tensors())
             .into_iter()
             .map(|(name, buffer)| (format!("{MOMENTUM_PREFIX}{name}"), buffer)),
     );

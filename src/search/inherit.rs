@@ -4,8 +4,8 @@
 //! fresh.
 
 use super::record::Mutation;
+use crate::nn::tensor_names as names;
 use crate::supernet::Supernet;
-use crate::tensor_names as names;
 use tch::Tensor;
 
 /// `trained`'s tensors (named for the genotype it trained) renamed for the genotype `mutations` grew from it: in

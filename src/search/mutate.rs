@@ -1,11 +1,11 @@
 //! One mutation pass: for each cell in turn, choose a split (scored or random) and apply it if the network
 //! still fits the memory budget.
 
+use super::SearchObserver;
 use super::record::Mutation;
-use super::{SearchConfig, SearchObserver};
+use super::settings::SearchConfig;
 use crate::data::Split;
 use crate::genotype::Genotype;
-use crate::memory;
 use crate::metrics::CandidateEvent;
 use crate::metrics::CellDecision;
 use crate::metrics::score::Scorer;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 /// How a cell's split is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Train-free scoring by NTK condition number and linear regions (docs/ALGORITHM.md §7).
@@ -25,15 +25,17 @@ pub enum Strategy {
     Random,
     /// No growth: the initial genotype goes straight to the final training (a baseline).
     #[serde(rename = "none")]
-    #[value(name = "none")]
     Unchanged,
 }
 
 impl std::fmt::Display for Strategy {
     /// The name the command line takes (`--strategy spidernet`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let value = clap::ValueEnum::to_possible_value(self).expect("every strategy has a name");
-        f.write_str(value.get_name())
+        f.write_str(match self {
+            Strategy::Spidernet => "spidernet",
+            Strategy::Random => "random",
+            Strategy::Unchanged => "none",
+        })
     }
 }
 
@@ -87,7 +89,7 @@ pub fn mutation_pass(
         let parent = genotype.cells[cell].edge(edge).expect("chosen from this cell").clone();
         let mut grown = genotype.clone();
         grown.cells[cell].split(edge)?;
-        let estimated_bytes = memory::estimate(&grown, grown.channels, config.train.batch_size).total();
+        let estimated_bytes = config.memory_of(&grown).total();
         let applied = estimated_bytes <= config.memory_budget;
         if applied {
             *genotype = grown;

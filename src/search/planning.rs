@@ -1,13 +1,15 @@
 //! A time-budgeted run's measurements and re-plans (docs/SEARCH.md, "Time budget"): it times the first training
-//! steps and every iteration, asks `budget::plan` what fits, and writes the answer into the run's settings.
+//! steps and every iteration and asks `budget::plan` what fits. The plans it returns are the run's record of its
+//! own; the settings asked for stay as they are.
 
+use super::Phase;
 use super::budget::{self, Plan, PlanInput};
 use super::final_training::Rescheduling;
+use super::iteration::fresh_network;
 use super::record::IterationRecord;
-use super::{Phase, SearchConfig, fresh_network};
+use super::settings::SearchConfig;
 use crate::data::{Batches, Split};
 use crate::genotype::Genotype;
-use crate::memory;
 use crate::train;
 use std::time::Instant;
 use tch::Device;
@@ -55,15 +57,15 @@ pub struct Planner {
 
 /// The activation bytes of `genotype`'s training step, the planner's measure of a network's cost per image.
 fn activations(genotype: &Genotype, config: &SearchConfig) -> f64 {
-    memory::estimate(genotype, genotype.channels, config.train.batch_size).activations as f64
+    config.memory_of(genotype).activations as f64
 }
 
 impl Planner {
     /// The planner of `config`'s budget, if it has one, timed by `clock`; what earlier processes measured is read
-    /// back from `history`.
-    pub fn new(config: &SearchConfig, clock: RunClock, history: &[IterationRecord]) -> Option<Planner> {
+    /// back from `history` and `plans`.
+    pub fn new(config: &SearchConfig, clock: RunClock, history: &[IterationRecord], plans: &[Plan]) -> Option<Planner> {
         let budget_seconds = config.time_budget?.seconds;
-        let last_plan = history.iter().flat_map(|r| &r.plans).next_back();
+        let last_plan = plans.last();
         let seconds_per_image = history
             .iter()
             .rev()
@@ -142,19 +144,19 @@ impl Planner {
     }
 
     /// The first plan, from the probe alone (a run without the pass before training makes it before iteration 1).
-    pub fn at_start(&mut self, config: &mut SearchConfig, sizes: SplitSizes) -> Plan {
+    pub fn at_start(&mut self, config: &SearchConfig, plans: &[Plan], sizes: SplitSizes) -> Plan {
         let measured = self.measured.expect("probed before the first plan");
-        self.replan(measured, "start", None, config, sizes, 0, None)
+        self.replan(measured, "start", config, plans, sizes, 0, None)
     }
 
-    /// Re-plans after `record`, whose network (`trained`, before the record's mutation pass) grew into `grown`:
-    /// stores the plan in `record` and `config`, applies it, and returns it.
+    /// The plan after `record`, whose network (`trained`, before the record's mutation pass) grew into `grown`.
     pub fn after_iteration(
         &mut self,
-        record: &mut IterationRecord,
+        record: &IterationRecord,
         trained: &Genotype,
         grown: &Genotype,
-        config: &mut SearchConfig,
+        config: &SearchConfig,
+        plans: &[Plan],
         sizes: SplitSizes,
     ) -> Plan {
         let ratio = activations(grown, config) / activations(trained, config).max(1.0);
@@ -175,28 +177,21 @@ impl Planner {
             n => format!("after iteration {n}"),
         };
         let done = record.iteration;
-        self.replan(measured, &made, Some(record), config, sizes, done, None)
+        self.replan(measured, &made, config, plans, sizes, done, None)
     }
 
     /// The last plan, before the final training: the remaining time goes to final epochs. `cost_scale` is the
     /// final network's cost against the searched one's (below 1 when `--final-ops` cut it down; the memory
-    /// estimate is the cost model, as for growth). Stores the plan in `last` (when there is a record) and `config`,
-    /// applies it, and returns it.
-    pub fn before_final(
-        &mut self,
-        last: Option<&mut IterationRecord>,
-        config: &mut SearchConfig,
-        sizes: SplitSizes,
-        cost_scale: f64,
-    ) -> Plan {
+    /// estimate is the cost model, as for growth).
+    pub fn before_final(&mut self, config: &SearchConfig, plans: &[Plan], sizes: SplitSizes, cost_scale: f64) -> Plan {
         let mut measured = self.measured.expect("probed or measured before the final training");
         measured.next_cost *= cost_scale;
         let done = config.iterations;
         self.replan(
             measured,
             "before the final training",
-            last,
             config,
+            plans,
             sizes,
             done,
             Some(done),
@@ -204,16 +199,9 @@ impl Planner {
     }
 
     /// The final training's own re-plan, made after its first epoch (which timed the final network) and after any
-    /// later epoch that left room for more (`schedule`), when it changed the epochs: stored in `config` and
-    /// returned.
-    pub fn during_final(
-        &mut self,
-        config: &mut SearchConfig,
-        epochs: usize,
-        change: Rescheduling,
-        spent_before: f64,
-    ) -> Plan {
-        let last = config.plans.last().expect("a plan precedes the final training");
+    /// later epoch that left room for more, when it changed the epochs to `epochs`.
+    pub fn during_final(&self, plans: &[Plan], epochs: usize, change: Rescheduling, spent_before: f64) -> Plan {
+        let last = plans.last().expect("a plan precedes the final training");
         let samples = last.final_samples.max(1) as f64;
         let spent = spent_before + change.at_seconds;
         let plan = Plan {
@@ -224,8 +212,6 @@ impl Planner {
             seconds_per_image: change.epoch_seconds / samples,
             ..last.clone()
         };
-        config.final_train.epochs = plan.final_epochs;
-        config.plans.push(plan.clone());
         plan
     }
 
@@ -234,8 +220,8 @@ impl Planner {
         &mut self,
         measured: Measured,
         made: &str,
-        record: Option<&mut IterationRecord>,
-        config: &mut SearchConfig,
+        config: &SearchConfig,
+        plans: &[Plan],
         sizes: SplitSizes,
         done: usize,
         max_iterations: Option<usize>,
@@ -253,17 +239,12 @@ impl Planner {
             validation_images: sizes.validation,
             final_images_available: sizes.final_available,
             iterations_done: done,
-            search_images: config.plans.first().map(|p| p.search_samples),
+            search_images: plans.first().map(|p| p.search_samples),
             max_iterations: max_iterations.unwrap_or(limits.max_iterations),
             max_epochs_per_iteration: limits.max_epochs_per_iteration,
             batch_size: config.final_train.batch_size,
         };
-        let plan = budget::plan(&input, made);
-        if let Some(record) = record {
-            record.plans.push(plan.clone());
-        }
-        apply(config, &plan, sizes);
-        plan
+        budget::plan(&input, made)
     }
 }
 
@@ -276,14 +257,4 @@ pub struct SplitSizes {
     pub validation: usize,
     /// The whole training split, for the final training.
     pub final_available: usize,
-}
-
-/// Writes `plan` into `config`: the settings the rest of the run follows, and the plan itself.
-fn apply(config: &mut SearchConfig, plan: &Plan, sizes: SplitSizes) {
-    config.search_samples = Some(plan.search_samples);
-    config.iterations = plan.iterations;
-    config.train.epochs = plan.epochs_per_iteration;
-    config.final_train.epochs = plan.final_epochs;
-    config.final_samples = (plan.final_samples < sizes.final_available).then_some(plan.final_samples);
-    config.plans.push(plan.clone());
 }

@@ -4,7 +4,7 @@ use super::budget::Plan;
 use crate::genotype::Genotype;
 use crate::memory::MemoryEstimate;
 use crate::metrics::CellDecision;
-use crate::pruner::GateHistory;
+use crate::nn::pruner::GateHistory;
 use crate::supernet::OpRef;
 use crate::train::EpochReport;
 use anyhow::Context;
@@ -69,8 +69,8 @@ pub struct IterationRecord {
     /// (empty for iteration 0 and for records written before it was kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate_open: Vec<GateOpen>,
-    /// The plans a time-budgeted run made after this iteration (the last record also holds the one made before
-    /// the final training).
+    /// The plans a time-budgeted run made after this iteration, as runs written before `plans.jsonl` kept them;
+    /// read back and kept as they were, never written anew.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<Plan>,
 }
@@ -78,11 +78,7 @@ pub struct IterationRecord {
 impl IterationRecord {
     /// The records of a `history.jsonl` text, one JSON object per non-blank line.
     pub fn parse_history(text: &str) -> anyhow::Result<Vec<IterationRecord>> {
-        text.lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(n, line)| serde_json::from_str(line).with_context(|| format!("line {} is corrupt", n + 1)))
-            .collect()
+        super::run_dir::parse_lines(text)
     }
 }
 

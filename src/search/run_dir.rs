@@ -1,10 +1,11 @@
 //! The run folder: config, genotype, history, checkpoint, weights and summary, all written atomically.
 
-use super::SearchConfig;
+use super::budget::Plan;
 use super::record::{Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, IterationRecord, Summary};
+use super::settings::SearchConfig;
 use crate::artifacts;
-use crate::atomic::write_atomic;
 use crate::genotype::Genotype;
+use crate::system::atomic::write_atomic;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,25 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
+}
+
+/// Writes `items` to `path` atomically, one JSON object per line.
+fn write_lines<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The objects of a JSON-lines text, one per non-blank line.
+pub(super) fn parse_lines<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<Vec<T>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| serde_json::from_str(line).with_context(|| format!("line {} is corrupt", n + 1)))
+        .collect()
 }
 
 impl RunDir {
@@ -143,7 +163,7 @@ impl RunDir {
     pub fn history(&self) -> anyhow::Result<Vec<IterationRecord>> {
         let path = self.history_path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        IterationRecord::parse_history(&text).with_context(|| path.display().to_string())
+        parse_lines(&text).with_context(|| path.display().to_string())
     }
 
     /// Records an iteration: history (rewritten whole, so a crash never leaves half a line), genotype, then the
@@ -156,18 +176,34 @@ impl RunDir {
 
     /// Rewrites `history.jsonl` whole.
     pub fn save_history(&self, history: &[IterationRecord]) -> anyhow::Result<()> {
-        let mut text = String::new();
-        for record in history {
-            text.push_str(&serde_json::to_string(record)?);
-            text.push('\n');
-        }
-        write_atomic(&self.history_path(), text.as_bytes())
-            .with_context(|| format!("cannot write {}", self.history_path().display()))
+        write_lines(&self.history_path(), history)
     }
 
-    /// Rewrites `config.json`, as a time budget's plans change the settings.
-    pub fn save_config(&self, config: &SearchConfig) -> anyhow::Result<()> {
-        write_json(&self.config_path(), config)
+    /// `plans.jsonl`: a time budget's plans, one per line, oldest first.
+    pub fn plans_path(&self) -> PathBuf {
+        self.root.join("plans.jsonl")
+    }
+
+    /// The plans made so far. A folder written before plans had a file of their own keeps them in `config.json`'s
+    /// `plans`, whose settings already follow the last.
+    pub fn plans(&self) -> anyhow::Result<Vec<Plan>> {
+        let path = self.plans_path();
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            return parse_lines(&text).with_context(|| path.display().to_string());
+        }
+        #[derive(serde::Deserialize)]
+        struct EarlierConfig {
+            #[serde(default)]
+            plans: Vec<Plan>,
+        }
+        let earlier: EarlierConfig = read_json(&self.config_path())?;
+        Ok(earlier.plans)
+    }
+
+    /// Rewrites `plans.jsonl` whole.
+    pub fn save_plans(&self, plans: &[Plan]) -> anyhow::Result<()> {
+        write_lines(&self.plans_path(), plans)
     }
 
     /// Writes `genotype.json`.
@@ -311,7 +347,7 @@ impl RunDir {
             let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
             for entry in entries {
                 let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-                if crate::atomic::is_temporary(&entry.file_name()) {
+                if crate::system::atomic::is_temporary(&entry.file_name()) {
                     std::fs::remove_file(entry.path())
                         .with_context(|| format!("cannot remove {}", entry.path().display()))?;
                 }

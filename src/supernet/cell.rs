@@ -2,11 +2,11 @@
 
 use super::Pass;
 use super::edge::EdgeNet;
-use crate::blocks::{self, Conv};
 use crate::genotype::{Cell, CellInput, DeadheadOutcome};
-use crate::init::{self, InitScheme};
-use crate::layers::Layers;
-use crate::tensor_names as names;
+use crate::nn::blocks::{self, Conv};
+use crate::nn::init::{self, InitScheme};
+use crate::nn::layers::Layers;
+use crate::nn::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tch::{Tensor, nn};
@@ -115,11 +115,7 @@ impl CellNet {
             inbox[i] = Some(rescaler.forward(x, train, &mut *pass.layers));
         }
         let output = cell.output();
-        for v in 0..cell.n_nodes {
-            let outgoing: Vec<_> = cell.edges.iter().filter(|e| e.from == v).collect();
-            if v != output && outgoing.is_empty() {
-                continue;
-            }
+        for (v, outgoing) in cell.evaluation_order() {
             let Some(sum) = inbox[v].take() else {
                 continue;
             };

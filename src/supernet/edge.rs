@@ -2,10 +2,10 @@
 
 use super::Pass;
 use crate::genotype::Op;
-use crate::init::InitScheme;
-use crate::ops::OpBlock;
-use crate::pruner::GateHistory;
-use crate::tensor_names as names;
+use crate::nn::init::InitScheme;
+use crate::nn::ops::OpBlock;
+use crate::nn::pruner::GateHistory;
+use crate::nn::tensor_names as names;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tch::{Tensor, nn};

@@ -6,14 +6,14 @@ mod edge;
 pub use cell::CellNet;
 pub use edge::{EdgeNet, GatedOp};
 
-use crate::blocks::{self, Conv};
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, Op};
-use crate::hash::stable_hash;
-use crate::init::{self, InitScheme};
-use crate::layers::{Layers, Plain};
-use crate::pruner::{self, GateHistory, PrunerConfig, Verdict};
+use crate::nn::blocks::{self, Conv};
+use crate::nn::init::{self, InitScheme};
+use crate::nn::layers::{Layers, Plain};
+use crate::nn::pruner::{self, GateHistory, PrunerConfig, Verdict};
+use crate::nn::tensor_names as names;
 use crate::seed::{self, Stream};
-use crate::tensor_names as names;
+use crate::system::hash::stable_hash;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor, nn};
@@ -169,7 +169,7 @@ impl SupernetBuilder<'_> {
         self
     }
 
-    /// The network, every tensor created under its name in crate::tensor_names.
+    /// The network, every tensor created under its name in crate::nn::tensor_names.
     pub fn build(self) -> Supernet {
         let vs = nn::VarStore::new(self.device);
         let root = vs.root();
@@ -487,7 +487,7 @@ impl Supernet {
     }
 
     /// Every tensor of the live network (weights, gates, BN statistics), sorted by the names of docs/EXPORT.md
-    /// (crate::tensor_names), under which the variable store holds them.
+    /// (crate::nn::tensor_names), under which the variable store holds them.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,4 +1,4 @@
-// What libtorch knows about itself and its devices, as plain C functions for `src/doctor/native.rs`.
+// What libtorch knows about itself and its devices, as plain C functions for `src/system/native/mod.rs`.
 // Every function catches libtorch's exceptions: a missing CUDA backend is an answer here, never a crash.
 // Strings are returned from malloc and freed by the caller with free().
 

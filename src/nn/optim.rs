@@ -2,8 +2,7 @@
 //! momentum buffers readable and restorable by tensor name. libtorch's optimiser behind tch keeps them out of
 //! reach, and a training resumed mid-way needs them to continue exactly where it stopped.
 
-use crate::native::{self, SgdSettings};
-use crate::supernet::Supernet;
+use crate::system::native::{self, SgdSettings};
 use std::collections::HashMap;
 use tch::Tensor;
 
@@ -35,9 +34,8 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// SGD over every trainable tensor of `net`.
-    pub fn new(net: &Supernet, settings: SgdSettings) -> Self {
-        let params = net.parameters();
+    /// SGD over `params`, a network's trainable tensors.
+    pub fn new(params: Vec<Tensor>, settings: SgdSettings) -> Self {
         let buffers = tch::no_grad(|| params.iter().map(Tensor::zeros_like).collect());
         let started = vec![false; params.len()];
         Sgd {
@@ -66,10 +64,9 @@ impl Sgd {
         }
     }
 
-    /// The momentum buffers so far, each under the current name of its tensor in `net`.
-    pub fn momentum_buffers(&self, net: &Supernet) -> Vec<(String, Tensor)> {
-        let names: HashMap<usize, String> = net
-            .named_tensors()
+    /// The momentum buffers so far, each under the name its tensor has in `named`, the network's named tensors.
+    pub fn momentum_buffers(&self, named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        let names: HashMap<usize, String> = named
             .into_iter()
             .map(|(name, tensor)| (tensor.data_ptr() as usize, name))
             .collect();
@@ -82,15 +79,20 @@ impl Sgd {
             .collect()
     }
 
-    /// Restores momentum buffers that `momentum_buffers` gave for the same network.
-    pub fn load_momentum_buffers(&mut self, net: &Supernet, saved: Vec<(String, Tensor)>) -> Result<(), SgdError> {
+    /// Restores momentum buffers that `momentum_buffers` gave for the same network, whose named tensors are
+    /// `named`.
+    pub fn load_momentum_buffers(
+        &mut self,
+        named: Vec<(String, Tensor)>,
+        saved: Vec<(String, Tensor)>,
+    ) -> Result<(), SgdError> {
         let positions: HashMap<usize, usize> = self
             .params
             .iter()
             .enumerate()
             .map(|(i, param)| (param.data_ptr() as usize, i))
             .collect();
-        let named: HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
+        let named: HashMap<String, Tensor> = named.into_iter().collect();
         for (name, buffer) in saved {
             let position = named
                 .get(&name)

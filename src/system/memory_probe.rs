@@ -1,13 +1,8 @@
 //! Measures the real peak memory of training steps, to check the analytic estimate against it.
 
-use crate::genotype::{Genotype, InputShape};
-use crate::native::{self, CudaPeak};
-use crate::seed::{self, Stream};
-use crate::supernet::Supernet;
-use crate::train::{self, TrainConfig};
+use crate::system::native::{self, CudaPeak};
 use anyhow::Context;
-use rand::RngExt;
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 /// A value from /proc/self/status in bytes (`VmRSS`, `VmHWM`, …).
 fn status_bytes(field: &str) -> anyhow::Result<u64> {
@@ -106,41 +101,4 @@ impl MemoryWindow {
             cuda: self.cuda.and_then(|index| native::cuda_peak(index).ok()),
         }
     }
-}
-
-/// The minimal genotype grown by `splits` seeded random edge splits (cells taken in turn).
-pub fn grown_genotype(input: InputShape, reductions: usize, channels: usize, splits: usize, seed: u64) -> Genotype {
-    let mut genotype = Genotype::minimal(reductions, channels, input, 10).expect("valid benchmark shape");
-    let mut rng = seed::rng(seed, Stream::Candidates, 0);
-    for step in 0..splits {
-        let cell = step % genotype.cells.len();
-        let edges = &genotype.cells[cell].edges;
-        let edge = edges[rng.random_range(0..edges.len())].id;
-        genotype.cells[cell].split(edge).expect("edge exists");
-    }
-    genotype
-}
-
-/// Resident memory added by `steps` SGD training steps of `genotype` at `width` on random batches of `batch`:
-/// the peak RSS during the steps minus the RSS before the network was built.
-pub fn measure_training_peak(genotype: &Genotype, width: usize, batch: usize, steps: usize) -> anyhow::Result<u64> {
-    let window = PeakRss::start()?;
-    let mut net = Supernet::builder(genotype).width(width).build();
-    let config = TrainConfig::default();
-    let mut optimizer = train::optimizer(&net, &config);
-    let input = genotype.input;
-    for _ in 0..steps {
-        let images = Tensor::randn(
-            [
-                batch as i64,
-                input.channels as i64,
-                input.height as i64,
-                input.width as i64,
-            ],
-            (Kind::Float, Device::Cpu),
-        );
-        let labels = Tensor::randint(genotype.classes as i64, [batch as i64], (Kind::Int64, Device::Cpu));
-        let _ = train::step(&mut net, &mut optimizer, &images, &labels, &config, config.drop_path)?;
-    }
-    Ok(window.finish()?.added)
 }

@@ -1,10 +1,10 @@
 //! The seven candidate operations (docs/ALGORITHM.md §4), at a fixed channel count and stride.
 
-use crate::blocks::{Conv, batch_norm, conv, subsample};
 use crate::genotype::{ConvBlock, Op};
-use crate::init::{self, InitScheme};
-use crate::layers::Layers;
-use crate::tensor_names as names;
+use crate::nn::blocks::{Conv, batch_norm, conv, subsample};
+use crate::nn::init::{self, InitScheme};
+use crate::nn::layers::Layers;
+use crate::nn::tensor_names as names;
 use rand_chacha::ChaCha8Rng;
 use tch::{Tensor, nn};
 
@@ -76,7 +76,7 @@ impl OpBlock {
 
     /// Applies the op; `train` selects batch or running statistics in its batch norms.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.forward_recording(x, train, None, &mut crate::layers::Plain)
+        self.forward_recording(x, train, None, &mut crate::nn::layers::Plain)
     }
 
     /// Applies the op through `layers` and, when `relus` is given, appends the output of its ReLU (sep-convs only).

@@ -3,7 +3,7 @@
 //! through `layers::Layers`; the ops (`ops`) compose them.
 
 use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, ConvShape};
-use crate::init;
+use crate::nn::init;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tch::{Tensor, nn};
 
@@ -20,7 +20,7 @@ pub fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(path, channels, config)
 }
 
-/// The sub-path of `root` that a dotted tensor name (crate::tensor_names) denotes.
+/// The sub-path of `root` that a dotted tensor name (crate::nn::tensor_names) denotes.
 pub fn path<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
     let mut segments = name.split('.');
     let first = segments.next().unwrap_or_default();
@@ -28,7 +28,7 @@ pub fn path<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
 }
 
 /// How the network's feature maps are laid out in memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MemoryFormat {
     /// Channels-last on the CPU, where oneDNN's depthwise and dilated kernels, max-pool and batch norm are
@@ -138,7 +138,11 @@ impl Conv {
 pub fn conv(path: nn::Path, shape: ConvShape) -> Conv {
     let dims = shape.weight_dims();
     Conv {
-        ws: path.var(crate::tensor_names::WEIGHT, &dims, init::pytorch_default_init(&dims)),
+        ws: path.var(
+            crate::nn::tensor_names::WEIGHT,
+            &dims,
+            init::pytorch_default_init(&dims),
+        ),
         shape,
     }
 }

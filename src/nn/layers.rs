@@ -2,9 +2,9 @@
 //! what each convolution, batch norm, gate and linear layer does with its tensors, so the same walk serves
 //! training (`Plain`) and the NTK's replicated per-sample gradients (`metrics::replicas`).
 
-use crate::blocks::Conv;
 use crate::genotype::{BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
-use crate::pruner;
+use crate::nn::blocks::Conv;
+use crate::nn::pruner;
 use tch::{Tensor, nn, nn::Module};
 
 /// The operations of a forward pass that touch weights.

@@ -1,0 +1,94 @@
+//! The command line's names for the library's choices: each value enum here maps onto a library type, which
+//! carries no command-line derives of its own.
+
+use clap::ValueEnum;
+use spidernet::metrics::NtkMode;
+use spidernet::nn::blocks::MemoryFormat;
+use spidernet::search::{Profile, Strategy};
+
+/// `--profile`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProfileChoice {
+    /// Minutes on a laptop CPU: few iterations, a short final training, lighter NTK sampling.
+    Quick,
+    /// The published settings.
+    Reference,
+}
+
+impl From<ProfileChoice> for Profile {
+    fn from(choice: ProfileChoice) -> Profile {
+        match choice {
+            ProfileChoice::Quick => Profile::Quick,
+            ProfileChoice::Reference => Profile::Reference,
+        }
+    }
+}
+
+/// `--strategy`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StrategyChoice {
+    /// Train-free scoring by NTK condition number and linear regions.
+    Spidernet,
+    /// A uniformly random edge per cell, no scoring (a baseline).
+    Random,
+    /// No growth: the initial genotype goes straight to the final training (a baseline).
+    None,
+}
+
+impl From<StrategyChoice> for Strategy {
+    fn from(choice: StrategyChoice) -> Strategy {
+        match choice {
+            StrategyChoice::Spidernet => Strategy::Spidernet,
+            StrategyChoice::Random => Strategy::Random,
+            StrategyChoice::None => Strategy::Unchanged,
+        }
+    }
+}
+
+/// `--ntk`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum NtkChoice {
+    /// κ over the non-null spectrum, in f64.
+    Sound,
+    /// The published f32 λ_max/λ_min.
+    Faithful,
+}
+
+impl From<NtkChoice> for NtkMode {
+    fn from(choice: NtkChoice) -> NtkMode {
+        match choice {
+            NtkChoice::Sound => NtkMode::Sound,
+            NtkChoice::Faithful => NtkMode::Faithful,
+        }
+    }
+}
+
+/// `--memory-format`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MemoryFormatChoice {
+    /// Channels-last on the CPU, NCHW on CUDA.
+    Auto,
+    /// NCHW (contiguous) everywhere.
+    Nchw,
+    /// Channels-last (NHWC strides, NCHW shape) everywhere.
+    ChannelsLast,
+}
+
+impl From<MemoryFormatChoice> for MemoryFormat {
+    fn from(choice: MemoryFormatChoice) -> MemoryFormat {
+        match choice {
+            MemoryFormatChoice::Auto => MemoryFormat::Auto,
+            MemoryFormatChoice::Nchw => MemoryFormat::Nchw,
+            MemoryFormatChoice::ChannelsLast => MemoryFormat::ChannelsLast,
+        }
+    }
+}
+
+/// The help of a flag whose default the profile sets: `what`, then each profile's value as `value` gives it.
+pub fn per_profile(what: &str, value: impl Fn(Profile) -> String) -> String {
+    let defaults: Vec<String> = Profile::ALL
+        .iter()
+        .map(|&profile| format!("{}: {}", profile.name(), value(profile)))
+        .collect();
+    format!("{what} [{}]", defaults.join(", "))
+}

@@ -1,0 +1,187 @@
+//! One search iteration (docs/ALGORITHM.md §1): train the supernet with deadheading, then one
+//! mutation pass over every cell; and the rules around it: the data splits the search uses, the fresh networks of
+//! each phase, when the loop stops, and what the search alone sums up to.
+
+use super::record::{Checkpoint, GateOpen, IterationRecord, Summary};
+use super::settings::SearchConfig;
+use super::{Phase, SearchObserver, inherit, mutate};
+use crate::data::{Dataset, Split};
+use crate::genotype::Genotype;
+use crate::seed::{self, Stream};
+use crate::supernet::Supernet;
+use crate::train::{self, EpochReport};
+use anyhow::Context;
+use std::time::Instant;
+use tch::Device;
+
+/// The splits a search trains, validates and tests on.
+pub(super) struct SearchData {
+    /// The images the search phases train on.
+    pub search_train: Split,
+    /// The images held out to validate each phase.
+    pub validation: Split,
+}
+
+pub(super) fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
+    let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::SEARCH);
+    let (rest, validation) = data.train.hold_out(config.validation_fraction, &mut rng);
+    let search_train = match config.search_samples {
+        Some(k) if k < rest.len() => rest.hold_out(k as f64 / rest.len() as f64, &mut rng).1,
+        _ => rest,
+    };
+    SearchData {
+        search_train,
+        validation,
+    }
+}
+
+/// Counts the iterations without an applied split and decides whether the loop stops after `record`.
+pub(super) fn update_stop(checkpoint: &mut Checkpoint, record: &IterationRecord, config: &SearchConfig) {
+    let applied = record.mutations.iter().filter(|m| m.applied).count();
+    let refused = record.mutations.len() - applied;
+    checkpoint.stale = if applied == 0 && record.iteration > 0 {
+        checkpoint.stale + 1
+    } else {
+        0
+    };
+    checkpoint.stopped = if record.iteration >= config.iterations {
+        Some(format!("reached {} iterations", config.iterations))
+    } else if applied == 0 && refused > 0 {
+        Some("the memory budget leaves no room for the chosen splits".to_string())
+    } else if checkpoint.stale >= config.patience {
+        Some(format!(
+            "no mutation was accepted for {} iterations in a row",
+            checkpoint.stale
+        ))
+    } else {
+        None
+    };
+}
+
+/// The summary of the search alone: the final genotype's size and the time spent searching.
+pub(super) fn search_summary(
+    genotype: &Genotype,
+    config: &SearchConfig,
+    history: &[IterationRecord],
+    stopped: String,
+) -> Summary {
+    Summary {
+        stopped,
+        iterations: history.iter().filter(|r| r.iteration > 0).count(),
+        live_ops: genotype.live_op_count(),
+        edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
+        parameters: genotype.parameter_count(),
+        estimated_memory_bytes: config.memory_of(genotype).total(),
+        test_accuracy: None,
+        test_loss: None,
+        search_training_seconds: history.iter().map(|r| r.training_seconds).sum(),
+        search_scoring_seconds: history.iter().map(|r| r.scoring_seconds).sum(),
+        final_training_seconds: 0.0,
+        final_training_peak_rss_bytes: None,
+        final_training_peak_device_bytes: None,
+        final_training_samples: 0,
+        final_epochs: 0,
+        run_seconds: 0.0,
+        final_train_images_per_second: None,
+    }
+}
+
+/// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
+/// With `--inherit-weights`, `inherited` holds the tensors the previous phase trained (renamed for the genotype
+/// its pass grew); the iteration starts from them and leaves its own there.
+pub(super) fn run_iteration(
+    iteration: usize,
+    config: &SearchConfig,
+    splits: &SearchData,
+    genotype: &mut Genotype,
+    inherited: &mut Option<Vec<(String, tch::Tensor)>>,
+    device: Device,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<IterationRecord> {
+    let start = Instant::now();
+    let mut last_epoch: Option<EpochReport> = None;
+    let mut deadheaded = Vec::new();
+    let mut images_per_second = None;
+    let mut gate_open = Vec::new();
+    let live_before = genotype.live_op_count();
+    let phase = Phase::of_iteration(iteration);
+    if phase != Phase::Premutation {
+        crate::system::allocator::release_freed_blocks();
+        let mut net = fresh_network(genotype, config, device, phase);
+        if let Some(tensors) = inherited.as_deref() {
+            inherit::inherit(&mut net, tensors);
+        }
+        observer.phase(phase, config.train.epochs);
+        let train_seed = seed::derive(config.seed, Stream::BatchOrder, phase.seed_index());
+        let reports = train::train(
+            &mut net,
+            &splits.search_train,
+            Some(&splits.validation),
+            &config.train,
+            train_seed,
+            observer,
+        )
+        .with_context(|| format!("{phase}"))?;
+        images_per_second = train::images_per_second(&reports, splits.search_train.len(), config.train.batch_size);
+        deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
+        last_epoch = reports.last().cloned();
+        *genotype = net.genotype().clone();
+        gate_open = net
+            .gate_histories()
+            .into_iter()
+            .map(|(op, history)| GateOpen {
+                op,
+                open: history.total_open(),
+            })
+            .collect();
+        if config.inherit_weights {
+            *inherited = Some(net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect());
+        }
+    }
+    let training_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    crate::system::allocator::release_freed_blocks();
+    let (decisions, mutations) =
+        mutate::mutation_pass(iteration, config, &splits.search_train, genotype, device, observer)?;
+    if let Some(tensors) = inherited.take() {
+        *inherited = Some(inherit::renamed_for_splits(tensors, &mutations));
+    }
+    let scoring_seconds = start.elapsed().as_secs_f64();
+    let evaluation = last_epoch.as_ref().and_then(|r| r.eval);
+    Ok(IterationRecord {
+        iteration,
+        validation_accuracy: evaluation.map(|e| e.accuracy),
+        validation_loss: evaluation.map(|e| e.loss),
+        train_loss: last_epoch.map(|r| r.train_loss),
+        pruned_share: (phase != Phase::Premutation).then(|| deadheaded.len() as f64 / live_before.max(1) as f64),
+        deadheaded,
+        parameters: genotype.parameter_count(),
+        memory: config.memory_of(genotype),
+        memory_budget: config.memory_budget,
+        live_ops: genotype.live_op_count(),
+        edges_per_cell: genotype.cells.iter().map(|c| c.edges.len()).collect(),
+        decisions,
+        mutations,
+        training_seconds,
+        scoring_seconds,
+        train_images_per_second: images_per_second,
+        gate_open,
+        plans: Vec::new(),
+    })
+}
+
+/// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`, with the
+/// phase's deadhead window.
+pub(super) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
+    let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
+    let epochs = match phase {
+        Phase::Final => config.final_train.epochs,
+        Phase::Premutation | Phase::Search(_) => config.train.epochs,
+    };
+    let pruner = config.pruner_for(epochs);
+    Supernet::builder(genotype)
+        .seed(init_seed)
+        .pruner(pruner)
+        .device(device)
+        .build()
+}
