@@ -338,78 +338,11 @@ pub fn train_resumable(
             .context("the saved optimiser state does not fit the network")?;
         reports = resumed.reports;
     }
-    let device = net.device();
     while reports.len() < config.epochs {
         let epoch = reports.len();
-        let config = &mut config;
         let start = Instant::now();
-        let drop_path = drop_path_at(config, epoch);
-        net.seed_drop_path(seed, epoch);
-        let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
-        let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
-        for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
-            let trained = alloc_failure::guard(|| {
-                alloc_failure::inject(Site::Training, device);
-                let images = match &config.augment {
-                    Some(augment) => augment.apply(&images, &mut augment_rng),
-                    None => images,
-                };
-                optimizer.set_lr(learning_rate(config, epoch, index, batches));
-                step(net, &mut optimizer, &images, &labels, config, drop_path)
-            });
-            let (loss, logits) = at_place(trained, epoch + 1, || format!("batch {} of {batches}", index + 1))?;
-            let loss_value = loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Err(TrainingError::NonFiniteLoss {
-                    value: loss_value,
-                    epoch: epoch + 1,
-                    batch: index + 1,
-                    batches,
-                }
-                .into());
-            }
-            let n = labels.size()[0] as usize;
-            loss_sum += loss_value * n as f64;
-            correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;
-            seen += n;
-            observer.batch(epoch + 1, index + 1, batches, loss_value);
-            if observer.interrupted() {
-                return Err(Interrupted.into());
-            }
-        }
-        if let Some(tensor) = first_non_finite(net) {
-            return Err(TrainingError::NonFiniteWeights {
-                epoch: epoch + 1,
-                tensor,
-            }
-            .into());
-        }
-        let deadhead = if config.deadhead {
-            net.deadhead(batches)
-        } else {
-            DeadheadReport::default()
-        };
-        let seconds = start.elapsed().as_secs_f64();
-        let eval_start = Instant::now();
-        let eval = eval
-            .map(|split| {
-                let evaluated = alloc_failure::guard(|| Ok(evaluate(net, split, config.eval_batch_size)));
-                at_place(evaluated, epoch + 1, || "in its evaluation".to_string())
-            })
-            .transpose()?;
-        let report = EpochReport {
-            epoch: epoch + 1,
-            lr: learning_rate(config, epoch, batches - 1, batches),
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct / seen as f64,
-            eval,
-            live_ops: net.genotype().live_op_count(),
-            parameters: net.parameter_count(),
-            deadhead,
-            seconds,
-            eval_seconds: eval_start.elapsed().as_secs_f64(),
-        };
+        let totals = train_epoch(net, &mut optimizer, train, &config, seed, epoch, observer)?;
+        let report = finish_epoch(net, eval, &config, epoch, totals, start)?;
         reports.push(report);
         let flow = (checkpointing.save)(net, &optimizer, &reports)?;
         observer.epoch(reports.last().expect("just pushed"));
@@ -423,6 +356,115 @@ pub fn train_resumable(
         }
     }
     Ok(reports)
+}
+
+/// Sums over the batches of one epoch.
+struct EpochTotals {
+    loss: f64,
+    correct: f64,
+    seen: usize,
+    batches: usize,
+}
+
+/// Trains epoch `epoch` (from 0): every batch of `train` in the epoch's seeded order, augmented and with drop-path
+/// masks drawn from the epoch's own streams.
+fn train_epoch(
+    net: &mut Supernet,
+    optimizer: &mut Sgd,
+    train: &Split,
+    config: &TrainConfig,
+    seed: u64,
+    epoch: usize,
+    observer: &mut dyn TrainObserver,
+) -> anyhow::Result<EpochTotals> {
+    let batches = batches_per_epoch(train.len(), config.batch_size);
+    let device = net.device();
+    let drop_path = drop_path_at(config, epoch);
+    net.seed_drop_path(seed, epoch);
+    let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
+    let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
+    let mut totals = EpochTotals {
+        loss: 0.0,
+        correct: 0.0,
+        seen: 0,
+        batches,
+    };
+    for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
+        let trained = alloc_failure::guard(|| {
+            alloc_failure::inject(Site::Training, device);
+            let images = match &config.augment {
+                Some(augment) => augment.apply(&images, &mut augment_rng),
+                None => images,
+            };
+            optimizer.set_lr(learning_rate(config, epoch, index, batches));
+            step(net, optimizer, &images, &labels, config, drop_path)
+        });
+        let (loss, logits) = at_place(trained, epoch + 1, || format!("batch {} of {batches}", index + 1))?;
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(TrainingError::NonFiniteLoss {
+                value: loss_value,
+                epoch: epoch + 1,
+                batch: index + 1,
+                batches,
+            }
+            .into());
+        }
+        let n = labels.size()[0] as usize;
+        totals.loss += loss_value * n as f64;
+        totals.correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;
+        totals.seen += n;
+        observer.batch(epoch + 1, index + 1, batches, loss_value);
+        if observer.interrupted() {
+            return Err(Interrupted.into());
+        }
+    }
+    Ok(totals)
+}
+
+/// Ends epoch `epoch` (from 0), trained since `start`: checks the weights, deadheads, evaluates `eval` if given,
+/// and reports.
+fn finish_epoch(
+    net: &mut Supernet,
+    eval: Option<&Split>,
+    config: &TrainConfig,
+    epoch: usize,
+    totals: EpochTotals,
+    start: Instant,
+) -> anyhow::Result<EpochReport> {
+    if let Some(tensor) = first_non_finite(net) {
+        return Err(TrainingError::NonFiniteWeights {
+            epoch: epoch + 1,
+            tensor,
+        }
+        .into());
+    }
+    let batches = totals.batches;
+    let deadhead = if config.deadhead {
+        net.deadhead(batches)
+    } else {
+        DeadheadReport::default()
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let eval_start = Instant::now();
+    let eval = eval
+        .map(|split| {
+            let evaluated = alloc_failure::guard(|| Ok(evaluate(net, split, config.eval_batch_size)));
+            at_place(evaluated, epoch + 1, || "in its evaluation".to_string())
+        })
+        .transpose()?;
+    Ok(EpochReport {
+        epoch: epoch + 1,
+        lr: learning_rate(config, epoch, batches - 1, batches),
+        train_loss: totals.loss / totals.seen as f64,
+        train_accuracy: totals.correct / totals.seen as f64,
+        eval,
+        live_ops: net.genotype().live_op_count(),
+        parameters: net.parameter_count(),
+        deadhead,
+        seconds,
+        eval_seconds: eval_start.elapsed().as_secs_f64(),
+    })
 }
 
 /// Batches of an epoch over `images` images: the last, partial batch is left out.

@@ -8,6 +8,7 @@ use super::{Phase, SearchObserver, inherit, mutate};
 use crate::data::{Dataset, Split};
 use crate::genotype::Genotype;
 use crate::seed::{self, Stream};
+use crate::supernet::OpRef;
 use crate::supernet::Supernet;
 use crate::train::{self, EpochReport};
 use anyhow::Context;
@@ -86,58 +87,35 @@ pub(super) fn search_summary(
     }
 }
 
+/// What every phase of the search works on: the settings it follows, its data splits, and where it runs.
+#[derive(Clone, Copy)]
+pub(super) struct Ground<'a> {
+    /// The settings followed now.
+    pub config: &'a SearchConfig,
+    /// The images the search trains and validates on.
+    pub splits: &'a SearchData,
+    /// Where the networks run.
+    pub device: Device,
+}
+
 /// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
 /// With `--inherit-weights`, `inherited` holds the tensors the previous phase trained (renamed for the genotype
 /// its pass grew); the iteration starts from them and leaves its own there.
 pub(super) fn run_iteration(
     iteration: usize,
-    config: &SearchConfig,
-    splits: &SearchData,
+    on: &Ground,
     genotype: &mut Genotype,
     inherited: &mut Option<Vec<(String, tch::Tensor)>>,
-    device: Device,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<IterationRecord> {
+    let Ground { config, splits, device } = *on;
     let start = Instant::now();
-    let mut last_epoch: Option<EpochReport> = None;
-    let mut deadheaded = Vec::new();
-    let mut images_per_second = None;
-    let mut gate_open = Vec::new();
     let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
-    if phase != Phase::Premutation {
-        crate::system::allocator::release_freed_blocks();
-        let mut net = fresh_network(genotype, config, device, phase);
-        if let Some(tensors) = inherited.as_deref() {
-            inherit::inherit(&mut net, tensors);
-        }
-        observer.phase(phase, config.train.epochs);
-        let train_seed = seed::derive(config.seed, Stream::BatchOrder, phase.seed_index());
-        let reports = train::train(
-            &mut net,
-            &splits.search_train,
-            Some(&splits.validation),
-            &config.train,
-            train_seed,
-            observer,
-        )
-        .with_context(|| format!("{phase}"))?;
-        images_per_second = train::images_per_second(&reports, splits.search_train.len(), config.train.batch_size);
-        deadheaded = reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect();
-        last_epoch = reports.last().cloned();
-        *genotype = net.genotype().clone();
-        gate_open = net
-            .gate_histories()
-            .into_iter()
-            .map(|(op, history)| GateOpen {
-                op,
-                open: history.total_open(),
-            })
-            .collect();
-        if config.inherit_weights {
-            *inherited = Some(net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect());
-        }
-    }
+    let trained = match phase {
+        Phase::Premutation => PhaseTraining::default(),
+        _ => train_phase(phase, on, genotype, inherited, observer)?,
+    };
     let training_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     crate::system::allocator::release_freed_blocks();
@@ -147,12 +125,13 @@ pub(super) fn run_iteration(
         *inherited = Some(inherit::renamed_for_splits(tensors, &mutations));
     }
     let scoring_seconds = start.elapsed().as_secs_f64();
-    let evaluation = last_epoch.as_ref().and_then(|r| r.eval);
+    let evaluation = trained.last_epoch.as_ref().and_then(|r| r.eval);
+    let deadheaded = trained.deadheaded;
     Ok(IterationRecord {
         iteration,
         validation_accuracy: evaluation.map(|e| e.accuracy),
         validation_loss: evaluation.map(|e| e.loss),
-        train_loss: last_epoch.map(|r| r.train_loss),
+        train_loss: trained.last_epoch.map(|r| r.train_loss),
         pruned_share: (phase != Phase::Premutation).then(|| deadheaded.len() as f64 / live_before.max(1) as f64),
         deadheaded,
         parameters: genotype.parameter_count(),
@@ -164,9 +143,64 @@ pub(super) fn run_iteration(
         mutations,
         training_seconds,
         scoring_seconds,
-        train_images_per_second: images_per_second,
-        gate_open,
+        train_images_per_second: trained.images_per_second,
+        gate_open: trained.gate_open,
         plans: Vec::new(),
+    })
+}
+
+/// What a search phase's supernet training leaves for its record.
+#[derive(Default)]
+struct PhaseTraining {
+    last_epoch: Option<EpochReport>,
+    deadheaded: Vec<OpRef>,
+    images_per_second: Option<f64>,
+    gate_open: Vec<GateOpen>,
+}
+
+/// Trains `phase`'s supernet of `genotype` (fresh, or from `inherited`), and leaves the genotype its deadheading
+/// left, and with `--inherit-weights` the trained tensors, in their places.
+fn train_phase(
+    phase: Phase,
+    on: &Ground,
+    genotype: &mut Genotype,
+    inherited: &mut Option<Vec<(String, tch::Tensor)>>,
+    observer: &mut dyn SearchObserver,
+) -> anyhow::Result<PhaseTraining> {
+    let Ground { config, splits, device } = *on;
+    crate::system::allocator::release_freed_blocks();
+    let mut net = fresh_network(genotype, config, device, phase);
+    if let Some(tensors) = inherited.as_deref() {
+        inherit::inherit(&mut net, tensors);
+    }
+    observer.phase(phase, config.train.epochs);
+    let train_seed = seed::derive(config.seed, Stream::BatchOrder, phase.seed_index());
+    let reports = train::train(
+        &mut net,
+        &splits.search_train,
+        Some(&splits.validation),
+        &config.train,
+        train_seed,
+        observer,
+    )
+    .with_context(|| format!("{phase}"))?;
+    *genotype = net.genotype().clone();
+    if config.inherit_weights {
+        *inherited = Some(net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect());
+    }
+    let gate_open = net
+        .gate_histories()
+        .into_iter()
+        .map(|(op, history)| GateOpen {
+            op,
+            open: history.total_open(),
+        })
+        .collect();
+    Ok(PhaseTraining {
+        images_per_second: train::images_per_second(&reports, splits.search_train.len(), config.train.batch_size),
+        deadheaded: reports.iter().flat_map(|r| r.deadhead.killed.clone()).collect(),
+        last_epoch: reports.last().cloned(),
+        gate_open,
     })
 }
 

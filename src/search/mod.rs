@@ -17,18 +17,19 @@ mod settings;
 mod state;
 
 pub use discretize::Discretized;
-pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_subset, final_training};
+pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_training};
 pub use mutate::Strategy;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
 pub use run::Run;
-pub use run_dir::{NOTHING_TO_RESUME, RunDir};
-pub use run_lock::{LOCK_FILE, LockError, RunLock};
+pub use run_dir::RunDir;
+pub use run_lock::RunLock;
 pub use settings::{DeadheadWindow, Profile, SearchConfig};
 
 use crate::data::Dataset;
 use crate::metrics::{CandidateReport, SkippedCandidate};
 use crate::seed;
 use crate::train::TrainObserver;
+use iteration::Ground;
 use state::Loop;
 use tch::Device;
 
@@ -106,15 +107,13 @@ fn run(run: &mut Run, data: &Dataset, device: Device, observer: &mut dyn SearchO
         let iteration = state.next_iteration();
         observer.iteration_started(iteration);
         let trained = state.checkpoint.genotype.clone();
-        let record = iteration::run_iteration(
-            iteration,
-            &state.settings,
-            &state.splits,
-            &mut state.checkpoint.genotype,
-            &mut state.inherited,
+        let ground = Ground {
+            config: &state.settings,
+            splits: &state.splits,
             device,
-            observer,
-        )?;
+        };
+        let genotype = &mut state.checkpoint.genotype;
+        let record = iteration::run_iteration(iteration, &ground, genotype, &mut state.inherited, observer)?;
         state.finish_iteration(record, &trained, observer)?;
     }
     let reason = state.checkpoint.stopped.clone().unwrap_or_default();

@@ -204,15 +204,14 @@ impl Planner {
         let last = plans.last().expect("a plan precedes the final training");
         let samples = last.final_samples.max(1) as f64;
         let spent = spent_before + change.at_seconds;
-        let plan = Plan {
+        Plan {
             made: "during the final training".to_string(),
             spent_seconds: spent,
             final_epochs: epochs,
             predicted_seconds: spent + epochs.saturating_sub(change.after_epochs) as f64 * change.epoch_seconds,
             seconds_per_image: change.epoch_seconds / samples,
             ..last.clone()
-        };
-        plan
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
