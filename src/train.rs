@@ -259,25 +259,7 @@ pub struct Silent;
 
 impl TrainObserver for Silent {}
 
-/// Trains `net` on `train` for `config.epochs` epochs and evaluates on `eval` (if any) after each.
-/// `seed` drives batch order, augmentation and drop-path masks.
-pub fn train(
-    net: &mut Supernet,
-    train: &Split,
-    eval: Option<&Split>,
-    config: &TrainConfig,
-    seed: u64,
-    observer: &mut dyn TrainObserver,
-) -> anyhow::Result<Vec<EpochReport>> {
-    let mut no_checkpoint = |_: &Supernet, _: &Sgd, _: &[EpochReport]| Ok(Flow::Continue);
-    let checkpointing = Checkpointing {
-        resumed: None,
-        save: &mut no_checkpoint,
-    };
-    train_resumable(net, train, eval, config, seed, observer, checkpointing)
-}
-
-/// A training stopped at an epoch boundary, to be continued. The network given to [`train_resumable`] must already
+/// A training stopped at an epoch boundary, to be continued. The network given to [`train`] must already
 /// hold that epoch's genotype, tensors and gate histories.
 pub struct Resumed {
     /// The reports of the epochs done.
@@ -301,25 +283,28 @@ pub enum Flow {
 /// training goes on, and an error stops it.
 pub type SaveEpoch<'a> = &'a mut dyn FnMut(&Supernet, &Sgd, &[EpochReport]) -> anyhow::Result<Flow>;
 
-/// How a training is checkpointed: where it starts from, and what saves each finished epoch.
+/// How a training is checkpointed: where it starts from, and what saves each finished epoch. The default starts at
+/// epoch 1 and saves nothing.
+#[derive(Default)]
 pub struct Checkpointing<'a> {
     /// The state to continue from; None starts at epoch 1.
     pub resumed: Option<Resumed>,
-    /// Saves an epoch's state.
-    pub save: SaveEpoch<'a>,
+    /// Saves an epoch's state and decides whether the training goes on; None goes on to the last epoch.
+    pub save: Option<SaveEpoch<'a>>,
 }
 
-/// [`train`], continued from `checkpointing.resumed` and saving every epoch through `checkpointing.save`. Every
-/// random stream is seeded per epoch, so a run continued from a saved epoch is bitwise the run that was not
-/// interrupted (on CPU).
-pub fn train_resumable(
+/// Trains `net` on `train` for `config.epochs` epochs and evaluates on `eval` (if any) after each, continued from
+/// `checkpointing.resumed` and saving every epoch through `checkpointing.save`. `seed` drives batch order,
+/// augmentation and drop-path masks; every random stream is seeded per epoch, so a run continued from a saved epoch
+/// is bitwise the run that was not interrupted (on CPU).
+pub fn train(
     net: &mut Supernet,
     train: &Split,
     eval: Option<&Split>,
     config: &TrainConfig,
     seed: u64,
     observer: &mut dyn TrainObserver,
-    checkpointing: Checkpointing,
+    mut checkpointing: Checkpointing,
 ) -> anyhow::Result<Vec<EpochReport>> {
     let batches = batches_per_epoch(train.len(), config.batch_size);
     if batches == 0 {
@@ -332,7 +317,7 @@ pub fn train_resumable(
     let mut optimizer = optimizer(net, config);
     let mut config = config.clone();
     let mut reports = Vec::with_capacity(config.epochs);
-    if let Some(resumed) = checkpointing.resumed {
+    if let Some(resumed) = checkpointing.resumed.take() {
         optimizer
             .load_momentum_buffers(net.named_tensors(), resumed.momentum)
             .context("the saved optimiser state does not fit the network")?;
@@ -344,7 +329,10 @@ pub fn train_resumable(
         let totals = train_epoch(net, &mut optimizer, train, &config, seed, epoch, observer)?;
         let report = finish_epoch(net, eval, &config, epoch, totals, start)?;
         reports.push(report);
-        let flow = (checkpointing.save)(net, &optimizer, &reports)?;
+        let flow = match checkpointing.save.as_mut() {
+            Some(save) => save(net, &optimizer, &reports)?,
+            None => Flow::Continue,
+        };
         observer.epoch(reports.last().expect("just pushed"));
         match flow {
             Flow::Stop => break,
@@ -507,7 +495,15 @@ pub fn train_on(
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<Vec<EpochReport>> {
-    train(net, &data.train, Some(&data.test), config, seed, observer)
+    train(
+        net,
+        &data.train,
+        Some(&data.test),
+        config,
+        seed,
+        observer,
+        Checkpointing::default(),
+    )
 }
 
 #[cfg(test)]

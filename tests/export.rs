@@ -73,7 +73,7 @@ fn trained_run(name: &str, data: &Dataset, genotype: &Genotype) -> (PathBuf, Sup
         epochs: 1,
         ..TrainConfig::default()
     };
-    train::train(&mut net, &data.train, None, &config, 3, &mut Silent).unwrap();
+    train::train(&mut net, &data.train, None, &config, 3, &mut Silent, Default::default()).unwrap();
     // A closed gate multiplies its op by exactly zero; the export must leave that op out.
     let edge = &net.genotype().cells[0].edges[1];
     let (edge_id, op) = (edge.id, edge.ops[0]);

@@ -111,7 +111,7 @@ pub fn compare_estimates(
 
 /// The searches `bench-memory --search` measures: R=2, C=16 on the whole data set given, the quick profile with
 /// 3 iterations of one epoch on 2,000 images, then one final epoch on 2,000 images, at `budget` bytes.
-pub fn search_probe_config(data: &Dataset, spec: &str, budget: u64) -> SearchConfig {
+pub fn search_probe_config(spec: &str, budget: u64) -> SearchConfig {
     let mut config = SearchConfig::new(Profile::Quick, spec, REDUCTIONS, CHANNELS, 0);
     config.iterations = 3;
     config.train.epochs = 1;
@@ -119,7 +119,6 @@ pub fn search_probe_config(data: &Dataset, spec: &str, budget: u64) -> SearchCon
     config.final_samples = Some(SEARCH_PROBE_SAMPLES);
     config.final_train.epochs = 1;
     config.memory_budget = budget;
-    config.record_final_augmentation(data);
     config
 }
 
@@ -230,7 +229,7 @@ impl SearchObserver for PartWatcher {
 /// Runs, in this process, the search of [`search_probe_config`] at `budget` in a scratch folder, and measures its
 /// peak resident memory beyond the loaded data (the probe that [`compare_search_budgets`] runs in a child).
 pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<SearchMemoryRow> {
-    let config = search_probe_config(data, spec, budget);
+    let config = search_probe_config(spec, budget);
     let root = std::env::temp_dir().join(format!("spidernet-bench-memory-{}-{budget}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let mut run = Run::start(&root, config, data)?;
@@ -258,7 +257,7 @@ pub fn probe_search(data: &Dataset, spec: &str, budget: u64) -> anyhow::Result<S
 /// The budgets of [`SEARCH_BUDGET_FACTORS`] for `data`, in bytes.
 pub fn search_budgets(data: &Dataset, spec: &str) -> anyhow::Result<Vec<u64>> {
     let genotype = Genotype::minimal(REDUCTIONS, CHANNELS, data.shape, data.classes)?;
-    let needed = search_probe_config(data, spec, 0).memory_of(&genotype).total();
+    let needed = search_probe_config(spec, 0).memory_of(&genotype).total();
     Ok(SEARCH_BUDGET_FACTORS
         .iter()
         .map(|factor| (needed as f64 * factor) as u64)

@@ -41,7 +41,7 @@ fn run_searches(args: &BenchMemoryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let program = std::env::current_exe().context("cannot find this executable to run the probes")?;
-    let config = bench::search_probe_config(&data, &args.data, 0);
+    let config = bench::search_probe_config(&args.data, 0);
     println!(
         "search memory, {} ({}x{}x{}), R={} C={}, {} iterations of {} epoch and {} final epoch on {} images, CPU",
         args.data,

@@ -194,10 +194,10 @@ pub fn final_training(
     };
     let checkpointing = Checkpointing {
         resumed,
-        save: &mut save,
+        save: Some(&mut save),
     };
     let eval = run.evaluate_each_epoch.then_some(&data.test);
-    let reports = train::train_resumable(
+    let reports = train::train(
         &mut net,
         train_split,
         eval,

@@ -10,7 +10,7 @@ use crate::genotype::Genotype;
 use crate::seed::{self, Stream};
 use crate::supernet::OpRef;
 use crate::supernet::Supernet;
-use crate::train::{self, EpochReport};
+use crate::train::{self, Checkpointing, EpochReport};
 use anyhow::Context;
 use std::time::Instant;
 use tch::Device;
@@ -182,6 +182,7 @@ fn train_phase(
         &config.train,
         train_seed,
         observer,
+        Checkpointing::default(),
     )
     .with_context(|| format!("{phase}"))?;
     *genotype = net.genotype().clone();

@@ -163,6 +163,7 @@ impl<'a> Loop<'a> {
         let Some(planner) = self.planner.as_mut() else {
             return Ok(None);
         };
+        let budget = planner.budget();
         if self.dir.final_state()?.is_none() {
             let searched = &self.checkpoint.genotype;
             let cheaper =
@@ -172,7 +173,6 @@ impl<'a> Loop<'a> {
             self.checkpoint.elapsed_seconds = self.clock.spent();
             self.dir.commit(&self.history, self.checkpoint)?;
         }
-        let budget = self.planner.as_ref().map_or(0.0, Planner::budget);
         Ok(Some(Deadline::after(budget, self.checkpoint.elapsed_seconds)))
     }
 
