@@ -9,7 +9,7 @@ cd "$root/fuzz"
 # The fuzz binaries link libtorch through the spidernet crate but do not get its rpath.
 export LD_LIBRARY_PATH="$root/.libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 targets=("${@:2}")
-[ ${#targets[@]} -gt 0 ] || targets=(idx cifar genotype_json checkpoint_state history normalization weights image)
+[ ${#targets[@]} -gt 0 ] || targets=(idx cifar genotype_json checkpoint_state history plans normalization weights image)
 mkdir -p artifacts
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
@@ -18,7 +18,7 @@ for target in "${targets[@]}"; do
   # Run-folder seeds are whole files of a real run, larger than the parsers' inputs.
   case "$target" in
     weights) max_len=131072 ;;
-    history | checkpoint_state) max_len=32768 ;;
+    history | checkpoint_state | plans) max_len=32768 ;;
     *) max_len=8192 ;;
   esac
   cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \

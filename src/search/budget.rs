@@ -97,6 +97,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plans of a `plans.jsonl` text, one JSON object per non-blank line.
+    pub fn parse_plans(text: &str) -> anyhow::Result<Vec<Plan>> {
+        super::run_dir::parse_lines(text)
+    }
+
     /// One line for the terminal.
     pub fn describe(&self) -> String {
         let (search, pass) = match self.search_over {

@@ -190,7 +190,7 @@ impl RunDir {
         let path = self.plans_path();
         if path.exists() {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            return parse_lines(&text).with_context(|| path.display().to_string());
+            return Plan::parse_plans(&text).with_context(|| path.display().to_string());
         }
         #[derive(serde::Deserialize)]
         struct EarlierConfig {
