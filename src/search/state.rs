@@ -1,7 +1,7 @@
 //! What the search loop carries from one phase to the next: the run's folder, checkpoint and history, the settings
 //! it follows, its data splits, the tensors a phase inherits, and its pace. The pace is fixed (the settings asked
-//! for) or timed: then a planner hooks in once per phase, and each plan it makes is recorded in `plans.jsonl` and
-//! followed from then on.
+//! for) or timed: then a planner hooks in once per phase, and each plan it makes is followed from then on and
+//! recorded in `plans.jsonl` with the next commit.
 
 use super::budget::Plan;
 use super::discretize::{self, Discretized};
@@ -89,12 +89,12 @@ impl<'a> Loop<'a> {
         }
         if self.settings.strategy == Strategy::Unchanged && self.checkpoint.stopped.is_none() {
             self.checkpoint.stopped = Some("strategy none: the initial genotype is trained as it is".to_string());
-            self.dir.commit(&self.history, self.checkpoint)?;
+            self.commit()?;
         }
         let unplanned = self.plans.is_empty() && !self.settings.premutate && self.checkpoint.stopped.is_none();
         if let Some(planner) = self.planner.as_mut().filter(|_| unplanned) {
             let plan = planner.at_start(&self.settings, self.plans, self.sizes);
-            self.follow(plan, observer)?;
+            self.follow(plan, observer);
         }
         Ok(())
     }
@@ -119,7 +119,7 @@ impl<'a> Loop<'a> {
         if let Some(planner) = self.planner.as_mut() {
             let grown = &self.checkpoint.genotype;
             let plan = planner.after_iteration(&record, trained, grown, &self.settings, self.plans, self.sizes);
-            self.follow(plan, observer)?;
+            self.follow(plan, observer);
         }
         update_stop(self.checkpoint, &record, &self.settings);
         self.history.push(record);
@@ -128,7 +128,7 @@ impl<'a> Loop<'a> {
         if let Some(tensors) = &self.inherited {
             self.dir.save_inherited(self.checkpoint.completed, tensors)?;
         }
-        self.dir.commit(&self.history, self.checkpoint)?;
+        self.commit()?;
         self.dir.forget_older_inherited(self.checkpoint.completed)?;
         observer.iteration(self.history.last().expect("just pushed"), &self.settings);
         Ok(())
@@ -169,9 +169,9 @@ impl<'a> Loop<'a> {
             let cheaper =
                 self.settings.memory_of(found).total() as f64 / self.settings.memory_of(searched).total().max(1) as f64;
             let plan = planner.before_final(&self.settings, self.plans, self.sizes, cheaper);
-            self.follow(plan, observer)?;
+            self.follow(plan, observer);
             self.checkpoint.elapsed_seconds = self.clock.spent();
-            self.dir.commit(&self.history, self.checkpoint)?;
+            self.commit()?;
         }
         Ok(Some(Deadline::after(budget, self.checkpoint.elapsed_seconds)))
     }
@@ -183,9 +183,21 @@ impl<'a> Loop<'a> {
             .filter(|_| schedule.epochs != self.settings.final_train.epochs);
         if let (Some(planner), Some(change)) = (self.planner.as_ref(), changed) {
             let plan = planner.during_final(self.plans, schedule.epochs, change, self.checkpoint.elapsed_seconds);
-            self.follow(plan, observer)?;
+            self.follow(plan, observer);
+            // The run ends here, with no checkpoint to commit: the plan is recorded at once.
+            self.dir.save_plans(self.plans)?;
         }
         Ok(())
+    }
+
+    /// Commits where the run stands: a timed run's plans, then the history, genotype and checkpoint. A plan is thus
+    /// recorded with the step it sized, not before: a step cut short leaves no plan behind it (but for a crash
+    /// between the two writes).
+    fn commit(&self) -> anyhow::Result<()> {
+        if !self.plans.is_empty() {
+            self.dir.save_plans(self.plans)?;
+        }
+        self.dir.commit(&self.history, self.checkpoint)
     }
 
     /// Wall seconds the run has spent, across processes.
@@ -193,16 +205,14 @@ impl<'a> Loop<'a> {
         self.clock.spent()
     }
 
-    /// Records `plan` in `plans.jsonl` and follows it from now on; the search trains on the images it sizes.
-    fn follow(&mut self, plan: Plan, observer: &mut dyn SearchObserver) -> anyhow::Result<()> {
+    /// Follows `plan` from now on (the search trains on the images it sizes); the next commit records it.
+    fn follow(&mut self, plan: Plan, observer: &mut dyn SearchObserver) {
         observer.plan(&plan);
         self.plans.push(plan);
-        self.dir.save_plans(self.plans)?;
         let before = self.settings.search_samples;
         self.settings = self.asked.following(self.plans.last());
         if self.settings.search_samples != before {
             self.splits = search_data(self.data, &self.settings);
         }
-        Ok(())
     }
 }
