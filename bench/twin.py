@@ -38,7 +38,7 @@ BATCHES = 4
 
 
 class MemoryWindow:
-    """Peak RSS the way src/memory_probe.rs measures it: reset VmHWM through /proc/self/clear_refs, then read it;
+    """Peak RSS the way src/system/memory_probe.rs measures it: reset VmHWM through /proc/self/clear_refs, then read it;
     on CUDA also the caching allocator's peaks, as `spidernet bench` reports them."""
 
     def __init__(self):

@@ -1,4 +1,4 @@
-"""The supernet of a genotype.json in PyTorch: the same network as src/supernet, src/ops.rs and src/pruner.rs.
+"""The supernet of a genotype.json in PyTorch: the same network as src/supernet, src/nn/ops.rs and src/nn/pruner.rs.
 
 Stem (3x3 conv, BN, no ReLU); per cell, one rescaler per dense input (1x1 conv + BN when the channels differ, then
 every second row and column once per halving), one BN per node, on every edge each live op times its gate (exact 0/1
@@ -17,7 +17,7 @@ GATE_INIT = 0.01
 
 
 def padding(kernel, stride, dilation):
-    """ceil((k*d - d + 1 - s) / 2), as src/ops.rs computes it."""
+    """ceil((k*d - d + 1 - s) / 2), as src/nn/ops.rs computes it."""
     return (kernel * dilation - dilation + 1 - stride + 1) // 2
 
 
