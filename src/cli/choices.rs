@@ -84,11 +84,15 @@ impl From<MemoryFormatChoice> for MemoryFormat {
     }
 }
 
-/// The help of a flag whose default the profile sets: `what`, then each profile's value as `value` gives it.
+/// The help of a flag whose default the profile sets: `what`, then each profile's value as `value` gives it, under
+/// the name `--profile` takes.
 pub fn per_profile(what: &str, value: impl Fn(Profile) -> String) -> String {
-    let defaults: Vec<String> = Profile::ALL
+    let defaults: Vec<String> = ProfileChoice::value_variants()
         .iter()
-        .map(|&profile| format!("{}: {}", profile.name(), value(profile)))
+        .filter_map(|&choice| {
+            let name = choice.to_possible_value()?.get_name().to_string();
+            Some(format!("{name}: {}", value(choice.into())))
+        })
         .collect();
     format!("{what} [{}]", defaults.join(", "))
 }

@@ -19,6 +19,7 @@ pub use load::{Loaded, cache_dir, load};
 pub use summary::summary;
 
 use crate::genotype::{Genotype, InputShape};
+use anyhow::Context;
 use tch::{Kind, Tensor};
 
 /// Images and labels of one split: images are (N, C, H, W) f32, labels (N) i64.
@@ -245,7 +246,6 @@ impl Dataset {
     /// The minimal genotype of R reductions and C channels for these images, or an error naming the data set when
     /// they are too small for R reductions.
     pub fn minimal_genotype(&self, reductions: usize, channels: usize) -> anyhow::Result<Genotype> {
-        use anyhow::Context;
         Genotype::minimal(reductions, channels, self.shape, self.classes).with_context(|| {
             format!(
                 "--data {} with --reductions {reductions} --channels {channels}",

@@ -23,17 +23,6 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// Both profiles, in the order the command line lists them.
-    pub const ALL: [Profile; 2] = [Profile::Quick, Profile::Reference];
-
-    /// The name the command line takes (`--profile quick`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Quick => "quick",
-            Profile::Reference => "reference",
-        }
-    }
-
     /// Search iterations at most.
     pub fn iterations(self) -> usize {
         match self {
