@@ -1,8 +1,9 @@
 //! The files of a trained network, in a run folder or a `train --out` folder: `genotype.json` (the architecture),
-//! `weights.safetensors` (its tensors, named as docs/EXPORT.md lists) and `normalization.json` (the input
-//! statistics it expects). This module alone names, writes and reads them; every write is atomic and synced.
+//! `weights.safetensors` (its tensors, named as docs/EXPORT.md lists), `normalization.json` (the input
+//! statistics it expects) and `classes.json` (the class names). This module alone names, writes and reads them;
+//! every write is atomic and synced.
 
-use crate::data::Normalization;
+use crate::data::{Dataset, Normalization, numbered_classes};
 use crate::genotype::Genotype;
 use crate::supernet::Supernet;
 use anyhow::{Context, bail};
@@ -15,6 +16,8 @@ pub const GENOTYPE_FILE: &str = "genotype.json";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// The input statistics' file name.
 pub const NORMALIZATION_FILE: &str = "normalization.json";
+/// The class names' file name.
+pub const CLASSES_FILE: &str = "classes.json";
 
 /// A folder holding (or about to hold) a trained network's files.
 #[derive(Clone, Debug)]
@@ -43,15 +46,19 @@ impl Artifacts {
         self.dir.join(NORMALIZATION_FILE)
     }
 
-    /// Writes all three files (creating the folder): the network's genotype, its live tensors and `normalization`.
-    pub fn save(&self, net: &Supernet, normalization: &Normalization) -> anyhow::Result<()> {
+    /// `classes.json`.
+    pub fn classes_path(&self) -> PathBuf {
+        self.dir.join(CLASSES_FILE)
+    }
+
+    /// Writes all four files (creating the folder): the network's genotype, its live tensors, and the statistics
+    /// and class names of the data it was trained on.
+    pub fn save(&self, net: &Supernet, data: &Dataset) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
         net.genotype().save(&self.genotype_path())?;
         self.save_weights(net)?;
-        let path = self.normalization_path();
-        let text = serde_json::to_string_pretty(normalization)? + "\n";
-        crate::system::atomic::write_atomic(&path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
+        write_json(&self.normalization_path(), &data.normalization)?;
+        write_json(&self.classes_path(), &data.class_names)
     }
 
     /// Writes the network's live tensors (dead ops left out) as safetensors.
@@ -72,8 +79,35 @@ impl Artifacts {
         Ok(Some(normalization))
     }
 
+    /// The class names, one per class; numbers ("0", "1", …) when the folder predates `classes.json`. An error
+    /// when the file cannot be read or parsed, or does not name `classes` classes.
+    pub fn load_class_names(&self, classes: usize) -> anyhow::Result<Vec<String>> {
+        let path = self.classes_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(numbered_classes(classes)),
+            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let names: Vec<String> =
+            serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+        if names.len() != classes {
+            bail!(
+                "{} names {} classes, but the network has {classes}",
+                path.display(),
+                names.len()
+            );
+        }
+        Ok(names)
+    }
+
     /// The genotype and the tensors, checked to be exactly those of the genotype's network.
     pub fn load_trained(&self) -> anyhow::Result<(Genotype, Vec<(String, Tensor)>)> {
+        let net = self.load_network(tch::Device::Cpu)?;
+        Ok((net.genotype().clone(), net.named_tensors()))
+    }
+
+    /// The trained network on `device`: the genotype's network holding exactly the tensors of the weights file.
+    pub fn load_network(&self, device: tch::Device) -> anyhow::Result<Supernet> {
         let (genotype_path, weights_path) = (self.genotype_path(), self.weights_path());
         if !self.dir.is_dir() {
             bail!("{} is not a run folder", self.dir.display());
@@ -93,12 +127,18 @@ impl Artifacts {
         }
         let tensors = Tensor::read_safetensors(&weights_path)
             .with_context(|| format!("cannot read {}", weights_path.display()))?;
-        let mut net = Supernet::builder(&genotype).build();
-        let copies = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-        net.load_named_tensors(copies)
+        let mut net = Supernet::builder(&genotype).device(device).build();
+        net.load_named_tensors(tensors)
             .with_context(|| format!("{} does not match {}", weights_path.display(), genotype_path.display()))?;
-        Ok((genotype, tensors))
+        Ok(net)
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically and synced.
+fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    crate::system::atomic::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes named tensors to `path` as safetensors, atomically and synced.

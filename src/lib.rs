@@ -9,6 +9,7 @@ pub mod data;
 pub mod doctor;
 pub mod export;
 pub mod genotype;
+pub mod inference;
 pub mod memory;
 pub mod metrics;
 pub mod nn;

@@ -2,42 +2,9 @@
 
 mod common;
 
-use common::{scratch, turn};
+use common::{fails, path, scratch, spidernet, succeeds, turn};
 use spidernet::genotype::{Genotype, InputShape};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn spidernet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spidernet"))
-        .args(args)
-        .env("OMP_NUM_THREADS", "2")
-        .output()
-        .unwrap()
-}
-
-/// Runs a command that must succeed and returns its stdout.
-fn succeeds(args: &[&str]) -> String {
-    let output = spidernet(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs a command that must fail and returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let output = spidernet(args);
-    assert!(!output.status.success(), "{args:?} succeeded");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// The settings every search here shares: a one-iteration search of a 4-channel R=1 network on 200 digits.
 const TINY_SEARCH: &str = "--reductions 1 --channels 4 --iterations 1 --epochs-per-iteration 1 --search-samples 200";

@@ -82,7 +82,7 @@ fn trained_run(name: &str, data: &Dataset, genotype: &Genotype) -> (PathBuf, Sup
         let _ = gate.shallow_clone().fill_(-0.5);
     });
     let dir = scratch(name);
-    Artifacts::new(&dir).save(&net, &data.normalization).unwrap();
+    Artifacts::new(&dir).save(&net, data).unwrap();
     (dir, net)
 }
 

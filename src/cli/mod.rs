@@ -6,9 +6,11 @@ mod bench;
 mod bench_memory;
 mod choices;
 mod doctor;
+mod eval;
 mod events;
 mod export;
 mod interrupt;
+mod predict;
 mod progress;
 mod report;
 mod search;
@@ -50,6 +52,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Export a run's trained network as an ONNX model (its weights.safetensors already follow genotype.json).
     Export(export::ExportArgs),
+    /// Classify PNG, JPEG or IDX images with a run's trained network: the top classes and their probabilities.
+    Predict(predict::PredictArgs),
+    /// Evaluate a run's trained network on a labelled data set: accuracy, loss, per-class accuracy, confusion matrix.
+    Eval(eval::EvalArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
     Report(report::ReportArgs),
     /// Report what this binary runs on: libtorch, its CUDA backend, the GPUs, the CPU and the loaded libraries.
@@ -67,6 +73,8 @@ impl Cli {
             Command::BenchMemory(args) => bench_memory::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Export(args) => export::run(args),
+            Command::Predict(args) => predict::run(args),
+            Command::Eval(args) => eval::run(args),
             Command::Report(args) => report::run(args),
             Command::Doctor(args) => doctor::run(args),
         }

@@ -211,7 +211,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         outcome.net.parameter_count()
     );
     if let Some(dir) = &args.out {
-        Artifacts::new(dir).save(&outcome.net, &data.normalization)?;
+        Artifacts::new(dir).save(&outcome.net, &data)?;
         println!("trained network saved in {}", dir.display());
     }
     Ok(())

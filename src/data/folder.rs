@@ -147,9 +147,7 @@ fn decode_all(entries: &[&Entry], size: Option<(usize, usize)>) -> anyhow::Resul
         let mut image = decode(&entry.path)?;
         let found = (image.height() as usize, image.width() as usize);
         match (size, first) {
-            (Some((h, w)), _) if found != (h, w) => {
-                image = image.resize_exact(w as u32, h as u32, FilterType::Triangle);
-            }
+            (Some(size), _) if found != size => image = resized(&image, size),
             (None, Some((first_path, first_size))) if found != first_size => bail!(
                 "mixed image sizes: {} is {}x{} but {} is {}x{} (height x width); pass --image-size to resize them all",
                 entry.path.display(),
@@ -169,8 +167,14 @@ fn decode_all(entries: &[&Entry], size: Option<(usize, usize)>) -> anyhow::Resul
     Ok((images, first.map_or((0, 0), |(_, s)| s)))
 }
 
-/// Stacks images into (N, C, H, W) f32 in [0, 1], converting each to `channels` (1: luma, 3: RGB).
-fn to_tensor(images: &[DynamicImage], channels: usize, (height, width): (usize, usize)) -> Tensor {
+/// `image` resized to (height, width), as `--image-size` resizes a folder's images.
+pub fn resized(image: &DynamicImage, (height, width): (usize, usize)) -> DynamicImage {
+    image.resize_exact(width as u32, height as u32, FilterType::Triangle)
+}
+
+/// Stacks images into (N, C, H, W) f32 in [0, 1], converting each to `channels` (1: luma, 3: RGB), as a folder's
+/// images are converted; every image must be (height, width) already.
+pub fn to_tensor(images: &[DynamicImage], channels: usize, (height, width): (usize, usize)) -> Tensor {
     let plane = height * width;
     let mut pixels = vec![0u8; images.len() * channels * plane];
     for (image, out) in images.iter().zip(pixels.chunks_exact_mut(channels * plane)) {

@@ -76,7 +76,7 @@ impl IdxFolder {
 }
 
 /// The bytes of a file, decompressed when it is gzipped.
-fn read_maybe_gzipped(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read_maybe_gzipped(path: &Path) -> anyhow::Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut bytes = Vec::new();

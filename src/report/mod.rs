@@ -1,8 +1,10 @@
 //! The HTML report of a run: one self-contained file with charts, tables and the final cells.
 
 mod charts;
+mod confusion;
 mod html;
 
+pub use confusion::confusion_svg;
 pub use html::{charts, page, render};
 
 use crate::genotype::Genotype;

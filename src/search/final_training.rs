@@ -119,7 +119,7 @@ pub(super) fn train_final(
     summary.test_loss = Some(outcome.evaluation.loss);
     summary.live_ops = outcome.net.genotype().live_op_count();
     summary.parameters = outcome.net.parameter_count();
-    Artifacts::new(dir.root()).save(&outcome.net, &run.data.normalization)?;
+    Artifacts::new(dir.root()).save(&outcome.net, run.data)?;
     Ok(Schedule {
         epochs: outcome.scheduled_epochs,
         rescheduled: outcome.rescheduled.or_else(|| {

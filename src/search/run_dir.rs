@@ -114,6 +114,16 @@ impl RunDir {
         Ok((dir, config, checkpoint))
     }
 
+    /// The settings of the run in `root`, read without opening it for resuming; None when the folder has no
+    /// `config.json` (a `train --out` folder).
+    pub fn read_settings(root: &Path) -> anyhow::Result<Option<SearchConfig>> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        let path = dir.config_path();
+        path.exists().then(|| read_json(&path)).transpose()
+    }
+
     /// The folder itself.
     pub fn root(&self) -> &Path {
         &self.root

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
 /// Tests that train take turns: run concurrently on two cores, libtorch's worker threads oversubscribe the machine
@@ -56,4 +58,42 @@ pub fn fashion_mnist_or_skip(test: &str) -> bool {
         &format!("{dir} is absent (apt-get install dataset-fashion-mnist)"),
     );
     false
+}
+
+/// Runs the binary with `args` (2 threads), waiting for it.
+#[allow(dead_code)]
+pub fn spidernet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args(args)
+        .env("OMP_NUM_THREADS", "2")
+        .output()
+        .unwrap()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+#[allow(dead_code)]
+pub fn succeeds(args: &[&str]) -> String {
+    let output = spidernet(args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command that must fail and returns its stderr.
+#[allow(dead_code)]
+pub fn fails(args: &[&str]) -> String {
+    let output = spidernet(args);
+    assert!(!output.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
+}
+
+/// A path as the &str a command line takes.
+#[allow(dead_code)]
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
