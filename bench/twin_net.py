@@ -1,181 +1,17 @@
-"""The supernet of a genotype.json in PyTorch: the same network as src/supernet, src/nn/ops.rs and src/nn/pruner.rs.
-
-Stem (3x3 conv, BN, no ReLU); per cell, one rescaler per dense input (1x1 conv + BN when the channels differ, then
-every second row and column once per halving), one BN per node, on every edge each live op times its gate (exact 0/1
-forward, straight-through gradient), drop-path on every op but identity; one GAP + linear tower per cell. Module
-names follow our tensor names (docs/EXPORT.md), so that `load_check` can load our tensors by name.
+"""The supernet of a genotype.json in PyTorch, for the bench twins: the network itself lives in the spidernet_torch
+package (python/spidernet_torch/network.py, the same network as src/supernet, src/nn/ops.rs and src/nn/pruner.rs);
+this module adds what only the twins need: parameter counts, genotype reading and the check files.
 """
 import json
-import struct
+import os
+import sys
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# The package's source folder, so that the bench scripts run without installing it.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
-GATE_INIT = 0.01
-
-
-def padding(kernel, stride, dilation):
-    """ceil((k*d - d + 1 - s) / 2), as src/nn/ops.rs computes it."""
-    return (kernel * dilation - dilation + 1 - stride + 1) // 2
-
-
-def batch_norm(channels):
-    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
-
-
-class ConvBn(nn.Module):
-    """Depthwise conv, pointwise 1x1 conv, BN: the body of a dil-conv and each half of a sep-conv."""
-
-    def __init__(self, channels, kernel, stride, dilation):
-        super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, kernel, stride, padding(kernel, stride, dilation), dilation,
-                                   groups=channels, bias=False)
-        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
-        self.bn = batch_norm(channels)
-
-    def forward(self, x):
-        return self.bn(self.pointwise(self.depthwise(x)))
-
-
-class Op(nn.Module):
-    """One gated op of an edge."""
-
-    def __init__(self, name, channels, stride):
-        super().__init__()
-        self.name, self.stride = name, stride
-        if name.startswith("sep_conv"):
-            kernel = int(name[-1])
-            self.first = ConvBn(channels, kernel, stride, 1)
-            self.relu = nn.ReLU()
-            self.second = ConvBn(channels, kernel, 1, 1)
-        elif name.startswith("dil_conv"):
-            kernel = int(name[-1])
-            self.depthwise = nn.Conv2d(channels, channels, kernel, stride, padding(kernel, stride, 2), 2,
-                                       groups=channels, bias=False)
-            self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
-            self.bn = batch_norm(channels)
-        elif name not in ("identity", "max_pool_3x3", "avg_pool_3x3"):
-            raise ValueError(f"unknown op {name!r}")
-        self.gate = nn.Parameter(torch.tensor(GATE_INIT))
-
-    def forward(self, x, drop_path):
-        s = self.stride
-        if self.name == "identity":
-            y = x if s == 1 else x[:, :, ::s, ::s]
-        elif self.name == "max_pool_3x3":
-            y = F.max_pool2d(x, 3, s, 1)
-        elif self.name == "avg_pool_3x3":
-            y = F.avg_pool2d(x, 3, s, 1, count_include_pad=True)
-        elif self.name.startswith("sep_conv"):
-            y = self.second(self.relu(self.first(x)))
-        else:
-            y = self.bn(self.pointwise(self.depthwise(x)))
-        w = self.gate
-        y = y * ((w.detach() > 0).to(y.dtype) + (w - w.detach()))
-        if drop_path > 0 and self.name != "identity":
-            keep = 1.0 - drop_path
-            mask = torch.bernoulli(torch.full((y.shape[0], 1, 1, 1), keep, device=y.device)) / keep
-            y = y * mask
-        return y
-
-
-class Rescaler(nn.Module):
-    def __init__(self, c_in, c_out, halvings):
-        super().__init__()
-        self.halvings = halvings
-        self.project = c_in != c_out
-        if self.project:
-            self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
-            self.bn = batch_norm(c_out)
-
-    def forward(self, x):
-        if self.project:
-            x = self.bn(self.conv(x))
-        for _ in range(self.halvings):
-            x = x[:, :, ::2, ::2]
-        return x
-
-
-class Node(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.bn = batch_norm(channels)
-
-
-class Cell(nn.Module):
-    """One cell: nodes in ascending order; a node's inbox is summed, batch-normed and sent along its live edges."""
-
-    def __init__(self, cell, channels, inputs):
-        super().__init__()
-        self.spec = cell
-        self.inputs = nn.ModuleList(Rescaler(c, channels, h) for c, h in inputs)
-        self.nodes = nn.ModuleList(Node(channels) for _ in range(cell["n_nodes"]))
-        self.edges = nn.ModuleDict()
-        for edge in cell["edges"]:
-            stride = 2 if cell["index"] >= 1 and edge["from"] < cell["n_inputs"] else 1
-            self.edges[str(edge["id"])] = nn.ModuleDict({op: Op(op, channels, stride) for op in edge["ops"]})
-        self.disabled = set()
-
-    def forward(self, dense, drop_path):
-        n = self.spec["n_nodes"]
-        inbox = [None] * n
-        for i, (x, rescaler) in enumerate(zip(dense, self.inputs)):
-            inbox[i] = rescaler(x)
-        output = n - 1
-        for v in range(n):
-            outgoing = [e for e in self.spec["edges"] if e["from"] == v and e["id"] not in self.disabled]
-            if v != output and not outgoing:
-                continue
-            total, inbox[v] = inbox[v], None
-            if total is None:
-                continue
-            h = self.nodes[v].bn(total)
-            if v == output:
-                return h
-            for edge in outgoing:
-                for op in self.edges[str(edge["id"])].values():
-                    y = op(h, drop_path)
-                    inbox[edge["to"]] = y if inbox[edge["to"]] is None else inbox[edge["to"]] + y
-        raise RuntimeError("every path to the cell's output is switched off")
-
-
-class Stem(nn.Module):
-    def __init__(self, c_in, c_out):
-        super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
-        self.bn = batch_norm(c_out)
-
-
-class Net(nn.Module):
-    """The supernet of `genotype` with `width` channels in cell 0 (doubling per cell); PyTorch's default init."""
-
-    def __init__(self, genotype, width=None, in_channels=None):
-        super().__init__()
-        width = width or genotype["channels"]
-        c_in = in_channels or genotype["input"]["channels"]
-        self.stem = Stem(c_in, width)
-        self.cells = nn.ModuleList()
-        self.towers = nn.ModuleList()
-        for k, cell in enumerate(genotype["cells"]):
-            level = max(k, 1) - 1
-            # Dense inputs: the stem (level 0), then every earlier cell's output (cell j at level j).
-            inputs = [(width, level)] + [(width << j, max(level - j, 0)) for j in range(k)]
-            self.cells.append(Cell(cell, width << k, inputs))
-            self.towers.append(nn.Linear(width << k, genotype["classes"]))
-
-    def forward(self, x, drop_path=0.0):
-        dense = [self.stem.bn(self.stem.conv(x))]
-        logits = []
-        for cell, tower in zip(self.cells, self.towers):
-            out = cell(dense, drop_path)
-            logits.append(tower(out.mean((2, 3))))
-            dense.append(out)
-        return logits
-
-    def gates(self):
-        return [p for name, p in self.named_parameters() if name.endswith(".gate")]
+from spidernet_torch.network import (GATE_INIT, Cell, ConvBn, Net, Node, Op, Rescaler, Stem,  # noqa: E402,F401
+                                     batch_norm, padding)
+from spidernet_torch.safetensors import SafetensorsError, read_safetensors as _read  # noqa: E402
 
 
 def count(net):
@@ -184,6 +20,7 @@ def count(net):
 
 
 def load_genotype(path):
+    """The genotype at `path` as a dict; exits with a message when it cannot be read."""
     try:
         with open(path) as f:
             return json.load(f)
@@ -192,23 +29,11 @@ def load_genotype(path):
 
 
 def read_safetensors(path):
-    """The f32/i64 tensors of a safetensors file, by name (the format: u64 header length, JSON header, raw data)."""
-    dtypes = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-    with open(path, "rb") as f:
-        raw = f.read()
-    (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + length])
-    data = raw[8 + length:]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in dtypes:
-            raise SystemExit(f"error: {path}: tensor {name} has dtype {info['dtype']}, expected F32, F64 or I64")
-        start, end = info["data_offsets"]
-        array = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        tensors[name] = torch.from_numpy(array.copy())
-    return tensors
+    """The tensors of a safetensors file, by name; exits with a message when it cannot be read."""
+    try:
+        return _read(path)
+    except (OSError, SafetensorsError) as error:
+        raise SystemExit(f"error: {error}")
 
 
 def load_check(net, path):

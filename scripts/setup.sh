@@ -9,6 +9,11 @@ TORCH_VERSION=2.11.0
 # The export tests run our ONNX files in onnxruntime and check them with onnx's checker.
 ONNXRUNTIME_VERSION=1.32.0
 ONNX_VERSION=1.23.2
+# The spidernet_torch package (python/) is built with this setuptools (bdist_wheel built in, no isolated build
+# env); python/tests/check_onnx_route.py measures onnx2torch, which needs the torchvision of our torch.
+SETUPTOOLS_VERSION=80.9.0
+ONNX2TORCH_VERSION=1.5.15
+TORCHVISION_VERSION=0.26.0
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SPIDERNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spidernet}
 venv="$cache/venv-torch-$TORCH_VERSION"
@@ -51,6 +56,26 @@ else
   "$venv/bin/python" -m pip install --quiet "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION"
   onnx_ok || { say "error: onnxruntime $ONNXRUNTIME_VERSION / onnx $ONNX_VERSION did not import from $venv"; exit 1; }
 fi
+
+python_tools_ok() {
+  "$venv/bin/python" -c "
+import sys, importlib.metadata as m
+want = {'setuptools': '$SETUPTOOLS_VERSION', 'onnx2torch': '$ONNX2TORCH_VERSION', 'torchvision': '$TORCHVISION_VERSION'}
+sys.exit(any(m.version(name).split('+')[0] != version for name, version in want.items()))" 2>/dev/null
+}
+if python_tools_ok; then
+  say "setuptools $SETUPTOOLS_VERSION, onnx2torch $ONNX2TORCH_VERSION and torchvision $TORCHVISION_VERSION already in $venv"
+else
+  say "installing setuptools==$SETUPTOOLS_VERSION, onnx2torch==$ONNX2TORCH_VERSION, torchvision==$TORCHVISION_VERSION into $venv"
+  # torch pinned too, so that pip never trades our torch for the newest one torchvision would accept.
+  "$venv/bin/python" -m pip install --quiet "setuptools==$SETUPTOOLS_VERSION" "onnx2torch==$ONNX2TORCH_VERSION" \
+    "torchvision==$TORCHVISION_VERSION" "torch==$TORCH_VERSION"
+  python_tools_ok || { say "error: setuptools / onnx2torch / torchvision did not install into $venv"; exit 1; }
+fi
+# The package itself, every time (a second or two, offline): the venv then runs this checkout's version.
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation --force-reinstall "$repo/python"
+rm -rf "$repo/python/build" "$repo/python/spidernet_torch.egg-info"
+say "spidernet_torch $("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('spidernet-torch'))") installed from $repo/python"
 
 torch_dir=$("$venv/bin/python" -c "import torch, os; print(os.path.dirname(torch.__file__))")
 abi=$("$venv/bin/python" -c "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")

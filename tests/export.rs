@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{scratch, turn};
+use common::{python, scratch, turn};
 use spidernet::artifacts::Artifacts;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::export::export_run;
@@ -13,16 +13,6 @@ use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh, which installs torch, onnx and onnxruntime",
-        python.display()
-    );
-    python
-}
 
 /// Grows the minimal genotype by `splits` seeded-order splits per cell and kills a few ops.
 fn grown(data: &Dataset, reductions: usize, channels: usize, splits: usize, stride: usize) -> Genotype {

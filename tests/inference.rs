@@ -1,8 +1,9 @@
-//! The trained model used from outside: `predict` on image files, `eval` on labelled data, and their refusals.
+//! The trained model used from outside: `predict` on image files, `eval` on labelled data, their refusals, and
+//! the PyTorch package (python/) and the ONNX route into PyTorch checked against our own outputs.
 
 mod common;
 
-use common::{fails, path, scratch, spidernet, succeeds, turn};
+use common::{fails, path, python, scratch, spidernet, succeeds, turn};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 use spidernet::data::{self, DataSource, Digits};
 use spidernet::inference::TrainedModel;
@@ -312,5 +313,42 @@ fn a_missing_unfinished_or_inconsistent_run_folder_is_named() {
         )),
         "{error}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a check script of python/tests with the venv's Python; it must succeed. Returns its stdout.
+fn python_check(script: &str, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tests").join(script);
+    let output = std::process::Command::new(python())
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{}: {stdout}\n{stderr}", script.display());
+    stdout.into_owned()
+}
+
+#[test]
+fn the_pytorch_package_gives_our_logits_and_accuracy_and_trains() {
+    let run = trained_run();
+    let _turn = turn();
+    let dir = scratch("pytorch-package");
+    let outputs = dir.join("outputs.safetensors");
+    succeeds(&["eval", path(run), "--outputs", path(&outputs), "--no-save"]);
+    let checked = python_check("check_run.py", &[path(run), path(&outputs)]);
+    for check in ["logits", "accuracy", "names", "training", "errors"] {
+        assert!(
+            checked.contains(&format!("{{\"check\": \"{check}\"")),
+            "{check} did not run: {checked}"
+        );
+    }
+    let onnx = dir.join("model.onnx");
+    succeeds(&["export", path(run), "--onnx", path(&onnx)]);
+    let route = python_check("check_onnx_route.py", &[path(&onnx)]);
+    assert!(route.contains("onnx2torch agrees with onnxruntime"), "{route}");
     let _ = std::fs::remove_dir_all(&dir);
 }

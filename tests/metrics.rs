@@ -147,18 +147,21 @@ fn linear_regions_of_a_tiny_network_match_a_hand_count() {
     let x = Tensor::linspace(-2.0, 2.0, 41, CPU).view([41, 1]) + 0.013;
     let thresholds = Tensor::from_slice(&[-1.0f64, 0.0, 1.0]).view([1, 3]);
     let hidden = (&x - &thresholds).relu();
-    let count = count_regions(&[sign_pattern(&[hidden.shallow_clone()])]);
+    let count = count_regions(&[sign_pattern(&[hidden.shallow_clone()], hidden.size()[0] as usize)]);
     assert_eq!((count.regions, count.samples, count.features), (4, 41, 3));
     assert!(!count.saturated());
     // Two independent units on a 2-D grid: 4 quadrants; split over two batches, patterns are pooled.
     let grid = Tensor::randn([200, 2], CPU);
     let quadrants = count_regions(&[
-        sign_pattern(&[grid.narrow(0, 0, 3).relu()]),
-        sign_pattern(&[grid.relu()]),
+        sign_pattern(&[grid.narrow(0, 0, 3).relu()], 3),
+        sign_pattern(&[grid.relu()], grid.size()[0] as usize),
     ]);
     assert_eq!((quadrants.regions, quadrants.samples), (4, 203));
-    let unique = count_regions(&[sign_pattern(&[x.narrow(0, 0, 1)])]);
+    let unique = count_regions(&[sign_pattern(&[x.narrow(0, 0, 1)], 1)]);
     assert!(unique.saturated());
+    // Without ReLUs (no live sep-conv) every sample shares the empty pattern.
+    let linear = count_regions(&[sign_pattern(&[], 5), sign_pattern(&[], 2)]);
+    assert_eq!((linear.regions, linear.samples, linear.features), (1, 7, 0));
 }
 
 proptest! {

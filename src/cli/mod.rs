@@ -13,6 +13,7 @@ mod interrupt;
 mod predict;
 mod progress;
 mod report;
+mod score;
 mod search;
 mod show;
 mod train;
@@ -56,6 +57,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Evaluate a run's trained network on a labelled data set: accuracy, loss, per-class accuracy, confusion matrix.
     Eval(eval::EvalArgs),
+    /// Score candidate splits with the train-free metrics (κ, linear regions) as the search does; optionally dump
+    /// every scoring network and input so that the numbers can be recomputed elsewhere.
+    Score(score::ScoreArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
     Report(report::ReportArgs),
     /// Report what this binary runs on: libtorch, its CUDA backend, the GPUs, the CPU and the loaded libraries.
@@ -75,6 +79,7 @@ impl Cli {
             Command::Export(args) => export::run(args),
             Command::Predict(args) => predict::run(args),
             Command::Eval(args) => eval::run(args),
+            Command::Score(args) => score::run(args),
             Command::Report(args) => report::run(args),
             Command::Doctor(args) => doctor::run(args),
         }

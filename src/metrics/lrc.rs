@@ -45,8 +45,12 @@ fn packed_rows(active: &Tensor) -> Vec<Vec<u64>> {
         .collect()
 }
 
-/// The (N × F) matrix of which units are active (> 0) in a list of (N, …) activations, concatenated per sample.
-pub fn sign_pattern(activations: &[Tensor]) -> Tensor {
+/// The (N × F) matrix of which units are active (> 0) in a list of (N, …) activations of `samples` samples,
+/// concatenated per sample. A network without ReLUs gives every sample the same empty pattern: one region.
+pub fn sign_pattern(activations: &[Tensor], samples: usize) -> Tensor {
+    if activations.is_empty() {
+        return Tensor::zeros([samples as i64, 0], (tch::Kind::Bool, tch::Device::Cpu));
+    }
     let flat: Vec<Tensor> = activations.iter().map(|a| a.flatten(1, -1).gt(0.0)).collect();
     Tensor::cat(&flat, 1)
 }

@@ -1,9 +1,13 @@
 //! Train-free metrics (docs/ALGORITHM.md §7): NTK condition number, linear-region count, and candidate scoring.
 
 pub mod candidate;
+pub mod dump;
 pub mod lrc;
 pub mod ntk;
 pub mod replicas;
 pub mod score;
 
-pub use score::{CandidateEvent, CandidateReport, CellDecision, MetricsConfig, NtkMode, SkippedCandidate};
+pub use score::{
+    CandidateEvent, CandidateReport, CellDecision, Metric, MetricsConfig, NetworkObserver, NtkMode, Role,
+    SkippedCandidate, Unobserved,
+};

@@ -233,7 +233,10 @@ fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
     tch::no_grad(|| {
         let patterns: Vec<Tensor> = batches
             .iter()
-            .map(|batch| lrc::sign_pattern(&net.forward_with_relus(batch, Mode::train(0.0)).1))
+            .map(|batch| {
+                let samples = batch.size()[0] as usize;
+                lrc::sign_pattern(&net.forward_with_relus(batch, Mode::train(0.0)).1, samples)
+            })
             .collect();
         lrc::count_regions(&patterns)
     })
@@ -256,11 +259,78 @@ const NTK_MEMORY: u64 = 3 << 30;
 /// More copies than this make the passes no faster on the CPU (measured: 8 and 16 copies alike, 32 slower).
 const NTK_MAX_COPIES: usize = 16;
 
-fn conditioning(net: &Supernet, batches: &[Tensor], threshold: f64, copies: usize) -> anyhow::Result<Conditioning> {
-    // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (blocks::MemoryFormat).
-    let channels_last = crate::nn::blocks::uses_channels_last(net.device());
-    let rows = replicas::gradient_rows(net, batches, Mode::train(0.0), copies, channels_last)?;
-    Ok(ntk::conditioning(&rows, threshold)?)
+/// Which scoring network an observer sees: the current network (every candidate's "off" network) or a
+/// candidate's "on" network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The current network, measured once per cell decision.
+    Off,
+    /// The network with `edge` of `cell` split.
+    On {
+        /// Cell of the split edge.
+        cell: usize,
+        /// The split edge.
+        edge: u32,
+    },
+}
+
+/// Which metric a scoring network is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The NTK condition number.
+    Ntk,
+    /// The linear-region count.
+    Lrc,
+}
+
+/// Sees every network the scorer measures, with the weights of the repeat it is measured in; for the NTK, also
+/// the gradient rows G its κ comes from. `score --dump` writes them out.
+pub trait NetworkObserver {
+    /// `net`, about to be measured for `metric` in `repeat`; `gradients` are the NTK's rows (NTK networks only).
+    fn network(
+        &mut self,
+        role: Role,
+        metric: Metric,
+        repeat: usize,
+        net: &Supernet,
+        gradients: Option<&Tensor>,
+    ) -> anyhow::Result<()>;
+}
+
+/// The observer of the search, which looks at nothing.
+pub struct Unobserved;
+
+impl NetworkObserver for Unobserved {
+    fn network(&mut self, _: Role, _: Metric, _: usize, _: &Supernet, _: Option<&Tensor>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// What one scoring of a network needs besides the network: the repeat's inputs and settings, and who watches.
+struct Measure<'a> {
+    role: Role,
+    repeat: usize,
+    inputs: &'a RepeatInputs,
+    threshold: f64,
+    copies: usize,
+    observer: &'a mut dyn NetworkObserver,
+}
+
+impl Measure<'_> {
+    fn conditioning(&mut self, net: &Supernet) -> anyhow::Result<Conditioning> {
+        // Channels-last lets oneDNN's depthwise kernels vectorise over the copies' channels (blocks::MemoryFormat).
+        let channels_last = crate::nn::blocks::uses_channels_last(net.device());
+        let rows = replicas::gradient_rows(net, &self.inputs.ntk, Mode::train(0.0), self.copies, channels_last)?;
+        self.observer
+            .network(self.role, Metric::Ntk, self.repeat, net, Some(&rows))?;
+        Ok(ntk::conditioning(&rows, self.threshold)?)
+    }
+
+    fn regions(&mut self, net: &Supernet) -> anyhow::Result<RegionCount> {
+        self.observer.network(self.role, Metric::Lrc, self.repeat, net, None)?;
+        Ok(regions(net, &self.inputs.lrc))
+    }
 }
 
 /// What the current network, without any split, measures in each repeat: the NTK and LRC of every candidate's
@@ -332,6 +402,15 @@ impl Scorer {
 
     /// Measures the current network once per repeat; `score_against` then needs only the "on" networks.
     pub fn baseline(&self, genotype: &Genotype) -> anyhow::Result<Baseline> {
+        self.baseline_observed(genotype, &mut Unobserved)
+    }
+
+    /// `baseline`, showing each network to `observer` as it is measured.
+    pub fn baseline_observed(
+        &self,
+        genotype: &Genotype,
+        observer: &mut dyn NetworkObserver,
+    ) -> anyhow::Result<Baseline> {
         let mut ntk_net = scoring_network(genotype, self.config.ntk_width, NTK_INIT, None, self.device);
         let mut lrc_net = scoring_network(
             genotype,
@@ -341,23 +420,45 @@ impl Scorer {
             self.device,
         );
         let copies = self.copies_for(genotype);
-        let repeats = self
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(r, inputs)| {
-                ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
-                lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
-                Ok((
-                    conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, copies)?,
-                    regions(&lrc_net, &inputs.lrc),
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let mut repeats = Vec::with_capacity(self.inputs.len());
+        for repeat in 0..self.inputs.len() {
+            ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(repeat));
+            lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(repeat));
+            let mut measure = self.measure(Role::Off, repeat, copies, &mut *observer);
+            repeats.push((measure.conditioning(&ntk_net)?, measure.regions(&lrc_net)?));
+        }
         Ok(Baseline {
             repeats,
             genotype: genotype.clone(),
         })
+    }
+
+    fn measure<'a>(
+        &'a self,
+        role: Role,
+        repeat: usize,
+        copies: usize,
+        observer: &'a mut dyn NetworkObserver,
+    ) -> Measure<'a> {
+        Measure {
+            role,
+            repeat,
+            inputs: &self.inputs[repeat],
+            threshold: self.config.ntk_threshold,
+            copies,
+            observer,
+        }
+    }
+
+    /// The inputs of `repeat`: the NTK's batches of training images and the LRC's batches of crops.
+    pub fn inputs(&self, repeat: usize) -> (&[Tensor], &[Tensor]) {
+        let inputs = &self.inputs[repeat];
+        (&inputs.ntk, &inputs.lrc)
+    }
+
+    /// The scoring settings.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.config
     }
 
     /// Scores splitting `edge` of `cell` (acceptance decided, no score yet), measuring the baseline first.
@@ -371,6 +472,17 @@ impl Scorer {
     /// Scores splitting `edge` of `cell` of the baseline's genotype against that baseline. The report's seconds
     /// leave out the baseline, which every candidate of the genotype shares.
     pub fn score_against(&self, baseline: &Baseline, cell: usize, edge: u32) -> anyhow::Result<CandidateReport> {
+        self.score_against_observed(baseline, cell, edge, &mut Unobserved)
+    }
+
+    /// `score_against`, showing each "on" network to `observer` as it is measured.
+    pub fn score_against_observed(
+        &self,
+        baseline: &Baseline,
+        cell: usize,
+        edge: u32,
+        observer: &mut dyn NetworkObserver,
+    ) -> anyhow::Result<CandidateReport> {
         let start = Instant::now();
         let genotype = &baseline.genotype;
         let candidate = Candidate::split(genotype, cell, edge)?;
@@ -381,17 +493,15 @@ impl Scorer {
         let mut ntk_net = candidate.network(self.config.ntk_width, NTK_INIT, None, self.device);
         let mut lrc_net = candidate.network(self.config.lrc_width, LRC_INIT, Some(self.crop()), self.device);
         let mut repeats = Vec::with_capacity(self.config.repeats);
-        for ((r, inputs), (ntk_off, lrc_off)) in self.inputs.iter().enumerate().zip(&baseline.repeats) {
-            ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(r));
-            lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(r));
-            let ntk_on = conditioning(&ntk_net, &inputs.ntk, self.config.ntk_threshold, copies)?;
-            let lrc_on = regions(&lrc_net, &inputs.lrc);
-            let (ntk_off, lrc_off) = (*ntk_off, *lrc_off);
+        for (repeat, (ntk_off, lrc_off)) in baseline.repeats.iter().enumerate() {
+            ntk_net.reset_parameters_by_name(NTK_INIT, self.init_seed(repeat));
+            lrc_net.reset_parameters_by_name(LRC_INIT, self.init_seed(repeat));
+            let mut measure = self.measure(Role::On { cell, edge }, repeat, copies, &mut *observer);
             repeats.push(RepeatReport {
-                ntk_on,
-                ntk_off,
-                lrc_on,
-                lrc_off,
+                ntk_on: measure.conditioning(&ntk_net)?,
+                ntk_off: *ntk_off,
+                lrc_on: measure.regions(&lrc_net)?,
+                lrc_off: *lrc_off,
             });
         }
         let kappa = |c: &Conditioning| match self.config.ntk_mode {
@@ -416,6 +526,28 @@ impl Scorer {
             rejection: verdict.err(),
             score: None,
             seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Scores splitting each of `edges` of `cell` against `baseline`, every one (no walk, no early stop), and
+    /// combines the accepted ones as the search does; what `spidernet score` reports.
+    pub fn score_edges(
+        &self,
+        baseline: &Baseline,
+        cell: usize,
+        edges: &[u32],
+        observer: &mut dyn NetworkObserver,
+    ) -> anyhow::Result<CellDecision> {
+        let mut tried = edges
+            .iter()
+            .map(|&edge| self.score_against_observed(baseline, cell, edge, &mut *observer))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let chosen = combine(&mut tried);
+        Ok(CellDecision {
+            cell,
+            tried,
+            skipped: Vec::new(),
+            chosen,
         })
     }
 

@@ -97,3 +97,15 @@ pub fn fails(args: &[&str]) -> String {
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The venv's Python that set-up installs (torch, onnx, onnxruntime, onnx2torch and spidernet_torch).
+#[allow(dead_code)]
+pub fn python() -> std::path::PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh, which installs torch, onnx, onnxruntime and spidernet_torch",
+        python.display()
+    );
+    python
+}
