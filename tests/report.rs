@@ -4,8 +4,9 @@ mod common;
 
 use common::scratch;
 use spidernet::genotype::{Genotype, InputShape};
+use spidernet::inference::{ClassResult, EvalReport};
 use spidernet::memory::MemoryEstimate;
-use spidernet::metrics::{CandidateReport, CellDecision};
+use spidernet::metrics::{CandidateReport, CellDecision, SkippedCandidate};
 use spidernet::report::write_report;
 use spidernet::search::{Checkpoint, IterationRecord, Mutation, Profile, RunDir, SearchConfig, Strategy, Summary};
 use std::path::Path;
@@ -275,5 +276,85 @@ fn a_budget_far_above_the_estimates_is_named_instead_of_drawn() {
     let memory = svgs(&page)[2];
     assert!(memory.contains("budget 1.0 GiB, off the scale"), "{memory}");
     assert!(!memory.contains("budget of"), "no budget line");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_report_explains_each_decision_and_shows_the_evaluation() {
+    let root = scratch("report-decisions");
+    let run = root.join("run");
+    run_folder(&run, "digits", Strategy::Spidernet, [0.5, 0.625], 0.8765);
+    let dir = RunDir::open(&run).unwrap().0;
+    let mut history = dir.history().unwrap();
+    history[1].decisions[0]
+        .tried
+        .push(candidate(0, 5, -0.125, 0.25, Some(0.75)));
+    history[1].decisions[0].skipped.push(SkippedCandidate {
+        cell: 0,
+        edge: 7,
+        from: 1,
+        to: 2,
+        reason: "out of memory".into(),
+        ntk_copies: 4,
+        ntk_copies_after: 2,
+        seconds: 0.5,
+    });
+    history[2].decisions = vec![CellDecision {
+        cell: 1,
+        tried: vec![candidate(1, 3, 0.5, 0.25, None)],
+        skipped: Vec::new(),
+        chosen: None,
+    }];
+    dir.save_history(&history).unwrap();
+    let evaluation = EvalReport {
+        data: "digits".into(),
+        split: "test".into(),
+        images: 4,
+        correct: 3,
+        accuracy: 0.75,
+        loss: 0.5,
+        per_class: (0..2)
+            .map(|class| ClassResult {
+                class,
+                name: format!("class <{class}>"),
+                images: 2,
+                correct: 2 - class,
+                accuracy: Some(1.0 - 0.5 * class as f64),
+            })
+            .collect(),
+        confusion: vec![vec![2, 0], vec![1, 1]],
+    };
+    evaluation.save(&run).unwrap();
+    let out = root.join("report.html");
+    write_report(&run, None, &out, None).unwrap();
+    let page = std::fs::read_to_string(&out).unwrap();
+
+    let why = &page[page.find("<h2>Why each split won</h2>").unwrap()..page.find("<h2>Iterations</h2>").unwrap()];
+    assert!(
+        why.contains(
+            "Iteration 1, cell 0: Split edge 1 (0 → 1): κ changes by -25.0 % and the linear regions by +12.5 % \
+             (r_ntk -0.2500, r_lrc +0.1250). Of 2 accepted candidates it has the lowest combined score, 0.000; the \
+             runner-up, edge 5 (0 → 1), scores 0.750 (r_ntk -0.1250, r_lrc +0.2500)."
+        ),
+        "{why}"
+    );
+    assert!(
+        why.contains("<td>rejected: rejected</td>"),
+        "the rejected candidate and its reason"
+    );
+    assert!(
+        why.contains("<td>skipped: out of memory</td>"),
+        "the skipped candidate and its reason"
+    );
+    assert!(why.contains("<tr class=\"chosen\"><td class=\"text\">edge 1 (0 → 1)</td>"));
+    assert!(why.contains("Iteration 2, cell 1: No split: none of the 1 candidates tried was accepted"));
+
+    let evaluated = &page[page.find("<h2>Evaluation</h2>").unwrap()..page.find("<h2>Final cells</h2>").unwrap()];
+    assert!(evaluated.contains("digits (test split): 3 of 4 images correct, 75.00 %, loss 0.5000."));
+    assert!(
+        evaluated.contains("true class &lt;1&gt;, predicted class &lt;0&gt;: 1"),
+        "{evaluated}"
+    );
+    assert!(!page.contains("class <1>"), "class names are escaped");
     let _ = std::fs::remove_dir_all(&root);
 }

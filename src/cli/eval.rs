@@ -130,6 +130,14 @@ fn confusion_text(report: &EvalReport) -> String {
     text
 }
 
+/// Evaluates a finished search's network on its own test split and saves eval.json, for the report's confusion
+/// matrix; `data` is the run's data set, normalised with the run's statistics.
+pub fn save_test_evaluation(root: &std::path::Path, data: &spidernet::data::Dataset) -> anyhow::Result<()> {
+    let model = TrainedModel::load(root, tch::Device::Cpu)?;
+    let (report, _) = evaluate(&model, &data.test, &data.name, "test", false);
+    report.save(root)
+}
+
 /// Evaluates, prints, and writes what was asked for.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let model = TrainedModel::load(&args.run, args.device.device()?)?;

@@ -216,6 +216,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error),
     };
+    if summary.test_accuracy.is_some()
+        && let Err(error) = super::eval::save_test_evaluation(run.dir().root(), &data)
+    {
+        eprintln!("warning: the test evaluation for the report could not be saved: {error:#}");
+    }
     print_result(run.dir(), &summary, args.json);
     Ok(())
 }

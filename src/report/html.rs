@@ -2,6 +2,8 @@
 
 use super::RunRecord;
 use super::charts::{self, Guide, ScoredPoint, Series, TimeBars};
+use super::confusion::confusion_svg;
+use super::decisions::decisions_section;
 use crate::memory::format_size;
 use crate::search::IterationRecord;
 use crate::show::cells_svg;
@@ -17,6 +19,9 @@ th, td { border: 1px solid #ddd; padding: 4px 9px; text-align: right; }
 th { background: #f3f3f3; }
 td.text, th.text { text-align: left; }
 tr.refused td { color: #a33; }
+tr.chosen td { background: #e8f1f8; font-weight: bold; }
+details { margin: 6px 0; }
+summary { cursor: pointer; }
 .headline { font-size: 30px; font-weight: bold; color: #0072B2; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 .charts svg { border: 1px solid #e4e4e4; }
@@ -31,7 +36,7 @@ pub(super) fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>], row_classes: &[&str]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>], row_classes: &[&str]) -> String {
     let mut text = String::from("<table>\n<tr>");
     for (i, header) in headers.iter().enumerate() {
         let class = if i == 0 { " class=\"text\"" } else { "" };
@@ -419,6 +424,34 @@ fn iterations_table(run: &RunRecord) -> String {
     )
 }
 
+/// The confusion matrix and per-class accuracy of the run's last `spidernet eval` (eval.json), when it has one.
+fn evaluation_section(run: &RunRecord) -> String {
+    let Some(evaluation) = &run.evaluation else {
+        return String::new();
+    };
+    let rows: Vec<Vec<String>> = (evaluation.per_class.iter())
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.images.to_string(),
+                c.correct.to_string(),
+                percent(c.accuracy),
+            ]
+        })
+        .collect();
+    format!(
+        "<h2>Evaluation</h2>\n<p>{} ({} split): {} of {} images correct, {}, loss {:.4}.</p>\n<div class=\"charts\">\n{}{}</div>\n",
+        escape(&evaluation.data),
+        escape(&evaluation.split),
+        evaluation.correct,
+        evaluation.images,
+        escape(&percent(Some(evaluation.accuracy))),
+        evaluation.loss,
+        confusion_svg(evaluation),
+        table(&["class", "images", "correct", "accuracy"], &rows, &[])
+    )
+}
+
 /// The whole report page of `run`, with `other` overlaid on the charts and set beside it in the summary.
 pub fn render(run: &RunRecord, other: Option<&RunRecord>) -> anyhow::Result<String> {
     Ok(page(run, other, &charts(run, other)?))
@@ -455,8 +488,11 @@ pub fn page(run: &RunRecord, other: Option<&RunRecord>, charts: &[(&str, String)
     page.push_str(&charts_section(charts));
     page.push_str("<h2>Chosen splits</h2>\n");
     page.push_str(&mutations_table(run));
+    page.push_str("<h2>Why each split won</h2>\n");
+    page.push_str(&decisions_section(run));
     page.push_str("<h2>Iterations</h2>\n");
     page.push_str(&iterations_table(run));
+    page.push_str(&evaluation_section(run));
     page.push_str("<h2>Final cells</h2>\n<div class=\"scroll\">\n");
     page.push_str(&cells_svg(&run.genotype));
     page.push_str("</div>\n</body>\n</html>\n");

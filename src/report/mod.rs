@@ -2,12 +2,14 @@
 
 mod charts;
 mod confusion;
+mod decisions;
 mod html;
 
 pub use confusion::confusion_svg;
 pub use html::{charts, page, render};
 
 use crate::genotype::Genotype;
+use crate::inference::EvalReport;
 use crate::search::{IterationRecord, RunDir, SearchConfig, Summary};
 use crate::system::atomic::write_atomic;
 use anyhow::{Context, bail};
@@ -26,6 +28,8 @@ pub struct RunRecord {
     pub summary: Option<Summary>,
     /// The current (or final) genotype.
     pub genotype: Genotype,
+    /// The last `spidernet eval` of its trained network (eval.json), if any.
+    pub evaluation: Option<EvalReport>,
 }
 
 impl RunRecord {
@@ -44,6 +48,7 @@ impl RunRecord {
             history,
             summary,
             genotype,
+            evaluation: EvalReport::load(root)?,
         })
     }
 
