@@ -98,6 +98,31 @@ pub fn cell_estimate(genotype: &Genotype, width: usize, batch: usize, k: usize) 
     finish(shape.cell_parameter_count(k), buffers, saved)
 }
 
+/// Bytes one image takes at the peak of an evaluation-mode forward pass without gradients: nothing is kept for a
+/// backward pass, so what is alive at once is the input, the stem's output and every cell's output (kept for the
+/// later cells' dense inputs), and within the widest cell its inputs, one pending sum per node and two op outputs,
+/// counted at the cell's input resolution. An upper bound: measured, 256 Fashion-MNIST images through a 198-op
+/// network took 150 MB beyond batches of 16, where this counts 304 MiB.
+pub fn inference_bytes_per_image(genotype: &Genotype, width: usize) -> u64 {
+    let map = feature_map_bytes(1);
+    let shape = genotype.at_width(width);
+    let input = (genotype.input.height, genotype.input.width);
+    let kept: u64 = map(genotype.input.channels, input)
+        + map(width, input)
+        + (0..genotype.cells.len())
+            .map(|k| map(shape.cell_channels(k), genotype.cell_output_resolution(k)))
+            .sum::<u64>();
+    let widest = (0..genotype.cells.len())
+        .map(|k| {
+            let working = genotype.level_resolution(genotype.cell_input_level(k));
+            let maps = shape.cell_inputs(k).len() + genotype.cells[k].n_nodes + 2;
+            maps as u64 * map(shape.cell_channels(k), working)
+        })
+        .max()
+        .unwrap_or(0);
+    kept + widest
+}
+
 /// Bytes of a batch of f32 feature maps with `channels` channels at a resolution.
 fn feature_map_bytes(batch: usize) -> impl Fn(usize, (usize, usize)) -> u64 {
     move |channels, (h, w)| batch as u64 * channels as u64 * (h * w) as u64 * FLOAT
@@ -235,5 +260,30 @@ mod tests {
         let first = genotype.cells[1].edges[0].id;
         genotype.cells[1].split(first).unwrap();
         assert!(estimate(&genotype, 16, 64).total() > small.total());
+    }
+
+    #[test]
+    fn inference_needs_a_small_share_of_training_memory_and_counts_the_widest_cell() {
+        // The 198-op network found on Fashion-MNIST (docs/RESULTS.md): 256 images measured 150 MB beyond 16.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/images/fashion-spidernet-seed0-genotype.json"
+        );
+        let genotype = Genotype::load(std::path::Path::new(path)).unwrap();
+        let per_image = inference_bytes_per_image(&genotype, 16);
+        assert!(
+            (150 << 20..=400 << 20).contains(&(256 * per_image)),
+            "{}",
+            256 * per_image
+        );
+        assert!(per_image * 20 < estimate(&genotype, 16, 1).activations);
+        // Minimal R=0 C=4 on 8×8: input, stem and the cell's output kept; the cell's 1 input, 3 nodes and 2 op
+        // outputs at 8×8 with 4 channels.
+        let minimal = Genotype::minimal(0, 4, InputShape::new(1, 8, 8), 10).unwrap();
+        let plane = 8 * 8 * FLOAT;
+        assert_eq!(
+            inference_bytes_per_image(&minimal, 4),
+            plane * (1 + 4 + 4) + plane * 4 * (1 + 3 + 2)
+        );
     }
 }

@@ -20,9 +20,8 @@ use tch::{Device, Tensor};
 /// The most images one inference batch holds.
 const MAX_BATCH: usize = 256;
 
-/// Activation memory one inference batch may take, by the training estimate (which also counts what a backward
-/// pass would keep, so inference needs less).
-const BATCH_MEMORY: u64 = 512 << 20;
+/// Memory the feature maps of one inference batch may take, by `memory::inference_bytes_per_image`.
+const BATCH_MEMORY: u64 = 256 << 20;
 
 /// A trained network with what it needs to classify raw images: its input statistics, class names and the data
 /// options of the run that trained it.
@@ -101,12 +100,14 @@ impl TrainedModel {
         self.settings.as_ref().and_then(|s| s.data_options.image_size)
     }
 
-    /// Images per inference batch: the most up to 256 whose activations fit in 512 MiB by the memory estimate, so
-    /// that memory stays bounded whatever the image count.
+    /// Images per inference batch: the largest power of two up to 256 whose feature maps fit in 256 MiB by the
+    /// inference estimate, so that memory stays bounded whatever the image count and size. Batches of 64 to 256 ran fastest on the CPU
+    /// (docs/PERFORMANCE.md, *predict and eval*).
     pub fn batch_size(&self) -> usize {
         let genotype = self.genotype();
-        let per_image = memory::estimate(genotype, genotype.channels, 1).activations.max(1);
-        ((BATCH_MEMORY / per_image) as usize).clamp(1, MAX_BATCH)
+        let per_image = memory::inference_bytes_per_image(genotype, genotype.channels).max(1);
+        let fit = ((BATCH_MEMORY / per_image) as usize).clamp(1, MAX_BATCH);
+        1 << fit.ilog2()
     }
 
     /// The final classifier's logits (N, classes), on the CPU, for images (N, C, H, W) already normalised.
