@@ -10,9 +10,10 @@ use spidernet::metrics::{CandidateReport, MetricsConfig};
 use std::path::Path;
 use std::process::Command;
 
-/// The minimal R=1 C=4 genotype for the digits with cell 1 split twice: 2 and 5 candidate edges.
+/// The minimal R=2 C=4 genotype for the digits with cell 1 split twice. Two reductions do not fit the LRC's
+/// 3×3 crops as a genotype's input, which the dump must handle.
 fn grown_genotype(dir: &Path) -> (Genotype, std::path::PathBuf) {
-    let mut genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    let mut genotype = Genotype::minimal(2, 4, InputShape::new(1, 8, 8), 10).unwrap();
     let first = genotype.cells[1].edges[0].id;
     let split = genotype.cells[1].split(first).unwrap();
     genotype.cells[1].split(split.edge_b).unwrap();
@@ -42,7 +43,7 @@ fn score_json_reports_what_the_searchs_own_walk_measures() {
     args.extend(SMALL);
     let json: serde_json::Value = serde_json::from_str(&succeeds(&args)).unwrap();
     let cells = json["cells"].as_array().unwrap();
-    assert_eq!(cells.len(), 2);
+    assert_eq!(cells.len(), 3);
     for (k, cell) in cells.iter().enumerate() {
         let tried: Vec<CandidateReport> = serde_json::from_value(cell["tried"].clone()).unwrap();
         let mut edges: Vec<u32> = tried.iter().map(|r| r.edge).collect();
@@ -84,9 +85,9 @@ fn score_json_reports_what_the_searchs_own_walk_measures() {
         );
     }
 
-    let error = fails(&["score", path(&file), "--cell", "2"]);
+    let error = fails(&["score", path(&file), "--cell", "3"]);
     assert!(
-        error.contains("--cell 2 does not exist: the genotype has 2 cells (0–1)"),
+        error.contains("--cell 3 does not exist: the genotype has 3 cells (0–2)"),
         "{error}"
     );
     let error = fails(&["score", path(&file), "--cell", "1", "--edge", "99"]);

@@ -40,7 +40,7 @@ def _json(path):
 def load_network(dump, entry, repeat):
     """The scoring network `entry` of the manifest with the tensors of `repeat`, in train mode."""
     genotype = _json(os.path.join(dump, entry["genotype"]))
-    net = Net(genotype, entry["width"], genotype["input"]["channels"])
+    net = Net(genotype, entry["width"], entry["input"]["channels"])
     tensors = read_safetensors(os.path.join(dump, entry["tensors"][repeat]))
     result = net.load_state_dict(tensors, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]

@@ -235,7 +235,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut dump = args
         .dump
         .as_deref()
-        .map(|dir| ScoringDump::create(dir, args.dump_gradients))
+        .map(|dir| ScoringDump::create(dir, genotype.input, args.dump_gradients))
         .transpose()?;
     let scorer = Scorer::new(&data.train, metrics.clone(), seed, args.device.device()?);
     let mut unobserved = Unobserved;

@@ -6,7 +6,7 @@
 
 use super::score::{CandidateReport, Metric, MetricsConfig, NetworkObserver, Role, Scorer};
 use crate::artifacts::write_tensors;
-use crate::genotype::Genotype;
+use crate::genotype::{Genotype, InputShape};
 use crate::supernet::Supernet;
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -31,7 +31,10 @@ pub struct DumpedNetwork {
     pub candidate: Option<SplitRef>,
     /// Channels of its first cell.
     pub width: usize,
-    /// Its genotype (input shape included), relative to the dump folder.
+    /// The inputs it takes: the data's images (NTK) or single-channel crops (LRC).
+    pub input: InputShape,
+    /// Its genotype, relative to the dump folder. The genotype records the data's input shape, which its
+    /// reductions must fit; the network itself takes `input`.
     pub genotype: String,
     /// Its tensors per repeat, relative to the dump folder.
     pub tensors: Vec<String>,
@@ -73,6 +76,7 @@ struct Manifest<'a> {
 /// A dump being written.
 pub struct ScoringDump {
     target: PathBuf,
+    data_input: InputShape,
     temp: PathBuf,
     gradients: bool,
     networks: BTreeMap<String, DumpedNetwork>,
@@ -91,8 +95,9 @@ fn network_name(role: Role, metric: Metric) -> String {
 }
 
 impl ScoringDump {
-    /// Starts a dump into `dir`, which must not exist or be empty; with `gradients`, the NTK's rows are kept too.
-    pub fn create(dir: &Path, gradients: bool) -> anyhow::Result<ScoringDump> {
+    /// Starts a dump into `dir`, which must not exist or be empty, of networks for images of `data_input`; with
+    /// `gradients`, the NTK's rows are kept too.
+    pub fn create(dir: &Path, data_input: InputShape, gradients: bool) -> anyhow::Result<ScoringDump> {
         if dir.exists() {
             let mut entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
             if entries.next().is_some() {
@@ -113,6 +118,7 @@ impl ScoringDump {
             .with_context(|| format!("cannot create the dump folder {}", dir.display()))?;
         Ok(ScoringDump {
             target: dir.to_path_buf(),
+            data_input,
             temp,
             gradients,
             networks: BTreeMap::new(),
@@ -210,7 +216,9 @@ impl NetworkObserver for ScoringDump {
         if !self.networks.contains_key(&name) {
             std::fs::create_dir_all(self.temp.join(&folder))
                 .with_context(|| format!("cannot create {}", self.temp.join(&folder).display()))?;
-            net.genotype().save(&self.temp.join(&folder).join("genotype.json"))?;
+            let mut genotype = net.genotype().clone();
+            genotype.input = self.data_input;
+            genotype.save(&self.temp.join(&folder).join("genotype.json"))?;
             let entry = DumpedNetwork {
                 name: name.clone(),
                 metric,
@@ -219,6 +227,7 @@ impl NetworkObserver for ScoringDump {
                     Role::On { cell, edge } => Some(SplitRef { cell, edge }),
                 },
                 width: net.width(),
+                input: net.genotype().input,
                 genotype: format!("{folder}/genotype.json"),
                 tensors: Vec::new(),
                 gradients: Vec::new(),
