@@ -6,6 +6,7 @@
 use crate::data::{Dataset, Normalization, numbered_classes};
 use crate::genotype::Genotype;
 use crate::supernet::Supernet;
+use crate::system::atomic::{read_if_present, write_json};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -70,10 +71,8 @@ impl Artifacts {
     /// one that cannot be read or parsed.
     pub fn load_normalization(&self) -> anyhow::Result<Option<Normalization>> {
         let path = self.normalization_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
         };
         let normalization = Normalization::parse(&text).with_context(|| format!("{} is corrupt", path.display()))?;
         Ok(Some(normalization))
@@ -83,10 +82,8 @@ impl Artifacts {
     /// when the file cannot be read or parsed, or does not name `classes` classes.
     pub fn load_class_names(&self, classes: usize) -> anyhow::Result<Vec<String>> {
         let path = self.classes_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(numbered_classes(classes)),
-            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(numbered_classes(classes));
         };
         let names: Vec<String> =
             serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
@@ -132,13 +129,6 @@ impl Artifacts {
             .with_context(|| format!("{} does not match {}", weights_path.display(), genotype_path.display()))?;
         Ok(net)
     }
-}
-
-/// Writes `value` as pretty JSON to `path`, atomically and synced.
-fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)? + "\n";
-    crate::system::atomic::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes named tensors to `path` as safetensors, atomically and synced.

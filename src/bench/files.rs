@@ -57,10 +57,7 @@ pub fn write_files(dir: &Path, config: &BenchConfig) -> anyhow::Result<()> {
             "lrc_parameters": thin(metrics.lrc_width, InitScheme::KaimingNormal(Fan::In), Some(crop)),
         },
     });
-    let path = dir.join("bench.json");
-    let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    crate::system::atomic::write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::system::atomic::write_json(&dir.join("bench.json"), &manifest)
 }
 
 /// Writes one network of `genotype` (a max-pool gate closed in every cell, batch-norm running statistics moved off

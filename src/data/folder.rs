@@ -36,7 +36,8 @@ fn is_image(path: &Path) -> bool {
     !hidden && path.is_file() && matches!(extension.as_deref(), Some("png" | "jpg" | "jpeg"))
 }
 
-fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The entries of `dir`, sorted by path; the error names the folder.
+pub fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
         .map(|entry| entry.map(|e| e.path()))

@@ -13,7 +13,7 @@ pub use augment::Augment;
 pub use batches::Batches;
 pub use cifar::{CifarFolder, CifarKind, parse_cifar};
 pub use digits::Digits;
-pub use folder::{ImageFolder, decode_image, resized, to_tensor};
+pub use folder::{ImageFolder, decode_image, resized, sorted_entries, to_tensor};
 pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx, read_maybe_gzipped};
 pub use load::{Loaded, cache_dir, load};
 pub use summary::summary;

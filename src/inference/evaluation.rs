@@ -2,6 +2,8 @@
 
 use super::TrainedModel;
 use crate::data::{Batches, Split};
+use crate::system::atomic::{read_if_present, write_json};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -132,21 +134,14 @@ pub const EVAL_FILE: &str = "eval.json";
 impl EvalReport {
     /// Writes the report as `eval.json` in `dir`, atomically and synced.
     pub fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use anyhow::Context;
-        let path = dir.join(EVAL_FILE);
-        let text = serde_json::to_string_pretty(self)? + "\n";
-        crate::system::atomic::write_atomic(&path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
+        write_json(&dir.join(EVAL_FILE), self)
     }
 
     /// The report of `eval.json` in `dir`; None when the network was never evaluated there.
     pub fn load(dir: &std::path::Path) -> anyhow::Result<Option<EvalReport>> {
-        use anyhow::Context;
         let path = dir.join(EVAL_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
         };
         let report = serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
         Ok(Some(report))

@@ -179,13 +179,7 @@ impl ImageInputs {
 
     /// The PNG and JPEG files under `dir`, subfolders included, in name order; hidden entries are skipped.
     fn add_folder(dir: &Path, inputs: &mut Vec<Input>) -> anyhow::Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the folder {}", dir.display()))?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot list {}", dir.display()))?;
-        entries.sort();
-        for entry in entries.into_iter().filter(|p| !is_hidden(p)) {
+        for entry in data::sorted_entries(dir)?.into_iter().filter(|p| !is_hidden(p)) {
             if entry.is_dir() {
                 Self::add_folder(&entry, inputs)?;
             } else if is_image_name(&entry) {

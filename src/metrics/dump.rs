@@ -180,10 +180,7 @@ impl ScoringDump {
             networks: self.networks.values().collect(),
             candidates,
         };
-        let text = serde_json::to_string_pretty(&manifest)? + "\n";
-        let manifest_path = self.temp.join(MANIFEST_FILE);
-        crate::system::atomic::write_atomic(&manifest_path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+        crate::system::atomic::write_json(&self.temp.join(MANIFEST_FILE), &manifest)?;
         if self.target.exists() {
             std::fs::remove_dir(&self.target).with_context(|| format!("cannot replace {}", self.target.display()))?;
         }

@@ -5,7 +5,7 @@ use super::record::{Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, Iterat
 use super::settings::SearchConfig;
 use crate::artifacts;
 use crate::genotype::Genotype;
-use crate::system::atomic::write_atomic;
+use crate::system::atomic::{write_atomic, write_json};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -27,12 +27,6 @@ pub const NOTHING_TO_RESUME: &str =
 #[derive(Clone, Debug)]
 pub struct RunDir {
     root: PathBuf,
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {

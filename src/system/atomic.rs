@@ -1,4 +1,5 @@
-//! Atomic file writes: a temporary file beside the target, synced, then renamed over it.
+//! Atomic file writes: a temporary file beside the target, synced, then renamed over it; and the read of a file
+//! that may be absent.
 
 use std::fs;
 use std::io::Write;
@@ -11,6 +12,23 @@ const TEMP_MARK: &str = ".tmp-";
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |temp| write_synced(temp, bytes))
+}
+
+/// Writes `value` as pretty-printed JSON with a final newline to `path`, atomically; the error names the file.
+pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The text of `path`; None when it does not exist, an error naming it when it cannot be read.
+pub fn read_if_present(path: &Path) -> anyhow::Result<Option<String>> {
+    use anyhow::Context;
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// Like [`write_atomic`] for a writer that wants a path of its own (e.g. libtorch's safetensors writer): `write`
