@@ -6,7 +6,8 @@
 #
 # Resumable: a finished run is kept, an interrupted search continues with --resume (its time budget counts the
 # seconds of every process that worked on it), an interrupted baseline starts again. Run nothing else meanwhile:
-# the budget is wall time. SEEDS (default "0 1 2") and STRATEGIES (default "spidernet random none") narrow it.
+# the budget is wall time. SEEDS (default "0 1 2"), STRATEGIES (default "spidernet random none") and MODELS (the
+# PyTorch baselines, default "cnn resnet"; also resnet9, the standard recipe) narrow it; an empty value runs none.
 # Then: python3 scripts/experiment-budget-table.py OUT_DIR prints the tables.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,7 +18,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$binary" ] || (cd "$root" && cargo build --release)
 mkdir -p "$out/logs" "$out/runs" "$out/baselines"
 for seed in ${SEEDS:-0 1 2}; do
-  for strategy in ${STRATEGIES:-spidernet random none}; do
+  for strategy in ${STRATEGIES-spidernet random none}; do
     name="$strategy-seed$seed"
     run="$out/runs/$name"
     [ -f "$run/summary.json" ] && continue
@@ -33,7 +34,7 @@ for seed in ${SEEDS:-0 1 2}; do
   done
 done
 for seed in ${SEEDS:-0 1 2}; do
-  for model in cnn resnet; do
+  for model in ${MODELS-cnn resnet}; do
     summary="$out/baselines/$model-seed$seed.json"
     [ -f "$summary" ] && continue
     echo "$(date -u +%T) pytorch $model seed $seed"
