@@ -5,7 +5,7 @@ sit in one table.
 
   baselines.py --model cnn|resnet|resnet9 --time-budget 30m [--data-dir DIR] [--train-samples N]
                [--test-samples N] [--width 16] [--batch B] [--lr LR] [--patience 5] [--max-epochs N]
-               [--eval-every K] [--flip on|off] [--seed 0] [--threads T] [--out summary.json]
+               [--eval-every K] [--epochs N] [--flip on|off] [--seed 0] [--threads T] [--out summary.json]
 
 The clock starts once the data are read and normalised (`load_seconds` reports that part) and stops after the last
 evaluation, as `final_training_seconds` of a search counts its final training with its evaluation. The inputs are
@@ -26,7 +26,8 @@ Two recipes:
   linear to 0). The schedule runs on the wall clock: the learning rate at each step is set from the share of the
   training time spent so far, so it reaches 0 exactly when the time for training runs out, whatever the machine's
   speed; that time is the budget less the measured cost of the final evaluation. There is no early stop. The test
-  split is evaluated after the first epoch, every `--eval-every` epochs (5) and at the end.
+  split is evaluated after the first epoch, every `--eval-every` epochs (5) and at the end. `--epochs N` plans the
+  same schedule over N epochs instead (by steps), for comparisons at equal epochs; the budget still caps the run.
 """
 import argparse
 import gzip
@@ -230,12 +231,14 @@ def parse_args():
     parser.add_argument("--patience", type=int, default=5, help="cnn, resnet: epochs without gain before stopping")
     parser.add_argument("--max-epochs", type=int, help="stop after this many epochs at most")
     parser.add_argument("--eval-every", type=int, default=5, help="resnet9: epochs between test evaluations")
+    parser.add_argument("--epochs", type=int,
+                        help="resnet9: plan the schedule over this many epochs instead of the budget (which still caps)")
     parser.add_argument("--flip", choices=["on", "off"], default="on", help="resnet9: horizontal flips")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out")
     args = parser.parse_args()
-    for name in ["train_samples", "test_samples", "width", "batch", "patience", "max_epochs", "eval_every",
+    for name in ["train_samples", "test_samples", "width", "batch", "patience", "max_epochs", "eval_every", "epochs",
                  "threads"]:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -243,6 +246,8 @@ def parse_args():
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr {args.lr}: must be positive")
     standard = args.model == "resnet9"
+    if args.epochs and not standard:
+        parser.error("--epochs plans the schedule of --model resnet9 only")
     args.batch = args.batch or (128 if standard else 64)
     args.lr = args.lr or (0.1 if standard else 1e-3)
     return args
@@ -342,6 +347,8 @@ def train_standard(model, run):
     probe = time.perf_counter()
     evaluate(model, run.test_x, run.test_y)
     training_end = run.deadline - 1.1 * (time.perf_counter() - probe)
+    planned_steps = args.epochs * (len(run.train_x) // args.batch) if args.epochs else None
+    steps = 0
     while run.stopped is None:
         run.epoch += 1
         for index in run.batches():
@@ -349,12 +356,17 @@ def train_standard(model, run):
             if share >= 1:
                 run.stopped = f"the time budget of {args.time_budget:.0f} s was spent"
                 break
+            if planned_steps:
+                share = steps / planned_steps
+            steps += 1
             for group in optimizer.param_groups:
                 group["lr"] = one_cycle(share, args.lr)
             x = augment(run.train_x[index], 2, run.black, args.flip == "on", generator)
             run.step(model, optimizer, x, run.train_y[index], label_smoothing=0.1)
         if run.stopped is None and args.max_epochs is not None and run.epoch >= args.max_epochs:
             run.stopped = f"reached {args.max_epochs} epochs"
+        if run.stopped is None and args.epochs is not None and run.epoch >= args.epochs:
+            run.stopped = f"the {args.epochs} planned epochs are done"
         if run.stopped is None and (run.epoch == 1 or run.epoch % args.eval_every == 0):
             run.evaluate(model)
     return run.evaluate(model)

@@ -257,6 +257,20 @@ fn pytorch_baselines_train_for_their_budget_and_print_the_summary_fields() {
         summary["stopped"].as_str().unwrap().contains("time budget"),
         "{summary}"
     );
+    // The standard recipe plans its one-cycle schedule to the budget: it trains until the budget, less its final
+    // evaluation, is spent, and never stops early.
+    let budget = 20.0;
+    let summary = baseline("resnet9", &["--time-budget", "20s"]);
+    let seconds = summary["final_training_seconds"].as_f64().unwrap();
+    assert!((budget - 3.0..budget + 1.0).contains(&seconds), "{seconds} s for a {budget} s budget");
+    assert_eq!(summary["stopped"], "the time budget of 20 s was spent");
+    assert_eq!(summary["parameters"], 412_666, "ResNet-9 at width 16");
+    assert!(summary["epochs"].as_u64().unwrap() >= 2, "{summary}");
+    assert!(summary["test_accuracy"].as_f64().unwrap() > 0.5, "{summary}");
+    // At equal epochs instead: the schedule is planned over them, and the run ends with them.
+    let summary = baseline("resnet9", &["--time-budget", "10m", "--epochs", "2"]);
+    assert_eq!(summary["stopped"], "the 2 planned epochs are done");
+    assert_eq!(summary["epochs"], 2);
     let refused = Command::new(python())
         .arg(&script)
         .args(["--model", "cnn", "--time-budget", "soon"])
