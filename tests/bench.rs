@@ -262,7 +262,10 @@ fn pytorch_baselines_train_for_their_budget_and_print_the_summary_fields() {
     let budget = 20.0;
     let summary = baseline("resnet9", &["--time-budget", "20s"]);
     let seconds = summary["final_training_seconds"].as_f64().unwrap();
-    assert!((budget - 3.0..budget + 1.0).contains(&seconds), "{seconds} s for a {budget} s budget");
+    assert!(
+        (budget - 3.0..budget + 1.0).contains(&seconds),
+        "{seconds} s for a {budget} s budget"
+    );
     assert_eq!(summary["stopped"], "the time budget of 20 s was spent");
     assert_eq!(summary["parameters"], 412_666, "ResNet-9 at width 16");
     assert!(summary["epochs"].as_u64().unwrap() >= 2, "{summary}");

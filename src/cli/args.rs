@@ -94,6 +94,25 @@ pub struct ShapeArgs {
     pub channels: usize,
 }
 
+/// The data a command reads for a run: the flags where given, else the run's own (`--data`, its data options and
+/// its seed), else the digits with seed 0. A `--data` other than the run's drops the run's data options.
+pub fn data_of_run(
+    data: Option<&str>,
+    image_size: Option<(usize, usize)>,
+    seed: Option<u64>,
+    settings: Option<&spidernet::search::SearchConfig>,
+) -> (String, DataOptions, u64) {
+    let spec = (data.map(str::to_string))
+        .or_else(|| settings.map(|s| s.data.clone()))
+        .unwrap_or_else(|| "digits".to_string());
+    let mut options = match (data, settings) {
+        (None, Some(settings)) => settings.data_options.clone(),
+        _ => DataOptions::default(),
+    };
+    options.image_size = image_size.or(options.image_size);
+    (spec, options, seed.or(settings.map(|s| s.seed)).unwrap_or(0))
+}
+
 /// Loads `spec` and prints its summary and how long it took to stderr.
 pub fn load_data(spec: &str, options: &DataOptions, seed: u64) -> anyhow::Result<Dataset> {
     let loaded = data::load(spec, options, seed, data::cache_dir().as_deref())?;

@@ -1,7 +1,7 @@
 //! `spidernet eval`: a run's trained network on a labelled data set: accuracy, loss, per-class accuracy and the
 //! confusion matrix.
 
-use super::args::{DeviceChoice, parse_image_size, print_ignoring_closed_pipe};
+use super::args::{DeviceChoice, data_of_run, parse_image_size, print_ignoring_closed_pipe};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use spidernet::artifacts::{self, Artifacts};
@@ -57,17 +57,7 @@ pub struct EvalArgs {
 impl EvalArgs {
     /// The data source, its options and the split seed: the flags, else the run's own.
     fn data_source(&self, model: &TrainedModel) -> (String, DataOptions, u64) {
-        let settings = model.settings();
-        let spec = (self.data.clone())
-            .or_else(|| settings.map(|s| s.data.clone()))
-            .unwrap_or_else(|| "digits".to_string());
-        let mut options = match (&self.data, settings) {
-            (None, Some(settings)) => settings.data_options.clone(),
-            _ => DataOptions::default(),
-        };
-        options.image_size = self.image_size.or(options.image_size);
-        let seed = self.seed.or(settings.map(|s| s.seed)).unwrap_or(0);
-        (spec, options, seed)
+        data_of_run(self.data.as_deref(), self.image_size, self.seed, model.settings())
     }
 }
 

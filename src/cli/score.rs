@@ -1,12 +1,12 @@
 //! `spidernet score`: the train-free metrics of candidate splits, through the search's own scorer, with an
 //! optional dump of every network and input behind them.
 
-use super::args::{DeviceChoice, parse_image_size, positive, print_ignoring_closed_pipe};
+use super::args::{DeviceChoice, data_of_run, parse_image_size, positive, print_ignoring_closed_pipe};
 use super::choices::NtkChoice;
 use anyhow::{Context, bail};
 use clap::Args;
 use spidernet::artifacts::Artifacts;
-use spidernet::data::{self, DataOptions};
+use spidernet::data;
 use spidernet::genotype::Genotype;
 use spidernet::metrics::dump::ScoringDump;
 use spidernet::metrics::score::Scorer;
@@ -215,15 +215,7 @@ fn table(decisions: &[CellDecision], config: &MetricsConfig) -> String {
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let (genotype, settings) = target(&args.target)?;
     let splits = chosen_splits(&genotype, args.cell, args.edge)?;
-    let spec = (args.data.clone())
-        .or_else(|| settings.as_ref().map(|s| s.data.clone()))
-        .unwrap_or_else(|| "digits".to_string());
-    let seed = args.seed.or(settings.as_ref().map(|s| s.seed)).unwrap_or(0);
-    let mut options = match (&args.data, &settings) {
-        (None, Some(settings)) => settings.data_options.clone(),
-        _ => DataOptions::default(),
-    };
-    options.image_size = args.image_size.or(options.image_size);
+    let (spec, options, seed) = data_of_run(args.data.as_deref(), args.image_size, args.seed, settings.as_ref());
     let metrics = args.metrics.apply(
         settings
             .as_ref()
