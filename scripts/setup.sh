@@ -14,6 +14,8 @@ ONNX_VERSION=1.23.2
 SETUPTOOLS_VERSION=80.9.0
 ONNX2TORCH_VERSION=1.5.15
 TORCHVISION_VERSION=0.26.0
+# The metric-validation tests check our rank correlations against scipy.stats.
+SCIPY_VERSION=1.17.1
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SPIDERNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spidernet}
 venv="$cache/venv-torch-$TORCH_VERSION"
@@ -60,17 +62,18 @@ fi
 python_tools_ok() {
   "$venv/bin/python" -c "
 import sys, importlib.metadata as m
-want = {'setuptools': '$SETUPTOOLS_VERSION', 'onnx2torch': '$ONNX2TORCH_VERSION', 'torchvision': '$TORCHVISION_VERSION'}
+want = {'setuptools': '$SETUPTOOLS_VERSION', 'onnx2torch': '$ONNX2TORCH_VERSION', 'torchvision': '$TORCHVISION_VERSION',
+        'scipy': '$SCIPY_VERSION'}
 sys.exit(any(m.version(name).split('+')[0] != version for name, version in want.items()))" 2>/dev/null
 }
 if python_tools_ok; then
-  say "setuptools $SETUPTOOLS_VERSION, onnx2torch $ONNX2TORCH_VERSION and torchvision $TORCHVISION_VERSION already in $venv"
+  say "setuptools $SETUPTOOLS_VERSION, onnx2torch $ONNX2TORCH_VERSION, torchvision $TORCHVISION_VERSION and scipy $SCIPY_VERSION already in $venv"
 else
-  say "installing setuptools==$SETUPTOOLS_VERSION, onnx2torch==$ONNX2TORCH_VERSION, torchvision==$TORCHVISION_VERSION into $venv"
+  say "installing setuptools==$SETUPTOOLS_VERSION, onnx2torch==$ONNX2TORCH_VERSION, torchvision==$TORCHVISION_VERSION, scipy==$SCIPY_VERSION into $venv"
   # torch pinned too, so that pip never trades our torch for the newest one torchvision would accept.
   "$venv/bin/python" -m pip install --quiet "setuptools==$SETUPTOOLS_VERSION" "onnx2torch==$ONNX2TORCH_VERSION" \
-    "torchvision==$TORCHVISION_VERSION" "torch==$TORCH_VERSION"
-  python_tools_ok || { say "error: setuptools / onnx2torch / torchvision did not install into $venv"; exit 1; }
+    "torchvision==$TORCHVISION_VERSION" "scipy==$SCIPY_VERSION" "torch==$TORCH_VERSION"
+  python_tools_ok || { say "error: setuptools / onnx2torch / torchvision / scipy did not install into $venv"; exit 1; }
 fi
 # The package itself, every time (a second or two, offline): the venv then runs this checkout's version.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation --force-reinstall "$repo/python"

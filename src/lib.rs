@@ -17,6 +17,8 @@ pub mod report;
 pub mod search;
 pub(crate) mod seed;
 pub mod show;
+pub mod stats;
 pub mod supernet;
 pub mod system;
 pub mod train;
+pub mod validation;

@@ -20,6 +20,8 @@ pub enum Stream {
     Candidates,
     /// Inputs of the train-free metrics.
     Metrics,
+    /// The metric-validation harness's continuations: their data subsets, fresh tensors and batch orders.
+    Continuation,
 }
 
 /// Mixes the master seed with a stream and an index (for example an iteration number) into a sub-seed.

@@ -18,7 +18,7 @@ pub struct TrainConfig {
     pub lr_max: f64,
     /// SGD momentum.
     pub momentum: f64,
-    /// Weight decay, applied to every parameter (BN and pruners included).
+    /// Weight decay, applied to the tensors `decay` names.
     pub weight_decay: f64,
     /// Mini-batch size.
     pub batch_size: usize,
@@ -48,6 +48,47 @@ pub struct TrainConfig {
     /// Whether the augmentation derived from the data includes cutout (the reference's does).
     #[serde(default = "cutout_by_default")]
     pub cutout: bool,
+    /// The shape of the learning-rate curve (the reference's: a cosine stepped once per epoch).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Which tensors weight decay applies to (the reference's: all of them).
+    #[serde(default)]
+    pub decay: DecayScope,
+}
+
+/// The shape of the learning rate over a training, before any warm-up (docs/ALGORITHM.md §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// ½·lr_max·(1 + cos(π·epoch/epochs)), constant within an epoch, as the reference steps it.
+    #[default]
+    EpochCosine,
+    /// The same cosine, computed per batch, so that it reaches 0 at the last batch.
+    Cosine,
+    /// Flat at lr_max through the warm-up, then falling linearly to 0 at the last batch (a one-cycle shape
+    /// together with a warm-up).
+    Linear,
+}
+
+/// Which trainable tensors weight decay pulls towards zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecayScope {
+    /// Every trainable tensor: convolution and linear weights, batch-norm scales and shifts, biases and gates.
+    #[default]
+    All,
+    /// Convolution and linear weights only (tensors of two or more dimensions).
+    Weights,
+}
+
+impl DecayScope {
+    /// Whether weight decay applies to `tensor`.
+    pub fn decays(self, tensor: &tch::Tensor) -> bool {
+        match self {
+            DecayScope::All => true,
+            DecayScope::Weights => tensor.dim() >= 2,
+        }
+    }
 }
 
 fn cutout_by_default() -> bool {
@@ -83,11 +124,14 @@ impl Default for TrainConfig {
             warmup_epochs: 0.0,
             drop_path_ramp: false,
             cutout: true,
+            schedule: Schedule::EpochCosine,
+            decay: DecayScope::All,
         }
     }
 }
 
-/// The optimiser of `train`: SGD with the configured momentum and weight decay, at `lr_max`.
+/// The optimiser of `train`: SGD with the configured momentum, and weight decay on the tensors `config.decay`
+/// names, at `lr_max`.
 pub fn optimizer(net: &Supernet, config: &TrainConfig) -> Sgd {
     let settings = SgdSettings {
         lr: config.lr_max,
@@ -95,7 +139,8 @@ pub fn optimizer(net: &Supernet, config: &TrainConfig) -> Sgd {
         weight_decay: config.weight_decay,
         nesterov: config.nesterov,
     };
-    Sgd::new(net.parameters(), settings)
+    let (decayed, undecayed) = net.parameters().into_iter().partition(|t| config.decay.decays(t));
+    Sgd::with_decay_groups(decayed, undecayed, settings)
 }
 
 /// One training step on a batch: forward with drop-path `drop_path`, loss with the auxiliary towers, backward, gate
@@ -123,16 +168,23 @@ pub fn cosine_lr(lr_max: f64, epoch: usize, epochs: usize) -> f64 {
     0.5 * lr_max * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
 }
 
-/// Learning rate of 0-based batch `batch` of 0-based epoch `epoch` (of `batches` per epoch): the epoch's cosine
+/// Learning rate of 0-based batch `batch` of 0-based epoch `epoch` (of `batches` per epoch): the schedule's
 /// rate, scaled by s / (warm-up steps) while the 1-based step s is within the warm-up.
 pub fn learning_rate(config: &TrainConfig, epoch: usize, batch: usize, batches: usize) -> f64 {
-    let cosine = cosine_lr(config.lr_max, epoch, config.epochs);
     let warmup_steps = config.warmup_epochs * batches as f64;
     let step = (epoch * batches + batch + 1) as f64;
+    let total = (config.epochs.max(1) * batches) as f64;
+    let done = (step - 1.0) / total;
+    let rate = match config.schedule {
+        Schedule::EpochCosine => cosine_lr(config.lr_max, epoch, config.epochs),
+        Schedule::Cosine => 0.5 * config.lr_max * (1.0 + (std::f64::consts::PI * done).cos()),
+        Schedule::Linear if step <= warmup_steps => config.lr_max,
+        Schedule::Linear => config.lr_max * ((total - step + 1.0) / (total - warmup_steps).max(1.0)).clamp(0.0, 1.0),
+    };
     if step < warmup_steps {
-        cosine * step / warmup_steps
+        rate * step / warmup_steps
     } else {
-        cosine
+        rate
     }
 }
 
@@ -539,6 +591,51 @@ mod tests {
             ..config
         };
         assert_eq!(learning_rate(&plain, 0, 0, 10), 0.1);
+    }
+
+    #[test]
+    fn per_batch_schedules_fall_to_zero_at_the_last_batch_and_linear_is_flat_through_the_warm_up() {
+        let cosine = TrainConfig {
+            epochs: 2,
+            lr_max: 0.1,
+            schedule: Schedule::Cosine,
+            ..TrainConfig::default()
+        };
+        // 10 batches per epoch, 20 steps: step k (0-based) has the cosine at k/20.
+        assert_eq!(learning_rate(&cosine, 0, 0, 10), 0.1);
+        assert!((learning_rate(&cosine, 1, 0, 10) - 0.05).abs() < 1e-12, "half way");
+        let last = learning_rate(&cosine, 1, 9, 10);
+        assert!((last - 0.05 * (1.0 + (std::f64::consts::PI * 19.0 / 20.0).cos())).abs() < 1e-12);
+        let linear = TrainConfig {
+            schedule: Schedule::Linear,
+            warmup_epochs: 0.5,
+            ..cosine
+        };
+        // 5 warm-up steps rising to 0.1, then 15 steps falling by 0.1/15 each.
+        assert!((learning_rate(&linear, 0, 0, 10) - 0.02).abs() < 1e-12);
+        assert_eq!(learning_rate(&linear, 0, 4, 10), 0.1);
+        assert_eq!(learning_rate(&linear, 0, 5, 10), 0.1);
+        assert!((learning_rate(&linear, 0, 6, 10) - 0.1 * 14.0 / 15.0).abs() < 1e-12);
+        assert!((learning_rate(&linear, 1, 9, 10) - 0.1 / 15.0).abs() < 1e-12);
+        let rescheduled = TrainConfig {
+            epochs: 4,
+            ..linear.clone()
+        };
+        assert!(
+            learning_rate(&rescheduled, 1, 9, 10) > learning_rate(&linear, 1, 9, 10),
+            "more epochs stretch the fall"
+        );
+    }
+
+    #[test]
+    fn decay_on_weights_leaves_out_vectors_and_scalars() {
+        let conv = tch::Tensor::zeros([4, 3, 3, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let bn = tch::Tensor::zeros([4], (tch::Kind::Float, tch::Device::Cpu));
+        let gate = tch::Tensor::zeros([] as [i64; 0], (tch::Kind::Float, tch::Device::Cpu));
+        let linear = tch::Tensor::zeros([10, 4], (tch::Kind::Float, tch::Device::Cpu));
+        let weights = [&conv, &bn, &gate, &linear].map(|t| DecayScope::Weights.decays(t));
+        assert_eq!(weights, [true, false, false, true]);
+        assert!([&conv, &bn, &gate, &linear].iter().all(|t| DecayScope::All.decays(t)));
     }
 
     #[test]

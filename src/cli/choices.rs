@@ -5,6 +5,7 @@ use clap::ValueEnum;
 use spidernet::metrics::NtkMode;
 use spidernet::nn::blocks::MemoryFormat;
 use spidernet::search::{Profile, Strategy};
+use spidernet::train::{DecayScope, Schedule};
 
 /// `--profile`.
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,4 +96,43 @@ pub fn per_profile(what: &str, value: impl Fn(Profile) -> String) -> String {
         })
         .collect();
     format!("{what} [{}]", defaults.join(", "))
+}
+
+/// `--schedule`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ScheduleChoice {
+    /// A cosine stepped once per epoch (the reference's).
+    EpochCosine,
+    /// A cosine computed per batch, reaching 0 at the last batch.
+    Cosine,
+    /// Flat through the warm-up, then linear to 0 at the last batch.
+    Linear,
+}
+
+impl From<ScheduleChoice> for Schedule {
+    fn from(choice: ScheduleChoice) -> Schedule {
+        match choice {
+            ScheduleChoice::EpochCosine => Schedule::EpochCosine,
+            ScheduleChoice::Cosine => Schedule::Cosine,
+            ScheduleChoice::Linear => Schedule::Linear,
+        }
+    }
+}
+
+/// `--decay`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DecayChoice {
+    /// Every trainable tensor (the reference's).
+    All,
+    /// Convolution and linear weights only.
+    Weights,
+}
+
+impl From<DecayChoice> for DecayScope {
+    fn from(choice: DecayChoice) -> DecayScope {
+        match choice {
+            DecayChoice::All => DecayScope::All,
+            DecayChoice::Weights => DecayScope::Weights,
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod search;
 mod show;
 mod train;
 mod train_supernet;
+mod validate_metrics;
 
 use clap::{Parser, Subcommand};
 
@@ -60,6 +61,9 @@ enum Command {
     /// Score candidate splits with the train-free metrics (κ, linear regions) as the search does; optionally dump
     /// every scoring network and input so that the numbers can be recomputed elsewhere.
     Score(score::ScoreArgs),
+    /// Validate the train-free metrics: score every candidate split of real search states, measure each split's
+    /// gain by a short continuation of training, and report rank correlations with bootstrap intervals.
+    ValidateMetrics(validate_metrics::ValidateMetricsArgs),
     /// Write the HTML report of a run folder (charts, chosen splits, final cells), optionally against a second run.
     Report(report::ReportArgs),
     /// Report what this binary runs on: libtorch, its CUDA backend, the GPUs, the CPU and the loaded libraries.
@@ -80,6 +84,7 @@ impl Cli {
             Command::Predict(args) => predict::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Score(args) => score::run(args),
+            Command::ValidateMetrics(args) => validate_metrics::run(args),
             Command::Report(args) => report::run(args),
             Command::Doctor(args) => doctor::run(args),
         }

@@ -1,7 +1,7 @@
 //! `spidernet train`: a genotype trained from scratch, with augmentation, and optionally saved for export.
 
 use super::args::{DataArgs, load_data, positive};
-use super::choices::ProfileChoice;
+use super::choices::{DecayChoice, ProfileChoice, ScheduleChoice};
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
@@ -10,7 +10,7 @@ use spidernet::data::Dataset;
 use spidernet::genotype::Genotype;
 use spidernet::search::{FinalRun, SearchConfig, SearchObserver, final_training};
 use spidernet::system::atomic::write_atomic;
-use spidernet::train::{EpochReport, TrainConfig, TrainObserver};
+use spidernet::train::{DecayScope, EpochReport, Schedule, TrainConfig, TrainObserver};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -46,9 +46,18 @@ pub struct TrainArgs {
 /// The final-training recipe, flag by flag; each unset flag keeps the profile's value.
 #[derive(Args)]
 pub struct RecipeArgs {
-    /// Peak learning rate of the cosine schedule.
+    /// Peak learning rate of the schedule.
     #[arg(long)]
     lr: Option<f64>,
+    /// Shape of the learning rate over the training.
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleChoice>,
+    /// Weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Which tensors weight decay applies to.
+    #[arg(long, value_enum)]
+    decay: Option<DecayChoice>,
     /// Mini-batch size.
     #[arg(long, value_parser = positive)]
     batch_size: Option<usize>,
@@ -73,6 +82,9 @@ pub struct RecipeArgs {
     /// Probability of cutout per training image (0 turns cutout off).
     #[arg(long)]
     cutout_probability: Option<f64>,
+    /// Padding of the random crop, in pixels (0 turns cropping off).
+    #[arg(long)]
+    crop_padding: Option<usize>,
 }
 
 impl RecipeArgs {
@@ -90,6 +102,7 @@ impl RecipeArgs {
         check("drop-path", self.drop_path, 0.0, 0.99)?;
         check("aux-weight", self.aux_weight, 0.0, 100.0)?;
         check("cutout-probability", self.cutout_probability, 0.0, 1.0)?;
+        check("weight-decay", self.weight_decay, 0.0, 1.0)?;
         base.lr_max = self.lr.unwrap_or(base.lr_max);
         base.batch_size = self.batch_size.unwrap_or(base.batch_size);
         base.warmup_epochs = self.warmup_epochs.unwrap_or(base.warmup_epochs);
@@ -98,8 +111,12 @@ impl RecipeArgs {
         base.drop_path = self.drop_path.unwrap_or(base.drop_path);
         base.drop_path_ramp = self.drop_path_ramp.unwrap_or(base.drop_path_ramp);
         base.aux_weight = self.aux_weight.unwrap_or(base.aux_weight);
-        if let (Some(p), Some(augment)) = (self.cutout_probability, base.augment.as_mut()) {
-            augment.cutout_probability = p;
+        base.weight_decay = self.weight_decay.unwrap_or(base.weight_decay);
+        base.schedule = self.schedule.map_or(base.schedule, Schedule::from);
+        base.decay = self.decay.map_or(base.decay, DecayScope::from);
+        if let Some(augment) = base.augment.as_mut() {
+            augment.cutout_probability = self.cutout_probability.unwrap_or(augment.cutout_probability);
+            augment.pad = self.crop_padding.unwrap_or(augment.pad);
         }
         Ok(base)
     }

@@ -6,6 +6,7 @@ pub mod lrc;
 pub mod ntk;
 pub mod replicas;
 pub mod score;
+pub mod zero_cost;
 
 pub use score::{
     CandidateEvent, CandidateReport, CellDecision, Metric, MetricsConfig, NetworkObserver, NtkMode, Role,

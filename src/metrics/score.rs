@@ -191,7 +191,8 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     sum / n as f64
 }
 
-fn acceptance(r_ntk: f64, r_lrc: f64) -> Result<(), String> {
+/// The published acceptance rule: regions must grow, κ must not, and both ratios must be finite.
+pub fn acceptance(r_ntk: f64, r_lrc: f64) -> Result<(), String> {
     if !r_ntk.is_finite() || !r_lrc.is_finite() {
         Err(format!("non-finite ratio (r_ntk {r_ntk}, r_lrc {r_lrc})"))
     } else if r_lrc <= 0.0 {
@@ -206,6 +207,8 @@ fn acceptance(r_ntk: f64, r_lrc: f64) -> Result<(), String> {
 /// Inputs shared by every candidate of a repeat, so candidates are compared on the same data.
 struct RepeatInputs {
     ntk: Vec<Tensor>,
+    /// The labels of the `ntk` images, batch by batch.
+    labels: Vec<Tensor>,
     lrc: Vec<Tensor>,
 }
 
@@ -213,20 +216,22 @@ fn repeat_inputs(train: &Split, config: &MetricsConfig, seed: u64, repeat: usize
     let mut rng = seed::rng(seed, Stream::Metrics, repeat as u64);
     let mut order: Vec<i64> = (0..train.len() as i64).collect();
     order.shuffle(&mut rng);
-    let ntk = order
+    let chunks: Vec<Tensor> = order
         .chunks(config.ntk_batch_size.max(1))
         .take(config.ntk_batches)
-        .map(|chunk| {
-            train
-                .images
-                .index_select(0, &Tensor::from_slice(chunk))
-                .to_device(device)
-        })
+        .map(Tensor::from_slice)
         .collect();
+    let pick = |from: &Tensor| -> Vec<Tensor> {
+        chunks
+            .iter()
+            .map(|chunk| from.index_select(0, chunk).to_device(device))
+            .collect()
+    };
+    let (ntk, labels) = (pick(&train.images), pick(&train.labels));
     let lrc = (0..config.lrc_batches)
         .map(|_| lrc::random_crops(train, config.lrc_batch_size, config.lrc_crop, &mut rng).to_device(device))
         .collect();
-    RepeatInputs { ntk, lrc }
+    RepeatInputs { ntk, labels, lrc }
 }
 
 fn regions(net: &Supernet, batches: &[Tensor]) -> RegionCount {
@@ -396,7 +401,7 @@ impl Scorer {
     }
 
     /// The seed from which repeat `r` draws every network's weights, tensor by tensor.
-    fn init_seed(&self, r: usize) -> u64 {
+    pub fn init_seed(&self, r: usize) -> u64 {
         seed::derive(self.seed, Stream::Init, r as u64)
     }
 
@@ -411,14 +416,7 @@ impl Scorer {
         genotype: &Genotype,
         observer: &mut dyn NetworkObserver,
     ) -> anyhow::Result<Baseline> {
-        let mut ntk_net = scoring_network(genotype, self.config.ntk_width, NTK_INIT, None, self.device);
-        let mut lrc_net = scoring_network(
-            genotype,
-            self.config.lrc_width,
-            LRC_INIT,
-            Some(self.crop()),
-            self.device,
-        );
+        let (mut ntk_net, mut lrc_net) = (self.ntk_network(genotype), self.lrc_network(genotype));
         let copies = self.copies_for(genotype);
         let mut repeats = Vec::with_capacity(self.inputs.len());
         for repeat in 0..self.inputs.len() {
@@ -459,6 +457,54 @@ impl Scorer {
     /// The scoring settings.
     pub fn config(&self) -> &MetricsConfig {
         &self.config
+    }
+
+    /// The labels of `repeat`'s NTK images, batch by batch.
+    pub fn labels(&self, repeat: usize) -> &[Tensor] {
+        &self.inputs[repeat].labels
+    }
+
+    /// The repeats the scorer averages over.
+    pub fn repeats(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The device its networks run on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The NTK condition numbers of `genotype`'s scoring network in `repeat`: what a candidate whose "on"
+    /// genotype this is measures there.
+    pub fn conditioning_of(&self, genotype: &Genotype, repeat: usize) -> anyhow::Result<Conditioning> {
+        let mut net = self.ntk_network(genotype);
+        net.reset_parameters_by_name(NTK_INIT, self.init_seed(repeat));
+        let copies = self.copies_for(genotype);
+        self.measure(Role::Off, repeat, copies, &mut Unobserved)
+            .conditioning(&net)
+    }
+
+    /// The linear-region count of `genotype`'s scoring network in `repeat`.
+    pub fn regions_of(&self, genotype: &Genotype, repeat: usize) -> anyhow::Result<RegionCount> {
+        let mut net = self.lrc_network(genotype);
+        net.reset_parameters_by_name(LRC_INIT, self.init_seed(repeat));
+        self.measure(Role::Off, repeat, 1, &mut Unobserved).regions(&net)
+    }
+
+    /// `genotype`'s NTK scoring network, before a repeat draws its weights.
+    fn ntk_network(&self, genotype: &Genotype) -> Supernet {
+        scoring_network(genotype, self.config.ntk_width, NTK_INIT, None, self.device)
+    }
+
+    /// `genotype`'s LRC scoring network (on crops), before a repeat draws its weights.
+    fn lrc_network(&self, genotype: &Genotype) -> Supernet {
+        scoring_network(
+            genotype,
+            self.config.lrc_width,
+            LRC_INIT,
+            Some(self.crop()),
+            self.device,
+        )
     }
 
     /// Scores splitting `edge` of `cell` (acceptance decided, no score yet), measuring the baseline first.

@@ -27,21 +27,33 @@ pub enum SgdError {
 /// SGD over the trainable tensors a network had when the optimiser was made. Tensors frozen since (dead ops) are
 /// skipped, as libtorch skips tensors without a gradient.
 pub struct Sgd {
+    /// The decayed tensors first, then the others.
     params: Vec<Tensor>,
     buffers: Vec<Tensor>,
     started: Vec<bool>,
+    /// How many of `params`, from the start, weight decay applies to.
+    decayed: usize,
     settings: SgdSettings,
 }
 
 impl Sgd {
-    /// SGD over `params`, a network's trainable tensors.
+    /// SGD over `params`, a network's trainable tensors, all of them decayed.
     pub fn new(params: Vec<Tensor>, settings: SgdSettings) -> Self {
+        Sgd::with_decay_groups(params, Vec::new(), settings)
+    }
+
+    /// SGD over `decayed` and `undecayed`, with the settings' weight decay on the first only (PyTorch's two
+    /// parameter groups).
+    pub fn with_decay_groups(decayed: Vec<Tensor>, undecayed: Vec<Tensor>, settings: SgdSettings) -> Self {
+        let count = decayed.len();
+        let params: Vec<Tensor> = decayed.into_iter().chain(undecayed).collect();
         let buffers = tch::no_grad(|| params.iter().map(Tensor::zeros_like).collect());
         let started = vec![false; params.len()];
         Sgd {
             params,
             buffers,
             started,
+            decayed: count,
             settings,
         }
     }
@@ -58,7 +70,27 @@ impl Sgd {
 
     /// One step over every parameter that has a gradient.
     pub fn step(&mut self) -> Result<(), SgdError> {
-        match native::sgd_step(&self.params, &self.buffers, &mut self.started, self.settings) {
+        let split = self.decayed;
+        let undecayed = SgdSettings {
+            weight_decay: 0.0,
+            ..self.settings
+        };
+        let refused = native::sgd_step(
+            &self.params[..split],
+            &self.buffers[..split],
+            &mut self.started[..split],
+            self.settings,
+        )
+        .or_else(|| {
+            native::sgd_step(
+                &self.params[split..],
+                &self.buffers[split..],
+                &mut self.started[split..],
+                undecayed,
+            )
+            .map(|index| split + index)
+        });
+        match refused {
             Some(index) => Err(SgdError::Update(self.params[index].size())),
             None => Ok(()),
         }
@@ -111,5 +143,28 @@ impl Sgd {
             self.started[position] = true;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_decay_moves_only_the_decayed_group() {
+        let make = || Tensor::ones([3], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+        let (decayed, undecayed) = (make(), make());
+        let settings = SgdSettings {
+            lr: 0.5,
+            momentum: 0.9,
+            weight_decay: 0.1,
+            nesterov: false,
+        };
+        let mut sgd = Sgd::with_decay_groups(vec![decayed.shallow_clone()], vec![undecayed.shallow_clone()], settings);
+        // A zero loss gradient: only weight decay moves a tensor, by lr · wd · p.
+        (decayed.sum(tch::Kind::Float) * 0.0 + undecayed.sum(tch::Kind::Float) * 0.0).backward();
+        sgd.step().unwrap();
+        assert_eq!(Vec::<f32>::try_from(&decayed).unwrap(), vec![0.95f32; 3]);
+        assert_eq!(Vec::<f32>::try_from(&undecayed).unwrap(), vec![1.0f32; 3]);
     }
 }

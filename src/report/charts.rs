@@ -201,7 +201,15 @@ fn draw_into(
     svg: &mut String,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    draw_sized(svg, (WIDTH, HEIGHT), draw)
+}
+
+fn draw_sized(
+    svg: &mut String,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE).map_err(failed)?;
     draw(&root)?;
     root.present().map_err(failed)
@@ -386,6 +394,65 @@ pub fn candidates_chart(points: &[ScoredPoint]) -> anyhow::Result<String> {
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, style));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })?;
+    Ok(svg)
+}
+
+/// One panel of a grid of scatter plots.
+#[derive(Clone, Debug)]
+pub struct ScatterPanel {
+    /// The panel's title.
+    pub title: String,
+    /// The x axis's description.
+    pub x_label: String,
+    /// The y axis's description.
+    pub y_label: String,
+    /// (x, y) points; non-finite ones are left out.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Scatter plots side by side, `columns` to a row, each with a dashed line at y = 0.
+pub fn scatter_grid(panels: &[ScatterPanel], columns: usize) -> anyhow::Result<String> {
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
+    let (panel_width, panel_height) = (380u32, 300u32);
+    let mut svg = String::new();
+    let size = (panel_width * columns as u32, panel_height * rows as u32);
+    draw_sized(&mut svg, size, |root| {
+        for (panel, area) in panels.iter().zip(root.split_evenly((rows, columns)).iter()) {
+            let points: Vec<(f64, f64)> = panel
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let (x_low, x_high) = padded_range(points.iter().map(|p| p.0), false);
+            let (y_low, y_high) = padded_range(points.iter().map(|p| p.1), true);
+            let mut chart = chart_area(area, &panel.title, x_low..x_high, y_low..y_high)?;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label.as_str())
+                .y_desc(panel.y_label.as_str())
+                .x_labels(5)
+                .x_label_formatter(&|v| signed(*v, decimals(x_high - x_low)))
+                .y_label_formatter(&|v| signed(*v, decimals(y_high - y_low)))
+                .light_line_style(WHITE)
+                .draw()
+                .map_err(failed)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x_low, 0.0), (x_high, 0.0)],
+                    4,
+                    4,
+                    ShapeStyle::from(BLACK.mix(0.4)).stroke_width(1),
+                ))
+                .map_err(failed)?;
+            let style = ShapeStyle::from(MAIN.mix(0.7)).filled();
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, style)))
+                .map_err(failed)?;
+        }
+        Ok(())
     })?;
     Ok(svg)
 }

@@ -1,6 +1,6 @@
 //! The HTML report of a run: one self-contained file with charts, tables and the final cells.
 
-mod charts;
+pub(crate) mod charts;
 mod confusion;
 mod decisions;
 mod html;

@@ -16,14 +16,14 @@ use std::time::Instant;
 use tch::Device;
 
 /// The splits a search trains, validates and tests on.
-pub(super) struct SearchData {
+pub(crate) struct SearchData {
     /// The images the search phases train on.
     pub search_train: Split,
     /// The images held out to validate each phase.
     pub validation: Split,
 }
 
-pub(super) fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
+pub(crate) fn search_data(data: &Dataset, config: &SearchConfig) -> SearchData {
     let mut rng = seed::rng(config.seed, Stream::DataSplit, seed::data_split::SEARCH);
     let (rest, validation) = data.train.hold_out(config.validation_fraction, &mut rng);
     let search_train = match config.search_samples {
@@ -207,7 +207,7 @@ fn train_phase(
 
 /// The network of `genotype` with fresh PyTorch-default weights, seeded from the run's seed and `phase`, with the
 /// phase's deadhead window.
-pub(super) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
+pub(crate) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: Device, phase: Phase) -> Supernet {
     let init_seed = seed::derive(config.seed, Stream::Init, phase.seed_index());
     let epochs = match phase {
         Phase::Final => config.final_train.epochs,

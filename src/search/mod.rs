@@ -18,7 +18,10 @@ mod state;
 
 pub use discretize::Discretized;
 pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_training};
+pub(crate) use inherit::{inherit, renamed_for_splits};
+pub(crate) use iteration::{SearchData, fresh_network, search_data};
 pub use mutate::Strategy;
+pub(crate) use mutate::mutation_pass;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
 pub use run::Run;
 pub use run_dir::RunDir;

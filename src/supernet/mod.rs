@@ -530,6 +530,11 @@ impl Supernet {
         }
     }
 
+    /// Converts every tensor of the network to `kind` in place (e.g. f64 for synflow's products of weights).
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.vs.set_kind(kind);
+    }
+
     /// Number of scalars in `parameters`.
     pub fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|t| t.numel()).sum()
