@@ -100,6 +100,13 @@ print(json.dumps(out))
     assert_eq!(std::fs::read(out.join("candidates.jsonl")).unwrap(), candidates_file);
     assert_eq!(again, analysis);
 
+    // --analyse reads the folder alone, with the settings it was started with.
+    let analysed = succeeds(&["validate-metrics", "--out", path(&out), "--json", "--analyse"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&analysed).unwrap(), analysis);
+    let empty = scratch("validate-metrics-empty");
+    let error = common::fails(&["validate-metrics", "--out", path(&empty), "--analyse"]);
+    assert!(error.contains("validation-config.json"), "{error}");
+
     // Other settings in the same folder are refused, naming the file that holds the first ones.
     let mut other = args.clone();
     let position = other.iter().position(|a| *a == "--replicates").unwrap();

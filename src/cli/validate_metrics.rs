@@ -52,6 +52,10 @@ pub struct ValidateMetricsArgs {
     /// Print the analysis as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only analyse what the output folder holds so far (with the settings it was started with), measuring
+    /// nothing.
+    #[arg(long)]
+    analyse: bool,
 }
 
 /// The metrics `--metrics` names.
@@ -177,8 +181,28 @@ pub fn table(analysis: &Analysis) -> String {
     text
 }
 
-/// Runs the harness and prints its analysis.
+/// Runs the harness (or, with `--analyse`, only its analysis) and prints the analysis.
 pub fn run(args: ValidateMetricsArgs) -> anyhow::Result<()> {
+    let analysis = if args.analyse {
+        validation::analyse_folder(&args.out)?
+    } else {
+        measure(&args)?
+    };
+    if args.json {
+        print_ignoring_closed_pipe(&(serde_json::to_string_pretty(&analysis)? + "\n"))?;
+    } else {
+        print_ignoring_closed_pipe(&table(&analysis))?;
+        eprintln!(
+            "wrote {} and {}",
+            args.out.join(RESULT_FILE).display(),
+            args.out.join(CHART_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs or continues the harness with the flags' settings.
+fn measure(args: &ValidateMetricsArgs) -> anyhow::Result<Analysis> {
     let device = args.data.device.device()?;
     let metrics = parse_metrics(&args.metrics)?;
     let first_seed = *args
@@ -203,16 +227,5 @@ pub fn run(args: ValidateMetricsArgs) -> anyhow::Result<()> {
         resamples: args.resamples,
     };
     let mut progress = Progress { start: Instant::now() };
-    let analysis = validation::run(&config, &data, &args.out, device, &mut progress)?;
-    if args.json {
-        print_ignoring_closed_pipe(&(serde_json::to_string_pretty(&analysis)? + "\n"))?;
-    } else {
-        print_ignoring_closed_pipe(&table(&analysis))?;
-        eprintln!(
-            "wrote {} and {}",
-            args.out.join(RESULT_FILE).display(),
-            args.out.join(CHART_FILE).display()
-        );
-    }
-    Ok(())
+    validation::run(&config, &data, &args.out, device, &mut progress)
 }

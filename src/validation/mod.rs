@@ -96,16 +96,26 @@ pub fn run(
     for &seed in &config.seeds {
         states::measure_seed(config, seed, data, device, &mut records, observer)?;
     }
+    write_analysis(config, &records, out)
+}
+
+/// Analyses what the harness folder `out` holds so far, without measuring anything, and writes the analysis and
+/// chart there: a look at a long run while it goes, or after it stopped.
+pub fn analyse_folder(out: &Path) -> anyhow::Result<Analysis> {
+    let config = Records::saved_config(out)?;
+    let records = Records::open(out, &config)?;
+    write_analysis(&config, &records, out)
+}
+
+fn write_analysis(config: &ValidationConfig, records: &Records, out: &Path) -> anyhow::Result<Analysis> {
     let analysis = analyse(
         config,
-        &records,
+        records,
         &mut crate::seed::rng(config.seeds[0], crate::seed::Stream::Metrics, 0),
     );
     write_json(&out.join(RESULT_FILE), &analysis)?;
-    crate::system::atomic::write_atomic(
-        &out.join(CHART_FILE),
-        scatter_chart(&records, &config.metrics, config.replicates)?.as_bytes(),
-    )
-    .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.join(CHART_FILE).display()))?;
+    let chart = scatter_chart(records, &config.metrics, config.replicates)?;
+    crate::system::atomic::write_atomic(&out.join(CHART_FILE), chart.as_bytes())
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", out.join(CHART_FILE).display()))?;
     Ok(analysis)
 }

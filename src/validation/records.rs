@@ -89,6 +89,14 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> anyhow::Result<
 }
 
 impl Records {
+    /// The settings `folder` was started with.
+    pub fn saved_config(folder: &Path) -> anyhow::Result<ValidationConfig> {
+        let path = folder.join(CONFIG_FILE);
+        let text = read_if_present(&path)?
+            .ok_or_else(|| anyhow::anyhow!("{} is not a harness folder: it has no {CONFIG_FILE}", folder.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a harness configuration", path.display()))
+    }
+
     /// The records of `folder` (created if needed), which must have been started with `config`.
     pub fn open(folder: &Path, config: &ValidationConfig) -> anyhow::Result<Records> {
         std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
