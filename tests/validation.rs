@@ -94,6 +94,10 @@ print(json.dumps(out))
         assert!((ours - theirs).abs() < 1e-12, "retest τ: ours {ours}, scipy {theirs}");
     }
 
+    // The trained state is kept, so that a second run need not train it again.
+    assert!(out.join("states/seed0-state1.safetensors").exists());
+    assert!(out.join("states/seed0-state1.genotype.json").exists());
+
     // A second run with the same settings measures nothing again: same files, same analysis.
     let candidates_file = std::fs::read(out.join("candidates.jsonl")).unwrap();
     let again: serde_json::Value = serde_json::from_str(&succeeds(&args)).unwrap();

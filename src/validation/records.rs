@@ -3,11 +3,16 @@
 //! most the continuation under way.
 
 use super::{CONFIG_FILE, ValidationConfig};
+use crate::genotype::Genotype;
 use crate::metrics::zero_cost::MetricName;
-use crate::system::atomic::{read_if_present, write_atomic, write_json};
+use crate::system::atomic::{read_if_present, write_atomic, write_atomic_with, write_json};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// A trained state: its genotype (after deadheading) and its tensors by name.
+pub type SavedState = (Genotype, Vec<(String, Tensor)>);
 
 /// A state's continuation without any split, for one replicate.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -119,6 +124,43 @@ impl Records {
             candidates: read_lines(&folder.join(CANDIDATES_FILE))?,
             baselines: read_lines(&folder.join(BASELINES_FILE))?,
         })
+    }
+
+    /// The files that keep state `state` of `seed`'s search: its genotype and its trained tensors.
+    fn state_files(&self, seed: u64, state: usize) -> (PathBuf, PathBuf) {
+        let stem = self.folder.join("states").join(format!("seed{seed}-state{state}"));
+        (stem.with_extension("genotype.json"), stem.with_extension("safetensors"))
+    }
+
+    /// A state saved by an earlier run: its genotype and trained tensors, so that a restart need not train it again.
+    pub fn saved_state(&self, seed: u64, state: usize) -> anyhow::Result<Option<SavedState>> {
+        let (genotype_file, tensors_file) = self.state_files(seed, state);
+        if !genotype_file.exists() || !tensors_file.exists() {
+            return Ok(None);
+        }
+        let genotype = Genotype::load(&genotype_file)?;
+        let tensors = Tensor::read_safetensors(&tensors_file)
+            .with_context(|| format!("cannot read the saved state {}", tensors_file.display()))?;
+        Ok(Some((genotype, tensors)))
+    }
+
+    /// Keeps a trained state (tensors first, so that a genotype file means both are complete).
+    pub fn save_state(
+        &self,
+        seed: u64,
+        state: usize,
+        genotype: &Genotype,
+        tensors: &[(String, Tensor)],
+    ) -> anyhow::Result<()> {
+        let (genotype_file, tensors_file) = self.state_files(seed, state);
+        let folder = genotype_file.parent().expect("the states folder");
+        std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+        write_atomic_with(&tensors_file, |temp| {
+            Tensor::write_safetensors(tensors, temp).map_err(|error| std::io::Error::other(error.to_string()))
+        })
+        .with_context(|| format!("cannot write {}", tensors_file.display()))?;
+        write_atomic(&genotype_file, genotype.to_json().as_bytes())
+            .with_context(|| format!("cannot write {}", genotype_file.display()))
     }
 
     /// The baseline of (`seed`, `state`, `replicate`), if measured.

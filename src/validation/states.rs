@@ -39,20 +39,31 @@ pub(super) fn measure_seed(
         mutation_pass(0, &search, &splits.search_train, &mut genotype, device, &mut Quiet)?;
     }
     for state in 1..=config.states {
-        let phase = Phase::Search(state);
-        let mut net = fresh_network(&genotype, &search, device, phase);
-        let order_seed = seed::derive(seed, Stream::BatchOrder, phase.seed_index());
-        train::train(
-            &mut net,
-            &splits.search_train,
-            None,
-            &search.train,
-            order_seed,
-            &mut Silent,
-            Checkpointing::default(),
-        )?;
-        genotype = net.genotype().clone();
-        let trained: Vec<(String, Tensor)> = net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect();
+        let trained = match records.saved_state(seed, state)? {
+            Some((saved_genotype, tensors)) => {
+                genotype = saved_genotype;
+                tensors
+            }
+            None => {
+                let phase = Phase::Search(state);
+                let mut net = fresh_network(&genotype, &search, device, phase);
+                let order_seed = seed::derive(seed, Stream::BatchOrder, phase.seed_index());
+                train::train(
+                    &mut net,
+                    &splits.search_train,
+                    None,
+                    &search.train,
+                    order_seed,
+                    &mut Silent,
+                    Checkpointing::default(),
+                )?;
+                genotype = net.genotype().clone();
+                let tensors: Vec<(String, Tensor)> =
+                    net.named_tensors().into_iter().map(|(n, t)| (n, t.detach())).collect();
+                records.save_state(seed, state, &genotype, &tensors)?;
+                tensors
+            }
+        };
         let at = State {
             config,
             search: &search,
