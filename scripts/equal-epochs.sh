@@ -7,7 +7,7 @@
 #   scripts/equal-epochs.sh [OUT_DIR]    (default docs/results/equal-epochs)
 #
 # EPOCHS (default 7) and SEED (default 0) set the budget; VARIANTS limits the run to a space-separated list of
-# names, in the order given.
+# names, in the order given; THREADS (default: all) sets OMP_NUM_THREADS, so that another run can share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/results/equal-epochs}
@@ -17,6 +17,7 @@ binary=target/release/spidernet
 found=docs/results/budget-30m/runs/spidernet-seed0/genotype.json
 [[ -x $binary ]] || cargo build --release
 mkdir -p "$out"
+[[ -n ${THREADS:-} ]] && export OMP_NUM_THREADS=$THREADS
 
 # The found genotype at another width C: the same cells, every channel count scaled.
 widened() {
@@ -38,6 +39,9 @@ variants=(
   "quick-linear|$found|--schedule linear --warmup-epochs $(awk "BEGIN { print $epochs / 4 }")"
   "standard-no-smoothing|$found|$standard --label-smoothing 0"
   "standard-batch64|$found|$standard --batch-size 64"
+  "standard-no-deadhead|$found|$standard --deadhead false"
+  "quick-no-deadhead|$found|--deadhead false"
+  "standard-c32-no-deadhead|$(widened 32)|$standard --deadhead false"
 )
 
 selected=()

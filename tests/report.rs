@@ -20,6 +20,7 @@ fn candidate(cell: usize, edge: u32, r_ntk: f64, r_lrc: f64, score: Option<f64>)
         repeats: Vec::new(),
         r_ntk,
         r_lrc,
+        signals: Default::default(),
         rejection: (r_ntk > 0.0 || r_lrc <= 0.0).then(|| "rejected".to_string()),
         score,
         seconds: 1.0,

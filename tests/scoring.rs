@@ -177,3 +177,35 @@ fn a_dump_is_recomputed_in_pytorch_to_the_last_region() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every cell decision recorded by the searches in docs/results, made before decision rules were pluggable, is
+/// made again, edge for edge and score for score, by the published rule from the recorded r_ntk and r_lrc; and the
+/// reference profile keeps that rule.
+#[test]
+fn the_published_rule_remakes_every_recorded_decision_and_the_reference_profile_keeps_it() {
+    use spidernet::metrics::{DecisionRule, NtkMode};
+    use spidernet::search::{IterationRecord, Profile};
+    assert_eq!(Profile::Reference.metrics().rule, DecisionRule::Published);
+    let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/budget-30m/runs");
+    let mut remade = 0;
+    for seed in 0..3 {
+        let history = runs.join(format!("spidernet-seed{seed}/history.jsonl"));
+        let text = std::fs::read_to_string(&history).unwrap_or_else(|e| panic!("{}: {e}", history.display()));
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let record: IterationRecord = serde_json::from_str(line).unwrap();
+            for decision in &record.decisions {
+                let mut reports = decision.tried.clone();
+                for report in &mut reports {
+                    report.score = None;
+                }
+                let chosen = DecisionRule::Published.choose(&mut reports, NtkMode::Sound);
+                assert_eq!(chosen, decision.chosen, "{}: cell {}", history.display(), decision.cell);
+                let scores =
+                    |r: &[CandidateReport]| r.iter().map(|r| (r.edge, r.score, r.accepted())).collect::<Vec<_>>();
+                assert_eq!(scores(&reports), scores(&decision.tried));
+                remade += 1;
+            }
+        }
+    }
+    assert!(remade >= 9, "only {remade} decisions found");
+}

@@ -735,3 +735,63 @@ fn train_on_the_found_genotype_with_the_search_seed_gives_the_search_final_weigh
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The rank of each value from 1, largest first, ties sharing their mean rank.
+fn ranks_descending(values: &[f64]) -> Vec<f64> {
+    values
+        .iter()
+        .map(|v| {
+            let above = values.iter().filter(|w| *w > v).count() as f64;
+            let tied = values.iter().filter(|w| *w == v).count() as f64;
+            above + (tied + 1.0) / 2.0
+        })
+        .collect()
+}
+
+#[test]
+fn a_ranked_rule_scores_every_edge_and_splits_at_the_best_mean_rank() {
+    use spidernet::metrics::zero_cost::MetricName;
+    let _turn = turn();
+    let mut config = small_config(Strategy::Spidernet);
+    config.metrics.rule = spidernet::metrics::DecisionRule::parse("naswot+parameters").unwrap();
+    config.iterations = 1;
+    config.final_training = false;
+    let (dir, _) = run(&config, "ranked-rule");
+    let history = dir.history().unwrap();
+    let start = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    let mut decisions = 0;
+    for record in &history {
+        for decision in &record.decisions {
+            decisions += 1;
+            let naswot: Vec<f64> = decision.tried.iter().map(|r| r.signals[&MetricName::Naswot]).collect();
+            let parameters: Vec<f64> = decision
+                .tried
+                .iter()
+                .map(|r| r.signals[&MetricName::Parameters])
+                .collect();
+            assert!(
+                parameters.iter().all(|&p| p > 0.0),
+                "a split adds parameters: {parameters:?}"
+            );
+            let expected: Vec<f64> = ranks_descending(&naswot)
+                .iter()
+                .zip(ranks_descending(&parameters))
+                .map(|(a, b)| (a + b) / 2.0)
+                .collect();
+            let scores: Vec<f64> = decision.tried.iter().map(|r| r.score.unwrap()).collect();
+            assert_eq!(scores, expected, "cell {}", decision.cell);
+            assert!(decision.tried.iter().all(|r| r.accepted()));
+            let best = scores.iter().copied().fold(f64::INFINITY, f64::min);
+            let first_best = decision.tried[scores.iter().position(|&s| s == best).unwrap()].edge;
+            assert_eq!(decision.chosen, Some(first_best));
+            if record.iteration == 0 {
+                assert_eq!(
+                    decision.tried.len(),
+                    start.cells[decision.cell].edges.len(),
+                    "a ranked rule scores every edge of the cell"
+                );
+            }
+        }
+    }
+    assert!(decisions >= 2, "{decisions} decisions");
+}

@@ -107,6 +107,48 @@ print(json.dumps(out))
     // --analyse reads the folder alone, with the settings it was started with.
     let analysed = succeeds(&["validate-metrics", "--out", path(&out), "--json", "--analyse"]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&analysed).unwrap(), analysis);
+    let rules: Vec<&str> = analysis["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["published", "ntk_sound+regions"],
+        "the default rules whose metrics were scored"
+    );
+
+    // A rule of one metric ranks each decision as that metric does.
+    let mut ranked = vec!["validate-metrics", "--out", path(&out), "--json", "--analyse"];
+    ranked.extend(["--rules", "naswot,published"]);
+    let ranked: serde_json::Value = serde_json::from_str(&succeeds(&ranked)).unwrap();
+    let naswot_rule = &ranked["rules"][0];
+    let naswot_metric = ranked["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "naswot")
+        .unwrap();
+    assert_eq!(naswot_rule["rule"], "naswot");
+    for field in ["decision_tau", "pick_gain"] {
+        assert_eq!(naswot_rule[field], naswot_metric[field], "{field}");
+    }
+    for field in ["rule", "decision_tau", "pick_gain"] {
+        assert_eq!(ranked["rules"][1][field], analysis["rules"][0][field], "{field}");
+    }
+    let error = common::fails(&[
+        "validate-metrics",
+        "--out",
+        path(&out),
+        "--analyse",
+        "--rules",
+        "zico+naswot",
+    ]);
+    assert!(
+        error.contains("zico+naswot") && error.contains("did not score"),
+        "{error}"
+    );
     let empty = scratch("validate-metrics-empty");
     let error = common::fails(&["validate-metrics", "--out", path(&empty), "--analyse"]);
     assert!(error.contains("validation-config.json"), "{error}");

@@ -2,7 +2,7 @@
 //! carries no command-line derives of its own.
 
 use clap::ValueEnum;
-use spidernet::metrics::NtkMode;
+use spidernet::metrics::{DecisionRule, NtkMode};
 use spidernet::nn::blocks::MemoryFormat;
 use spidernet::search::{Profile, Strategy};
 use spidernet::train::{DecayScope, Schedule};
@@ -96,6 +96,11 @@ pub fn per_profile(what: &str, value: impl Fn(Profile) -> String) -> String {
         })
         .collect();
     format!("{what} [{}]", defaults.join(", "))
+}
+
+/// Parses a `--metrics` decision rule.
+pub fn parse_rule(text: &str) -> Result<DecisionRule, String> {
+    DecisionRule::parse(text).map_err(|error| error.to_string())
 }
 
 /// `--schedule`.

@@ -2,7 +2,7 @@
 //! optional dump of every network and input behind them.
 
 use super::args::{DeviceChoice, data_of_run, parse_image_size, positive, print_ignoring_closed_pipe};
-use super::choices::NtkChoice;
+use super::choices::{NtkChoice, parse_rule};
 use anyhow::{Context, bail};
 use clap::Args;
 use spidernet::artifacts::Artifacts;
@@ -10,7 +10,7 @@ use spidernet::data;
 use spidernet::genotype::Genotype;
 use spidernet::metrics::dump::ScoringDump;
 use spidernet::metrics::score::Scorer;
-use spidernet::metrics::{CandidateReport, CellDecision, MetricsConfig, NetworkObserver, Unobserved};
+use spidernet::metrics::{CandidateReport, CellDecision, DecisionRule, MetricsConfig, NetworkObserver, Unobserved};
 use spidernet::search::{RunDir, SearchConfig};
 use std::path::{Path, PathBuf};
 
@@ -47,6 +47,9 @@ struct MetricArgs {
     /// Side of an LRC crop.
     #[arg(long, value_parser = positive)]
     lrc_crop: Option<usize>,
+    /// The decision rule: "published", or metrics joined by "+" (docs/METRICS.md).
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
+    metrics: Option<DecisionRule>,
 }
 
 impl MetricArgs {
@@ -61,6 +64,9 @@ impl MetricArgs {
         config.lrc_batches = self.lrc_batches.unwrap_or(config.lrc_batches);
         config.lrc_batch_size = self.lrc_batch_size.unwrap_or(config.lrc_batch_size);
         config.lrc_crop = self.lrc_crop.unwrap_or(config.lrc_crop);
+        if let Some(rule) = &self.metrics {
+            config.rule = rule.clone();
+        }
         if !(config.ntk_threshold.is_finite() && (0.0..1.0).contains(&config.ntk_threshold)) {
             bail!(
                 "--ntk-threshold {} is out of range: it must lie in [0, 1)",

@@ -2,7 +2,7 @@
 
 use super::Exit;
 use super::args::{DataArgs, ShapeArgs, load_data, positive};
-use super::choices::{NtkChoice, ProfileChoice, StrategyChoice, per_profile};
+use super::choices::{NtkChoice, ProfileChoice, StrategyChoice, parse_rule, per_profile};
 use super::events::{self, JsonEvents};
 use super::interrupt;
 use super::progress::{self, Progress};
@@ -10,6 +10,7 @@ use clap::Args;
 use spidernet::data::Dataset;
 use spidernet::genotype::Op;
 use spidernet::memory::{self, format_size};
+use spidernet::metrics::DecisionRule;
 use spidernet::search::budget::TimeBudget;
 use spidernet::search::{Profile, Run, RunDir, SearchConfig, Summary};
 use spidernet::train::Interrupted;
@@ -42,6 +43,9 @@ pub struct SearchArgs {
     /// Which NTK condition number scores candidates.
     #[arg(long, value_enum, default_value = "sound")]
     ntk: NtkChoice,
+    // The decision rule.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule, help = rule_help())]
+    metrics: Option<DecisionRule>,
     /// Train the search phases on a seeded subset of this many images.
     #[arg(long, value_parser = positive)]
     search_samples: Option<usize>,
@@ -76,7 +80,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops",
+        "final_epochs", "strategy", "ntk", "metrics", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -93,6 +97,15 @@ fn final_ops_help() -> String {
     )
 }
 
+/// The help of `--metrics`, with each profile's rule.
+fn rule_help() -> String {
+    per_profile(
+        "How each cell's split is chosen: \"published\" (κ must not rise, regions must rise), or metrics joined by \"+\" \
+         (the best mean rank of their signals wins; see docs/METRICS.md for the names)",
+        |p| p.metrics().rule.to_string(),
+    )
+}
+
 impl SearchArgs {
     /// The search settings: the profile's, with every flag given applied on top.
     fn config(&self) -> SearchConfig {
@@ -105,6 +118,9 @@ impl SearchArgs {
         );
         config.strategy = self.strategy.into();
         config.metrics.ntk_mode = self.ntk.into();
+        if let Some(rule) = &self.metrics {
+            config.metrics.rule = rule.clone();
+        }
         if let Some(iterations) = self.iterations {
             config.iterations = iterations;
         }

@@ -85,6 +85,9 @@ pub struct RecipeArgs {
     /// Padding of the random crop, in pixels (0 turns cropping off).
     #[arg(long)]
     crop_padding: Option<usize>,
+    /// Whether the deadhead rule removes ops whose gates stay closed during this training: true or false.
+    #[arg(long)]
+    deadhead: Option<bool>,
 }
 
 impl RecipeArgs {
@@ -114,6 +117,7 @@ impl RecipeArgs {
         base.weight_decay = self.weight_decay.unwrap_or(base.weight_decay);
         base.schedule = self.schedule.map_or(base.schedule, Schedule::from);
         base.decay = self.decay.map_or(base.decay, DecayScope::from);
+        base.deadhead = self.deadhead.unwrap_or(base.deadhead);
         if let Some(augment) = base.augment.as_mut() {
             augment.cutout_probability = self.cutout_probability.unwrap_or(augment.cutout_probability);
             augment.pad = self.crop_padding.unwrap_or(augment.pad);

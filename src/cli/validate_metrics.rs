@@ -1,8 +1,9 @@
 //! `spidernet validate-metrics`: the metric-validation harness (docs/METRICS.md, *Validating the metrics*).
 
 use super::args::{DataArgs, ShapeArgs, load_data, positive, print_ignoring_closed_pipe};
-use super::choices::ProfileChoice;
+use super::choices::{ProfileChoice, parse_rule};
 use clap::Args;
+use spidernet::metrics::DecisionRule;
 use spidernet::metrics::zero_cost::{Better, MetricName};
 use spidernet::search::Profile;
 use spidernet::stats::Interval;
@@ -42,6 +43,10 @@ pub struct ValidateMetricsArgs {
     /// The metrics to validate, comma-separated, or "all".
     #[arg(long, value_delimiter = ',', default_value = "all")]
     metrics: Vec<String>,
+    /// Decision rules to evaluate besides each metric alone, comma-separated: "published", or metrics joined by "+"
+    /// [default: published and the combinations in docs/METRICS.md whose metrics were scored].
+    #[arg(long, value_delimiter = ',', value_parser = parse_rule)]
+    rules: Vec<DecisionRule>,
     /// Bootstrap resamples per interval.
     #[arg(long, value_parser = positive, default_value_t = 1000)]
     resamples: usize,
@@ -184,7 +189,7 @@ pub fn table(analysis: &Analysis) -> String {
 /// Runs the harness (or, with `--analyse`, only its analysis) and prints the analysis.
 pub fn run(args: ValidateMetricsArgs) -> anyhow::Result<()> {
     let analysis = if args.analyse {
-        validation::analyse_folder(&args.out)?
+        validation::analyse_folder(&args.out, &args.rules)?
     } else {
         measure(&args)?
     };
@@ -227,5 +232,5 @@ fn measure(args: &ValidateMetricsArgs) -> anyhow::Result<Analysis> {
         resamples: args.resamples,
     };
     let mut progress = Progress { start: Instant::now() };
-    validation::run(&config, &data, &args.out, device, &mut progress)
+    validation::run(&config, &args.rules, &data, &args.out, device, &mut progress)
 }

@@ -5,6 +5,8 @@ use super::candidate::{Candidate, scoring_network};
 use super::lrc::{self, RegionCount};
 use super::ntk::{self, Conditioning};
 use super::replicas;
+use super::rule::DecisionRule;
+use super::zero_cost::{self, MetricName, NetworkMetric, Probe, Values};
 use crate::data::Split;
 use crate::genotype::{Genotype, InputShape};
 use crate::memory;
@@ -12,7 +14,9 @@ use crate::nn::init::{Fan, InitScheme};
 use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
 use crate::system::alloc_failure::{self, AllocationFailure, Site};
+use crate::train::TrainConfig;
 use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tch::{Device, Tensor};
@@ -25,6 +29,16 @@ pub enum NtkMode {
     Sound,
     /// The reference's f32 λ_max/λ_min.
     Faithful,
+}
+
+impl NtkMode {
+    /// The metric that is this κ.
+    pub fn metric(self) -> MetricName {
+        match self {
+            NtkMode::Sound => MetricName::NtkSound,
+            NtkMode::Faithful => MetricName::NtkFaithful,
+        }
+    }
 }
 
 /// Settings of the train-free scoring; the defaults are the reference's.
@@ -50,8 +64,12 @@ pub struct MetricsConfig {
     pub lrc_batch_size: usize,
     /// Side of an LRC crop.
     pub lrc_crop: usize,
-    /// Accepted candidates per cell after which the walk stops.
+    /// Accepted candidates per cell after which the walk of the published rule stops.
     pub candidates_per_cell: usize,
+    /// How a cell's split is chosen among its candidates (`--metrics`); runs recorded before rules existed used
+    /// the published one.
+    #[serde(default)]
+    pub rule: DecisionRule,
 }
 
 impl Default for MetricsConfig {
@@ -68,6 +86,7 @@ impl Default for MetricsConfig {
             lrc_batch_size: 1000,
             lrc_crop: 3,
             candidates_per_cell: 3,
+            rule: DecisionRule::Published,
         }
     }
 }
@@ -103,9 +122,13 @@ pub struct CandidateReport {
     pub r_ntk: f64,
     /// Mean of (LRC_on − LRC_off)/LRC_off over repeats.
     pub r_lrc: f64,
-    /// Why it failed acceptance (r_lrc > 0, r_ntk ≤ 0, both finite); `None` when it passed.
+    /// The signals of the other metrics the decision rule reads (docs/METRICS.md); empty for the published rule.
+    #[serde(default)]
+    pub signals: BTreeMap<MetricName, f64>,
+    /// Why it is not eligible under the decision rule (for the published rule: r_lrc > 0, r_ntk ≤ 0, both finite);
+    /// `None` when it is.
     pub rejection: Option<String>,
-    /// Combined min-max score among the cell's accepted candidates (lower is better).
+    /// Its score among the cell's eligible candidates under the decision rule (lower is better).
     pub score: Option<f64>,
     /// Wall time spent scoring it.
     pub seconds: f64,
@@ -116,12 +139,24 @@ impl CandidateReport {
     pub fn accepted(&self) -> bool {
         self.rejection.is_none()
     }
+
+    /// Its signal of `metric`: r_ntk for the κ of `mode`, r_lrc for regions, otherwise from `signals` (NaN when
+    /// not measured).
+    pub fn signal(&self, metric: MetricName, mode: NtkMode) -> f64 {
+        if metric == mode.metric() {
+            self.r_ntk
+        } else if metric == MetricName::Regions {
+            self.r_lrc
+        } else {
+            self.signals.get(&metric).copied().unwrap_or(f64::NAN)
+        }
+    }
 }
 
 impl serde::Serialize for CandidateReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut record = serializer.serialize_struct("CandidateReport", 11)?;
+        let mut record = serializer.serialize_struct("CandidateReport", 12)?;
         record.serialize_field("cell", &self.cell)?;
         record.serialize_field("edge", &self.edge)?;
         record.serialize_field("from", &self.from)?;
@@ -129,6 +164,11 @@ impl serde::Serialize for CandidateReport {
         record.serialize_field("repeats", &self.repeats)?;
         record.serialize_field("r_ntk", &self.r_ntk)?;
         record.serialize_field("r_lrc", &self.r_lrc)?;
+        if self.signals.is_empty() {
+            record.skip_field("signals")?;
+        } else {
+            record.serialize_field("signals", &self.signals)?;
+        }
         record.serialize_field("accepted", &self.accepted())?;
         record.serialize_field("rejection", &self.rejection)?;
         record.serialize_field("score", &self.score)?;
@@ -343,6 +383,8 @@ impl Measure<'_> {
 /// so it computes the same function with the same weights for every candidate of one genotype.
 pub struct Baseline {
     repeats: Vec<(Conditioning, RegionCount)>,
+    /// The values of the decision rule's other metrics.
+    extra: Values,
     genotype: Genotype,
 }
 
@@ -360,6 +402,8 @@ pub struct Scorer {
     memory_allowance: u64,
     /// The most NTK copies per pass; halved after a candidate fails to allocate.
     most_copies: AtomicUsize,
+    /// The training recipe whose step the `time_per_image` metric times.
+    recipe: TrainConfig,
 }
 
 impl Scorer {
@@ -375,7 +419,29 @@ impl Scorer {
             inputs,
             memory_allowance: NTK_MEMORY,
             most_copies: AtomicUsize::new(NTK_MAX_COPIES),
+            recipe: TrainConfig::default(),
         }
+    }
+
+    /// Times `time_per_image` with `recipe`'s training step (the default recipe's otherwise).
+    pub fn with_recipe(mut self, recipe: TrainConfig) -> Self {
+        self.recipe = recipe;
+        self
+    }
+
+    /// The registered metrics that yield the decision rule's signals beyond r_ntk and r_lrc.
+    fn extra_metrics(&self) -> Vec<Box<dyn NetworkMetric>> {
+        zero_cost::metrics_for(&self.config.rule.extra_metrics(self.config.ntk_mode))
+    }
+
+    /// The values of the decision rule's other metrics for `genotype`'s network (none for the published rule).
+    fn extra_values(&self, genotype: &Genotype) -> anyhow::Result<Values> {
+        let probe = Probe {
+            scorer: self,
+            width: None,
+            recipe: &self.recipe,
+        };
+        zero_cost::measure(&self.extra_metrics(), genotype, &probe)
     }
 
     /// NTK copies per pass for the network of `genotype`.
@@ -427,6 +493,7 @@ impl Scorer {
         }
         Ok(Baseline {
             repeats,
+            extra: self.extra_values(genotype)?,
             genotype: genotype.clone(),
         })
     }
@@ -561,6 +628,11 @@ impl Scorer {
                 .map(|r| ratio(r.lrc_on.regions as f64, r.lrc_off.regions as f64)),
         );
         let verdict = acceptance(r_ntk, r_lrc);
+        let signals = if baseline.extra.is_empty() {
+            BTreeMap::new()
+        } else {
+            zero_cost::signals(&self.extra_values(&candidate.on)?, &baseline.extra)
+        };
         Ok(CandidateReport {
             cell,
             edge,
@@ -569,6 +641,7 @@ impl Scorer {
             repeats,
             r_ntk,
             r_lrc,
+            signals,
             rejection: verdict.err(),
             score: None,
             seconds: start.elapsed().as_secs_f64(),
@@ -576,7 +649,7 @@ impl Scorer {
     }
 
     /// Scores splitting each of `edges` of `cell` against `baseline`, every one (no walk, no early stop), and
-    /// combines the accepted ones as the search does; what `spidernet score` reports.
+    /// decides by the rule as the search does; what `spidernet score` reports.
     pub fn score_edges(
         &self,
         baseline: &Baseline,
@@ -588,7 +661,7 @@ impl Scorer {
             .iter()
             .map(|&edge| self.score_against_observed(baseline, cell, edge, &mut *observer))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let chosen = combine(&mut tried);
+        let chosen = self.config.rule.choose(&mut tried, self.config.ntk_mode);
         Ok(CellDecision {
             cell,
             tried,
@@ -597,8 +670,8 @@ impl Scorer {
         })
     }
 
-    /// Walks the cell's edges in a seeded random order until enough candidates are accepted (or all were
-    /// tried), then picks the accepted one with the lowest combined score. `round` varies the order between
+    /// Walks the cell's edges in a seeded random order, then decides by the rule. The published rule's walk stops
+    /// once enough candidates are accepted; a ranked rule scores every edge. `round` varies the order between
     /// search iterations. A candidate whose memory libtorch cannot allocate is skipped, and later ones run half
     /// as many NTK copies; a failure in measuring the current network ends the walk with an error.
     /// `on_candidate` sees each candidate as it is scored or skipped; an error from it ends the walk.
@@ -651,11 +724,12 @@ impl Scorer {
                     skipped.push(skip);
                 }
             }
-            if tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
+            let refusing = self.config.rule.can_refuse();
+            if refusing && tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
                 break;
             }
         }
-        let chosen = combine(&mut tried);
+        let chosen = self.config.rule.choose(&mut tried, self.config.ntk_mode);
         Ok(CellDecision {
             cell,
             tried,
@@ -731,6 +805,7 @@ mod tests {
             repeats: Vec::new(),
             r_ntk,
             r_lrc,
+            signals: BTreeMap::new(),
             rejection: verdict.err(),
             score: None,
             seconds: 0.0,

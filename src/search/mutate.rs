@@ -57,6 +57,7 @@ pub fn mutation_pass(
             device,
         )
         .with_memory_allowance(config.memory_budget)
+        .with_recipe(config.train.clone())
     });
     let mut decisions = Vec::new();
     let mut mutations = Vec::new();

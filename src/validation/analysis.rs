@@ -4,6 +4,8 @@
 
 use super::ValidationConfig;
 use super::records::{CandidateRecord, Records};
+use super::states::rule_scores;
+use crate::metrics::DecisionRule;
 use crate::metrics::zero_cost::{Better, MetricName};
 use crate::stats::{Interval, bootstrap_interval, grouped_kendall_tau, kendall_tau, spearman_rho};
 use rand_chacha::ChaCha8Rng;
@@ -254,8 +256,9 @@ fn oriented(metric: MetricName, signal: f64) -> f64 {
     }
 }
 
-/// The analysis of everything `records` holds with every replicate measured; `rng` drives the bootstrap.
-pub fn analyse(config: &ValidationConfig, records: &Records, rng: &mut ChaCha8Rng) -> Analysis {
+/// The analysis of everything `records` holds with every replicate measured, for each metric and each of
+/// `rules`; `rng` drives the bootstrap.
+pub fn analyse(config: &ValidationConfig, records: &Records, rules: &[DecisionRule], rng: &mut ChaCha8Rng) -> Analysis {
     let table = Table::new(records, config.replicates);
     let resamples = config.resamples;
     let metrics = config
@@ -274,19 +277,26 @@ pub fn analyse(config: &ValidationConfig, records: &Records, rng: &mut ChaCha8Rn
             }
         })
         .collect();
-    // The published rule: accepted candidates by their combined score (lower is better), rejected ones below
-    // them all, and no split when it rejects every candidate.
-    let published: Vec<f64> = table
-        .candidates
+    // Each rule's candidates by their score within their decision (lower is better), the ones it refuses below
+    // them all, and no split when it refuses every candidate.
+    let rules = rules
         .iter()
-        .map(|c| c.published_score.map_or(f64::NEG_INFINITY, |s| -s))
+        .map(|rule| {
+            let mut values = vec![f64::NEG_INFINITY; table.candidates.len()];
+            for members in &table.members {
+                let decision: Vec<&CandidateRecord> = members.iter().map(|&i| table.candidates[i]).collect();
+                let scores = rule_scores(&decision, rule, config.scoring.ntk_mode);
+                for (&i, score) in members.iter().zip(scores) {
+                    values[i] = score.map_or(f64::NEG_INFINITY, |s| -s);
+                }
+            }
+            RuleResult {
+                rule: rule.to_string(),
+                description: rule.description(),
+                ranking: table.ranking(&values, false, resamples, rng),
+            }
+        })
         .collect();
-    let rules = vec![RuleResult {
-        rule: "published".to_string(),
-        description: "SpiderNet's: accept when regions grow and κ does not; the lowest mean of min-max scores wins"
-            .to_string(),
-        ranking: table.ranking(&published, false, resamples, rng),
-    }];
     let decisions: Vec<usize> = (0..table.members.len()).collect();
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     Analysis {

@@ -18,8 +18,8 @@ pub use chart::scatter_chart;
 pub use records::{BaselineRecord, CandidateRecord, Records};
 
 use crate::data::Dataset;
-use crate::metrics::MetricsConfig;
 use crate::metrics::zero_cost::MetricName;
+use crate::metrics::{DecisionRule, MetricsConfig};
 use crate::search::{Profile, SearchConfig};
 use crate::system::atomic::write_json;
 use std::path::Path;
@@ -81,9 +81,48 @@ pub trait ValidationObserver {
     fn measured(&mut self, _record: &CandidateRecord) {}
 }
 
-/// Runs (or continues) the harness in `out`, and writes its analysis and chart there.
+/// The rules analysed when none are given: the published one, and rank combinations of the published metrics and
+/// of the zero-cost proxies (docs/METRICS.md).
+pub const DEFAULT_RULES: [&str; 5] = [
+    "published",
+    "ntk_sound+regions",
+    "naswot+zico",
+    "synflow+zico",
+    "naswot+synflow+zico",
+];
+
+/// `rules`, or when empty the default rules whose metrics `config` scores; an error for a given rule that reads an
+/// unscored metric.
+fn rules_for(config: &ValidationConfig, rules: &[DecisionRule]) -> anyhow::Result<Vec<DecisionRule>> {
+    let scored = |rule: &DecisionRule| {
+        rule.metrics(config.scoring.ntk_mode)
+            .iter()
+            .all(|m| config.metrics.contains(m) || ALWAYS_SCORED.contains(m))
+    };
+    if rules.is_empty() {
+        let defaults = DEFAULT_RULES
+            .iter()
+            .map(|text| DecisionRule::parse(text).expect("a valid rule"));
+        return Ok(defaults.filter(|rule| scored(rule)).collect());
+    }
+    for rule in rules {
+        anyhow::ensure!(
+            scored(rule),
+            "rule {rule} reads a metric the harness folder did not score (it scores {} and the published ones)",
+            config.metrics.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(rules.to_vec())
+}
+
+/// The metrics every candidate is scored by, whatever `--metrics` says: the published rule's.
+pub(crate) const ALWAYS_SCORED: [MetricName; 3] = [MetricName::NtkSound, MetricName::NtkFaithful, MetricName::Regions];
+
+/// Runs (or continues) the harness in `out`, and writes its analysis of `rules` (the default ones when empty)
+/// and its chart there.
 pub fn run(
     config: &ValidationConfig,
+    rules: &[DecisionRule],
     data: &Dataset,
     out: &Path,
     device: Device,
@@ -92,25 +131,33 @@ pub fn run(
     anyhow::ensure!(!config.seeds.is_empty(), "no seeds to run");
     anyhow::ensure!(config.states >= 1, "at least one state per seed is needed");
     anyhow::ensure!(!config.metrics.is_empty(), "no metrics to validate");
+    let rules = rules_for(config, rules)?;
     let mut records = Records::open(out, config)?;
     for &seed in &config.seeds {
         states::measure_seed(config, seed, data, device, &mut records, observer)?;
     }
-    write_analysis(config, &records, out)
+    write_analysis(config, &rules, &records, out)
 }
 
 /// Analyses what the harness folder `out` holds so far, without measuring anything, and writes the analysis and
 /// chart there: a look at a long run while it goes, or after it stopped.
-pub fn analyse_folder(out: &Path) -> anyhow::Result<Analysis> {
+pub fn analyse_folder(out: &Path, rules: &[DecisionRule]) -> anyhow::Result<Analysis> {
     let config = Records::saved_config(out)?;
+    let rules = rules_for(&config, rules)?;
     let records = Records::open(out, &config)?;
-    write_analysis(&config, &records, out)
+    write_analysis(&config, &rules, &records, out)
 }
 
-fn write_analysis(config: &ValidationConfig, records: &Records, out: &Path) -> anyhow::Result<Analysis> {
+fn write_analysis(
+    config: &ValidationConfig,
+    rules: &[DecisionRule],
+    records: &Records,
+    out: &Path,
+) -> anyhow::Result<Analysis> {
     let analysis = analyse(
         config,
         records,
+        rules,
         &mut crate::seed::rng(config.seeds[0], crate::seed::Stream::Metrics, 0),
     );
     write_json(&out.join(RESULT_FILE), &analysis)?;

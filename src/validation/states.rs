@@ -8,9 +8,9 @@ use super::{ValidationConfig, ValidationObserver};
 use crate::data::Dataset;
 use crate::genotype::Genotype;
 use crate::metrics::candidate::Candidate;
-use crate::metrics::score::{Scorer, acceptance, combine};
+use crate::metrics::score::{Scorer, acceptance};
 use crate::metrics::zero_cost::{self, MetricName, Probe};
-use crate::metrics::{CandidateReport, NtkMode};
+use crate::metrics::{CandidateReport, DecisionRule, NtkMode};
 use crate::search::{
     Mutation, Phase, SearchConfig, SearchData, SearchObserver, fresh_network, mutation_pass, search_data,
 };
@@ -185,7 +185,7 @@ impl State<'_> {
             recipe: &self.search.train,
         };
         let mut wanted = self.config.metrics.clone();
-        wanted.extend([MetricName::NtkSound, MetricName::NtkFaithful, MetricName::Regions]);
+        wanted.extend(super::ALWAYS_SCORED);
         let metrics = zero_cost::metrics_for(&wanted);
         let off = zero_cost::measure(&metrics, self.genotype, &probe)?;
         let mut all = Vec::new();
@@ -205,7 +205,8 @@ impl State<'_> {
                     losses: Vec::new(),
                 });
             }
-            let scores = published_scores(&records, self.search.metrics.ntk_mode);
+            let decision: Vec<&CandidateRecord> = records.iter().collect();
+            let scores = rule_scores(&decision, &DecisionRule::Published, self.search.metrics.ntk_mode);
             for (record, score) in records.iter_mut().zip(scores) {
                 record.published_score = score;
             }
@@ -215,18 +216,14 @@ impl State<'_> {
     }
 }
 
-/// The published rule's combined score of each of one cell's candidates (None where it rejects them), from their
-/// r_ntk (the configured κ) and r_lrc signals: the search's own acceptance and min-max combination.
-fn published_scores(records: &[CandidateRecord], mode: NtkMode) -> Vec<Option<f64>> {
-    let kappa = match mode {
-        NtkMode::Sound => MetricName::NtkSound,
-        NtkMode::Faithful => MetricName::NtkFaithful,
-    };
+/// The score of each of one decision's candidates under `rule` (lower is better; None where the rule refuses
+/// it), from their signals, through the search's own [`DecisionRule::choose`].
+pub(super) fn rule_scores(records: &[&CandidateRecord], rule: &DecisionRule, mode: NtkMode) -> Vec<Option<f64>> {
     let signal = |r: &CandidateRecord, name| r.signals.get(&name).copied().unwrap_or(f64::NAN);
     let mut reports: Vec<CandidateReport> = records
         .iter()
         .map(|r| {
-            let (r_ntk, r_lrc) = (signal(r, kappa), signal(r, MetricName::Regions));
+            let (r_ntk, r_lrc) = (signal(r, mode.metric()), signal(r, MetricName::Regions));
             CandidateReport {
                 cell: r.cell,
                 edge: r.edge,
@@ -235,14 +232,18 @@ fn published_scores(records: &[CandidateRecord], mode: NtkMode) -> Vec<Option<f6
                 repeats: Vec::new(),
                 r_ntk,
                 r_lrc,
+                signals: r.signals.clone(),
                 rejection: acceptance(r_ntk, r_lrc).err(),
                 score: None,
                 seconds: 0.0,
             }
         })
         .collect();
-    combine(&mut reports);
-    reports.into_iter().map(|r| r.score).collect()
+    rule.choose(&mut reports, mode);
+    reports
+        .into_iter()
+        .map(|r| if r.accepted() { r.score } else { None })
+        .collect()
 }
 
 #[cfg(test)]
@@ -263,14 +264,21 @@ mod tests {
     }
 
     #[test]
-    fn the_published_scores_are_the_searchs_combination_over_accepted_candidates() {
+    fn rule_scores_are_the_searchs_decisions_over_the_recorded_signals() {
         let records = [record(1, -1.0, 0.25), record(2, 0.3, 0.9), record(3, 0.0, 0.75)];
-        let scores = published_scores(&records, NtkMode::Sound);
+        let decision: Vec<&CandidateRecord> = records.iter().collect();
+        let scores = rule_scores(&decision, &DecisionRule::Published, NtkMode::Sound);
         assert_eq!(scores, vec![Some(0.5), None, Some(0.5)]);
         assert_eq!(
-            published_scores(&records, NtkMode::Faithful),
+            rule_scores(&decision, &DecisionRule::Published, NtkMode::Faithful),
             vec![None, None, None],
             "no faithful κ measured"
+        );
+        let ranked = DecisionRule::parse("ntk_sound+regions").unwrap();
+        assert_eq!(
+            rule_scores(&decision, &ranked, NtkMode::Sound),
+            vec![Some(2.0), Some(2.0), Some(2.0)],
+            "κ ranks 1, 3, 2 and regions 3, 1, 2: every mean rank is 2"
         );
     }
 }
