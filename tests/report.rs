@@ -66,6 +66,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
                     to: 1,
                     estimated_bytes: 3 << 20,
                     applied: true,
+                    time: Some(spidernet::search::time_cost::weigh(0.010, 0.011, Some(20), 0.002)),
                 },
                 Mutation {
                     cell: 1,
@@ -74,6 +75,7 @@ fn record(iteration: usize, accuracy: Option<f64>, strategy: Strategy) -> Iterat
                     to: 2,
                     estimated_bytes: 99 << 20,
                     applied: false,
+                    time: None,
                 },
             ]
         } else {
@@ -199,6 +201,10 @@ fn the_report_shows_the_runs_numbers_in_one_self_contained_file() {
         "the share of ops pruned in an iteration"
     );
     assert!(page.contains("refused: over the memory budget"));
+    // The timed split's cost against its expected gain, in its row and in its decision's story.
+    let cost = "+10.0 % time per image, 20 → 18.2 final epochs: costs 0.13 points, expected to add 0.20";
+    assert_eq!(page.matches(cost).count(), 2, "{cost}");
+    assert!(page.contains("worth it."));
     assert!(page.contains("62.50 %"), "validation accuracy of iteration 2");
     let _ = std::fs::remove_dir_all(&root);
 }

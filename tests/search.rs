@@ -795,3 +795,63 @@ fn a_ranked_rule_scores_every_edge_and_splits_at_the_best_mean_rank() {
     }
     assert!(decisions >= 2, "{decisions} decisions");
 }
+
+#[test]
+fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
+    let _turn = turn();
+    let root = scratch("split-gain");
+    // An expected gain of −100 points: no split can be worth its time, unless it measured faster.
+    let status = spidernet(&[
+        "search",
+        "--time-budget",
+        "15s",
+        "--reductions",
+        "1",
+        "--channels",
+        "4",
+        "--split-gain",
+        "-100",
+        "--out",
+        &root.display().to_string(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    let (dir, asked, _) = RunDir::open(&root).unwrap();
+    assert_eq!(asked.split_gain, Some(-1.0), "points are stored as a fraction");
+    let plans = dir.plans().unwrap();
+    let history = dir.history().unwrap();
+    let premutation = &history[0];
+    assert!(!premutation.mutations.is_empty());
+    for mutation in history.iter().flat_map(|r| &r.mutations) {
+        let time = mutation.time.as_ref().expect("every split that fits is timed");
+        assert!(time.seconds_per_image_before > 0.0 && time.seconds_per_image_after > 0.0);
+        assert_eq!(time.expected_gain, -1.0);
+        assert_eq!(
+            time.worth,
+            time.seconds_per_image_after < time.seconds_per_image_before * (-1.0f64 / 0.0134).exp()
+        );
+        assert_eq!(mutation.applied, time.worth);
+        assert_eq!(mutation.refusal(), (!time.worth).then_some("not worth its time"));
+    }
+    for mutation in &premutation.mutations {
+        let time = mutation.time.as_ref().unwrap();
+        assert_eq!(time.final_epochs, None, "the first plan needs the first pass's time");
+    }
+    for record in &history[1..] {
+        let previous = match record.iteration - 1 {
+            0 => "start".to_string(),
+            n => format!("after iteration {n}"),
+        };
+        let in_force = plans.iter().rev().find(|p| p.made == previous);
+        for mutation in &record.mutations {
+            let time = mutation.time.as_ref().unwrap();
+            assert_eq!(
+                time.final_epochs,
+                in_force.map(|p| p.final_epochs),
+                "the plan in force when the pass ran"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -165,7 +165,7 @@ impl SearchObserver for Progress {
             .mutations
             .iter()
             .map(|m| {
-                let refused = if m.applied { "" } else { " (no room)" };
+                let refused = m.refusal().map(|why| format!(" ({why})")).unwrap_or_default();
                 format!("c{} {}→{}{refused}", m.cell, m.from, m.to)
             })
             .collect();

@@ -71,6 +71,11 @@ pub struct SearchArgs {
     // Before the final training, keep on each edge only the K ops whose gates were open longest.
     #[arg(long, value_name = "K", value_parser = positive, help = final_ops_help())]
     final_ops: Option<usize>,
+    /// With --time-budget, the accuracy in points that a split is expected to add at equal epochs: a split is made
+    /// only when this exceeds what its slower training steps cost in final epochs, measured on this machine
+    /// (docs/SEARCH.md, *Growth that counts time*) [default: splits are not weighed].
+    #[arg(long, value_name = "POINTS", requires = "time_budget", allow_negative_numbers = true, value_parser = parse_points)]
+    split_gain: Option<f64>,
     /// Skip the final training.
     #[arg(long)]
     no_final: bool,
@@ -80,7 +85,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "metrics", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops",
+        "final_epochs", "strategy", "ntk", "metrics", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops", "split_gain",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -136,6 +141,7 @@ impl SearchArgs {
         config.train.epochs = self.epochs_per_iteration;
         config.final_training = !self.no_final;
         config.inherit_weights = self.inherit_weights;
+        config.split_gain = self.split_gain.map(|points| points / 100.0);
         config.final_ops = match self.final_ops {
             Some(keep) if keep >= Op::ALL.len() => None,
             Some(keep) => Some(keep),
@@ -147,6 +153,16 @@ impl SearchArgs {
             max_epochs_per_iteration: config.train.epochs,
         });
         config
+    }
+}
+
+/// Parses accuracy points (a percentage), finite and within ±100.
+fn parse_points(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(points) if points.is_finite() && points.abs() <= 100.0 => Ok(points),
+        _ => Err(format!(
+            "{text:?} is not accuracy points: give a number such as 0.2 (a fifth of a point)"
+        )),
     }
 }
 

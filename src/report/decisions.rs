@@ -72,7 +72,14 @@ fn explanation(decision: &CellDecision, mutation: Option<&Mutation>) -> String {
         }
         None => text.push_str(" It is the only accepted candidate."),
     }
-    if let Some(mutation) = mutation.filter(|m| !m.applied) {
+    if let Some(time) = mutation.and_then(|m| m.time.as_ref()) {
+        let verdict = if time.worth {
+            "worth it"
+        } else {
+            "not worth it, so it was not applied"
+        };
+        let _ = write!(text, " Its time: {}; {verdict}.", time.describe());
+    } else if let Some(mutation) = mutation.filter(|m| !m.applied) {
         let _ = write!(
             text,
             " It was not applied: the network would need {}, over the memory budget.",

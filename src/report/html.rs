@@ -6,6 +6,7 @@ use super::confusion::confusion_svg;
 use super::decisions::decisions_section;
 use crate::memory::format_size;
 use crate::search::IterationRecord;
+use crate::search::time_cost::SplitCost;
 use crate::show::cells_svg;
 use std::fmt::Write;
 
@@ -357,10 +358,11 @@ fn mutations_table(run: &RunRecord) -> String {
                 number(scored.map(|c| c.r_lrc)),
                 scored.and_then(|c| c.score).map_or("—".into(), |s| format!("{s:.4}")),
                 format_size(mutation.estimated_bytes),
-                if mutation.applied {
-                    "applied".into()
-                } else {
-                    "refused: over the memory budget".into()
+                mutation.time.as_ref().map_or("—".into(), SplitCost::describe),
+                match mutation.refusal() {
+                    None => "applied".into(),
+                    Some(_) if mutation.time.is_some() => "refused: not worth its time".into(),
+                    Some(_) => "refused: over the memory budget".into(),
                 },
             ]);
             classes.push(if mutation.applied { "" } else { "refused" });
@@ -379,6 +381,7 @@ fn mutations_table(run: &RunRecord) -> String {
             "r_lrc",
             "score",
             "memory after",
+            "time cost",
             "outcome",
         ],
         &rows,

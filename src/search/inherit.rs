@@ -70,6 +70,7 @@ mod tests {
             to: edge.to,
             estimated_bytes: 0,
             applied: true,
+            time: None,
         };
         let mut child = Supernet::builder(&grown_genotype).seed(2).build();
         let renamed = renamed_for_splits(parent.named_tensors(), &[mutation]);
@@ -116,6 +117,7 @@ mod tests {
             to: 2,
             estimated_bytes: 0,
             applied,
+            time: None,
         };
         let renamed: Vec<String> = renamed_for_splits(trained.into(), &[split(1, true), split(0, false)])
             .into_iter()

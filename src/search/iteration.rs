@@ -96,6 +96,8 @@ pub(super) struct Ground<'a> {
     pub splits: &'a SearchData,
     /// Where the networks run.
     pub device: Device,
+    /// The final epochs of the time budget's plan in force, if one was made.
+    pub planned_final_epochs: Option<usize>,
 }
 
 /// One iteration: train the supernet (none for iteration 0), then one mutation pass over every cell.
@@ -108,7 +110,12 @@ pub(super) fn run_iteration(
     inherited: &mut Option<Vec<(String, tch::Tensor)>>,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<IterationRecord> {
-    let Ground { config, splits, device } = *on;
+    let Ground {
+        config,
+        splits,
+        device,
+        planned_final_epochs,
+    } = *on;
     let start = Instant::now();
     let live_before = genotype.live_op_count();
     let phase = Phase::of_iteration(iteration);
@@ -119,8 +126,15 @@ pub(super) fn run_iteration(
     let training_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     crate::system::allocator::release_freed_blocks();
-    let (decisions, mutations) =
-        mutate::mutation_pass(iteration, config, &splits.search_train, genotype, device, observer)?;
+    let (decisions, mutations) = mutate::mutation_pass(
+        iteration,
+        config,
+        planned_final_epochs,
+        &splits.search_train,
+        genotype,
+        device,
+        observer,
+    )?;
     if let Some(tensors) = inherited.take() {
         *inherited = Some(inherit::renamed_for_splits(tensors, &mutations));
     }
@@ -167,7 +181,9 @@ fn train_phase(
     inherited: &mut Option<Vec<(String, tch::Tensor)>>,
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<PhaseTraining> {
-    let Ground { config, splits, device } = *on;
+    let Ground {
+        config, splits, device, ..
+    } = *on;
     crate::system::allocator::release_freed_blocks();
     let mut net = fresh_network(genotype, config, device, phase);
     if let Some(tensors) = inherited.as_deref() {

@@ -15,6 +15,7 @@ mod run_dir;
 mod run_lock;
 mod settings;
 mod state;
+pub mod time_cost;
 
 pub use discretize::Discretized;
 pub use final_training::{Deadline, FinalOutcome, FinalRun, Rescheduling, final_training};
@@ -114,6 +115,7 @@ fn run(run: &mut Run, data: &Dataset, device: Device, observer: &mut dyn SearchO
             config: &state.settings,
             splits: &state.splits,
             device,
+            planned_final_epochs: state.planned_final_epochs(),
         };
         let genotype = &mut state.checkpoint.genotype;
         let record = iteration::run_iteration(iteration, &ground, genotype, &mut state.inherited, observer)?;

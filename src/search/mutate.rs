@@ -1,14 +1,17 @@
 //! One mutation pass: for each cell in turn, choose a split (scored or random) and apply it if the network
-//! still fits the memory budget.
+//! still fits the memory budget and, under a time budget with `--split-gain`, if the split is worth the final
+//! epochs its slower steps cost.
 
 use super::SearchObserver;
 use super::record::Mutation;
 use super::settings::SearchConfig;
+use super::time_cost::{self, SplitCost};
 use crate::data::Split;
 use crate::genotype::Genotype;
 use crate::metrics::CandidateEvent;
 use crate::metrics::CellDecision;
 use crate::metrics::score::Scorer;
+use crate::metrics::zero_cost::{NetworkMetric, Probe, TimePerImage};
 use crate::seed::{self, Stream};
 use crate::train::Interrupted;
 use rand::RngExt;
@@ -39,10 +42,37 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// The expected gain of a split that a search with `config` weighs against its cost in final epochs: only under
+/// a time budget, with `--split-gain` set.
+fn weighed_gain(config: &SearchConfig) -> Option<f64> {
+    config.time_budget.and(config.split_gain)
+}
+
+/// Times a training step of `current` and of `grown` (the search recipe's batch, at the genotypes' own width) and
+/// weighs the slowdown against `gain`, with the final epochs of the plan in force, if any.
+fn split_cost(
+    scorer: &Scorer,
+    config: &SearchConfig,
+    planned: Option<usize>,
+    (current, grown): (&Genotype, &Genotype),
+    gain: f64,
+) -> anyhow::Result<SplitCost> {
+    let probe = Probe {
+        scorer,
+        width: None,
+        recipe: &config.train,
+    };
+    let seconds = |genotype: &Genotype| -> anyhow::Result<f64> { Ok(TimePerImage.measure(genotype, &probe, 0)?[0]) };
+    let (before, after) = (seconds(current)?, seconds(grown)?);
+    Ok(time_cost::weigh(before, after, planned, gain))
+}
+
 /// Chooses and applies at most one split per cell, cells in order so that cell k+1 sees cell k's split.
+/// `planned_final_epochs` are those of the time budget's plan in force, if one was made.
 pub fn mutation_pass(
     iteration: usize,
     config: &SearchConfig,
+    planned_final_epochs: Option<usize>,
     train: &Split,
     genotype: &mut Genotype,
     device: Device,
@@ -91,7 +121,18 @@ pub fn mutation_pass(
         let mut grown = genotype.clone();
         grown.cells[cell].split(edge)?;
         let estimated_bytes = config.memory_of(&grown).total();
-        let applied = estimated_bytes <= config.memory_budget;
+        let fits = estimated_bytes <= config.memory_budget;
+        let time = match (&scorer, weighed_gain(config)) {
+            (Some(scorer), Some(gain)) if fits => Some(split_cost(
+                scorer,
+                config,
+                planned_final_epochs,
+                (genotype, &grown),
+                gain,
+            )?),
+            _ => None,
+        };
+        let applied = fits && time.as_ref().is_none_or(|t| t.worth);
         if applied {
             *genotype = grown;
         }
@@ -102,6 +143,7 @@ pub fn mutation_pass(
             to: parent.to,
             estimated_bytes,
             applied,
+            time,
         });
     }
     Ok((decisions, mutations))

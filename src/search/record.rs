@@ -1,6 +1,7 @@
 //! What the search writes down: one record per iteration, the checkpoint, and the final summary.
 
 use super::budget::Plan;
+use super::time_cost::SplitCost;
 use crate::genotype::Genotype;
 use crate::memory::MemoryEstimate;
 use crate::metrics::CellDecision;
@@ -23,8 +24,23 @@ pub struct Mutation {
     pub to: usize,
     /// Estimated training memory after the split, in bytes.
     pub estimated_bytes: u64,
-    /// Whether it was applied (false: it did not fit the budget).
+    /// Whether it was applied (false: it did not fit the memory budget, or was not worth its time).
     pub applied: bool,
+    /// Under a time budget with `--split-gain`, what the split costs in final epochs and whether it pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<SplitCost>,
+}
+
+impl Mutation {
+    /// Why it was not applied, in a few words; None when it was. A split that does not fit the memory budget is
+    /// never timed, so a timed one that was refused was not worth its time.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match (&self.applied, &self.time) {
+            (true, _) => None,
+            (false, Some(time)) if !time.worth => Some("not worth its time"),
+            (false, _) => Some("no room"),
+        }
+    }
 }
 
 /// One line of `history.jsonl`.

@@ -157,6 +157,11 @@ pub struct SearchConfig {
     /// gate records and keeps every op.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_ops: Option<usize>,
+    /// Under a time budget, the accuracy a split is expected to add at equal epochs (`--split-gain`): a split is
+    /// made only when this exceeds what its slower steps cost in final epochs (`time_cost::weigh`). None (both
+    /// profiles, until measured; docs/SEARCH.md, *Growth that counts time*): splits are not weighed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_gain: Option<f64>,
 }
 
 /// How many epochs the deadhead window of a training phase spans (docs/ALGORITHM.md §5).
@@ -197,6 +202,7 @@ impl SearchConfig {
             time_budget: None,
             inherit_weights: false,
             final_ops: profile.final_ops(),
+            split_gain: None,
         }
     }
 

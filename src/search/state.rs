@@ -200,6 +200,11 @@ impl<'a> Loop<'a> {
         self.dir.commit(&self.history, self.checkpoint)
     }
 
+    /// The final epochs of the time budget's plan in force, if one was made.
+    pub fn planned_final_epochs(&self) -> Option<usize> {
+        self.plans.last().map(|plan| plan.final_epochs)
+    }
+
     /// Wall seconds the run has spent, across processes.
     pub fn spent(&self) -> f64 {
         self.clock.spent()

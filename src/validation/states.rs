@@ -36,7 +36,15 @@ pub(super) fn measure_seed(
     let splits = search_data(data, &search);
     let mut genotype = data.minimal_genotype(config.reductions, config.channels)?;
     if search.premutate {
-        mutation_pass(0, &search, &splits.search_train, &mut genotype, device, &mut Quiet)?;
+        mutation_pass(
+            0,
+            &search,
+            None,
+            &splits.search_train,
+            &mut genotype,
+            device,
+            &mut Quiet,
+        )?;
     }
     for state in 1..=config.states {
         let trained = match records.saved_state(seed, state)? {
@@ -76,7 +84,15 @@ pub(super) fn measure_seed(
         };
         at.measure(records, observer)?;
         if state < config.states {
-            mutation_pass(state, &search, &splits.search_train, &mut genotype, device, &mut Quiet)?;
+            mutation_pass(
+                state,
+                &search,
+                None,
+                &splits.search_train,
+                &mut genotype,
+                device,
+                &mut Quiet,
+            )?;
         }
     }
     Ok(())
@@ -159,6 +175,7 @@ impl State<'_> {
                     to: parent.to,
                     estimated_bytes: 0,
                     applied: true,
+                    time: None,
                 };
                 let evaluation = continuation.evaluate(&split.on, self.trained, Some(&mutation), replicate)?;
                 record.accuracies.push(evaluation.accuracy);
