@@ -48,7 +48,15 @@ pub(super) fn update_stop(checkpoint: &mut Checkpoint, record: &IterationRecord,
     checkpoint.stopped = if record.iteration >= config.iterations {
         Some(format!("reached {} iterations", config.iterations))
     } else if applied == 0 && refused > 0 {
-        Some("the memory budget leaves no room for the chosen splits".to_string())
+        let untimely = record
+            .mutations
+            .iter()
+            .any(|m| m.refusal() == Some("not worth its time"));
+        Some(if untimely {
+            "no chosen split is worth its time: the rest of the budget goes to the final training".to_string()
+        } else {
+            "the memory budget leaves no room for the chosen splits".to_string()
+        })
     } else if checkpoint.stale >= config.patience {
         Some(format!(
             "no mutation was accepted for {} iterations in a row",
@@ -235,4 +243,73 @@ pub(crate) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: 
         .pruner(pruner)
         .device(device)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genotype::InputShape;
+    use crate::search::record::Mutation;
+    use crate::search::time_cost;
+    use crate::search::{Profile, SearchConfig};
+
+    fn record(iteration: usize, mutations: Vec<Mutation>) -> IterationRecord {
+        IterationRecord {
+            iteration,
+            validation_accuracy: None,
+            validation_loss: None,
+            train_loss: None,
+            deadheaded: Vec::new(),
+            pruned_share: None,
+            parameters: 0,
+            memory: Default::default(),
+            memory_budget: 0,
+            live_ops: 0,
+            edges_per_cell: Vec::new(),
+            decisions: Vec::new(),
+            mutations,
+            training_seconds: 0.0,
+            scoring_seconds: 0.0,
+            train_images_per_second: None,
+            gate_open: Vec::new(),
+            plans: Vec::new(),
+        }
+    }
+
+    fn split(applied: bool, expected_gain: Option<f64>) -> Mutation {
+        Mutation {
+            cell: 0,
+            edge: 0,
+            from: 0,
+            to: 1,
+            estimated_bytes: 0,
+            applied,
+            time: expected_gain.map(|gain| time_cost::weigh(0.01, 0.012, None, gain)),
+        }
+    }
+
+    #[test]
+    fn a_pass_whose_splits_are_all_refused_ends_the_search_and_says_why() {
+        let config = SearchConfig::new(Profile::Quick, "digits", 1, 4, 0);
+        let start = || Checkpoint::start(Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap(), 0);
+        let mut checkpoint = start();
+        update_stop(
+            &mut checkpoint,
+            &record(1, vec![split(false, Some(0.0)), split(false, None)]),
+            &config,
+        );
+        let reason = checkpoint.stopped.unwrap();
+        assert!(reason.starts_with("no chosen split is worth its time"), "{reason}");
+        let mut checkpoint = start();
+        update_stop(&mut checkpoint, &record(1, vec![split(false, None)]), &config);
+        assert!(checkpoint.stopped.unwrap().contains("memory budget"));
+        let mut checkpoint = start();
+        update_stop(
+            &mut checkpoint,
+            &record(1, vec![split(false, Some(0.0)), split(true, Some(1.0))]),
+            &config,
+        );
+        assert_eq!(checkpoint.stopped, None, "one split was worth its time");
+        assert_eq!(checkpoint.stale, 0);
+    }
 }
