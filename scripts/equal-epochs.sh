@@ -2,7 +2,8 @@
 # The equal-epoch study (docs/RESULTS.md, "Recipe or network?"): the network the 30-minute search found (seed 0) and
 # the standard recipe's ResNet-9, each trained for the same number of epochs on all of Fashion-MNIST, under recipe
 # and width variants, with the test split evaluated after every epoch. Resumable: a variant whose curve already has
-# every epoch is skipped, so rerunning the script continues where it stopped (an unfinished variant restarts).
+# every epoch is skipped, and an unfinished one continues from its checkpoint (in OUT_DIR/checkpoints/), so
+# rerunning the script continues where it stopped.
 #
 #   scripts/equal-epochs.sh [OUT_DIR]    (default docs/results/equal-epochs)
 #
@@ -62,5 +63,6 @@ for entry in "${selected[@]}"; do
   fi
   echo "$name: $genotype $flags"
   # shellcheck disable=SC2086 # the flags are words
-  "$binary" train "$genotype" --data fashion-mnist --epochs "$epochs" --seed "$seed" $flags --curve "$curve"
+  "$binary" train "$genotype" --data fashion-mnist --epochs "$epochs" --seed "$seed" $flags --curve "$curve" \
+    --checkpoint "$out/checkpoints/$name"
 done

@@ -855,3 +855,71 @@ fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_checkpointed_training_killed_after_an_epoch_continues_to_the_same_weights_and_curve() {
+    let _turn = turn();
+    let root = scratch("train-checkpoint");
+    let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+    let genotype_file = root.join("genotype.json");
+    std::fs::write(&genotype_file, genotype.to_json()).unwrap();
+    let train = |name: &str, epochs: &str| {
+        let file = genotype_file.display().to_string();
+        let dir = |what: &str| root.join(format!("{name}-{what}")).display().to_string();
+        let mut command = spidernet(&[
+            "train",
+            &file,
+            "--epochs",
+            epochs,
+            "--train-samples",
+            "640",
+            "--seed",
+            "3",
+        ]);
+        command.args([
+            "--checkpoint",
+            &dir("checkpoint"),
+            "--curve",
+            &dir("curve.jsonl"),
+            "--out",
+            &dir("out"),
+        ]);
+        command
+    };
+    let weights = |name: &str| std::fs::read(root.join(format!("{name}-out/weights.safetensors"))).unwrap();
+    let curve = |name: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(root.join(format!("{name}-curve.jsonl"))).unwrap();
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    };
+    assert!(train("whole", "4").status().unwrap().success());
+
+    let checkpoint = root.join("killed-checkpoint");
+    kill_when(
+        train("killed", "4"),
+        || final_epochs_done(&checkpoint) == 1,
+        "its first epoch",
+    );
+    assert_eq!(final_epochs_done(&checkpoint), 1);
+    assert!(train("killed", "4").status().unwrap().success());
+    assert!(weights("killed") == weights("whole"), "the continued weights differ");
+    let accuracies = |points: &[serde_json::Value]| -> Vec<f64> {
+        points.iter().map(|p| p["eval"]["accuracy"].as_f64().unwrap()).collect()
+    };
+    let (whole, killed) = (curve("whole"), curve("killed"));
+    assert_eq!(
+        killed.len(),
+        4,
+        "the curve holds every epoch, the first from the checkpoint"
+    );
+    assert_eq!(accuracies(&killed), accuracies(&whole));
+
+    // Other settings in the same folder are refused, naming its config.json.
+    let mut other = train("killed", "5");
+    let output = other.stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("config.json") && stderr.contains("other settings"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -8,7 +8,7 @@ use clap::Args;
 use spidernet::artifacts::Artifacts;
 use spidernet::data::Dataset;
 use spidernet::genotype::Genotype;
-use spidernet::search::{FinalRun, SearchConfig, SearchObserver, final_training};
+use spidernet::search::{FinalRun, SearchConfig, SearchObserver, TrainingFolder, final_training};
 use spidernet::system::atomic::write_atomic;
 use spidernet::train::{DecayScope, EpochReport, Schedule, TrainConfig, TrainObserver};
 use std::path::PathBuf;
@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// (for studying recipes; choosing by the test split overfits it).
     #[arg(long, value_name = "FILE")]
     curve: Option<PathBuf>,
+    /// Keep a checkpoint in this folder after every epoch, and continue from the one it holds when started again
+    /// with the same settings (a long training survives being stopped).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
 }
 
 /// The final-training recipe, flag by flag; each unset flag keeps the profile's value.
@@ -151,6 +155,17 @@ impl TrainObserver for CurveObserver {
 
     fn epoch(&mut self, report: &EpochReport) {
         self.progress.epoch(report);
+        self.record(report);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.error.is_some()
+    }
+}
+
+impl CurveObserver {
+    /// Adds the epoch of `report` to the curve and rewrites the curve file, if any.
+    fn record(&mut self, report: &EpochReport) {
         self.elapsed += report.seconds;
         let Some(path) = &self.path else { return };
         let point = CurvePoint {
@@ -167,10 +182,6 @@ impl TrainObserver for CurveObserver {
         if let Err(error) = written {
             self.error.get_or_insert(error);
         }
-    }
-
-    fn should_stop(&mut self) -> bool {
-        self.error.is_some()
     }
 }
 
@@ -204,6 +215,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     data.check_fits(&genotype)
         .with_context(|| args.genotype.display().to_string())?;
     let settings = args.settings(&genotype, &data)?;
+    let folder = args
+        .checkpoint
+        .as_deref()
+        .map(|root| TrainingFolder::open(root, &settings, &genotype))
+        .transpose()?;
     let mut observer = CurveObserver {
         progress: Progress::training(settings.final_train.epochs),
         path: args.curve.clone(),
@@ -211,6 +227,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         elapsed: 0.0,
         error: None,
     };
+    // A continued training's curve starts with the epochs its checkpoint records.
+    if let Some(saved) = folder.as_ref().map(|f| f.dir().final_state()).transpose()?.flatten() {
+        for report in &saved.reports {
+            observer.record(report);
+        }
+        eprintln!(
+            "continuing from {} after {} of {} epochs",
+            folder.as_ref().expect("read from it").dir().root().display(),
+            saved.epochs_done(),
+            saved.epochs
+        );
+    }
     let run = FinalRun {
         config: &settings,
         data: &data,
@@ -219,7 +247,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         inherited: None,
         evaluate_each_epoch: args.curve.is_some(),
     };
-    let outcome = final_training(&genotype, &run, None, &mut observer)?;
+    let outcome = final_training(&genotype, &run, folder.as_ref().map(TrainingFolder::dir), &mut observer)?;
     if let Some(error) = observer.error {
         return Err(error);
     }

@@ -24,7 +24,7 @@ pub(crate) use iteration::{SearchData, fresh_network, search_data};
 pub use mutate::Strategy;
 pub(crate) use mutate::mutation_pass;
 pub use record::{Checkpoint, GateOpen, IterationRecord, Mutation, Summary};
-pub use run::Run;
+pub use run::{Run, TrainingFolder};
 pub use run_dir::RunDir;
 pub use run_lock::RunLock;
 pub use settings::{DeadheadWindow, Profile, SearchConfig};

@@ -8,6 +8,7 @@ use super::run_dir::{NOTHING_TO_RESUME, RunDir};
 use super::run_lock::{LockError, RunLock};
 use super::settings::SearchConfig;
 use crate::data::Dataset;
+use crate::genotype::Genotype;
 use anyhow::Context;
 use std::path::Path;
 use tch::Device;
@@ -121,5 +122,54 @@ impl Run {
     /// The parts the search loop works on: the folder, the settings asked for, the plans and the checkpoint.
     pub(super) fn parts(&mut self) -> (&RunDir, &SearchConfig, &mut Vec<Plan>, &mut Checkpoint) {
         (&self.dir, &self.settings, &mut self.plans, &mut self.checkpoint)
+    }
+}
+
+/// The folder in which `spidernet train --checkpoint` keeps its state after every epoch: the run folder of a
+/// search that is over, whose final training is the training asked for. A second process with the same settings
+/// and genotype continues where the first stopped; with others it is refused. Holds the folder's lock.
+#[derive(Debug)]
+pub struct TrainingFolder {
+    dir: RunDir,
+    _lock: RunLock,
+}
+
+/// Why the checkpoint of a training folder says its search is over.
+const TRAINING_ONLY: &str = "a training folder: only the final training runs (spidernet train --checkpoint)";
+
+impl TrainingFolder {
+    /// Opens the training folder `root` for training `genotype` with `settings`, creating it when it holds none.
+    pub fn open(root: &Path, settings: &SearchConfig, genotype: &Genotype) -> anyhow::Result<TrainingFolder> {
+        std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+        let lock = RunLock::acquire(root)?;
+        let dir = match RunDir::read_settings(root)? {
+            None => {
+                let mut start = Checkpoint::start(genotype.clone(), settings.seed);
+                start.stopped = Some(TRAINING_ONLY.to_string());
+                RunDir::create(root, settings, &start)?
+            }
+            Some(_) => {
+                let (dir, saved, checkpoint) = RunDir::open(root)?;
+                anyhow::ensure!(
+                    saved == *settings,
+                    "{} holds a training with other settings: continue it with the flags it was started with, or \
+                     choose another --checkpoint folder",
+                    dir.config_path().display()
+                );
+                anyhow::ensure!(
+                    checkpoint.genotype == *genotype,
+                    "{} holds the training of another genotype: choose another --checkpoint folder",
+                    dir.checkpoint_path().display()
+                );
+                dir.remove_stray_temporaries()?;
+                dir
+            }
+        };
+        Ok(TrainingFolder { dir, _lock: lock })
+    }
+
+    /// The folder, for the final training's checkpoints.
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
     }
 }
