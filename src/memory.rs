@@ -41,6 +41,8 @@ fn op_saved_maps(op: Op) -> u64 {
         Op::SepConv3x3 | Op::SepConv5x5 => 6,
         // dw, pw, BN.
         Op::DilConv3x3 | Op::DilConv5x5 => 3,
+        // ReLU, conv, BN.
+        Op::Conv1x1 | Op::Conv3x3 => 3,
     }
 }
 
@@ -160,7 +162,7 @@ impl std::ops::Add for MemoryEstimate {
 fn op_buffers(op: Op, channels: usize) -> u64 {
     let norms = match op {
         Op::SepConv3x3 | Op::SepConv5x5 => 2,
-        Op::DilConv3x3 | Op::DilConv5x5 => 1,
+        Op::DilConv3x3 | Op::DilConv5x5 | Op::Conv1x1 | Op::Conv3x3 => 1,
         _ => 0,
     };
     norms * 2 * channels as u64 * FLOAT

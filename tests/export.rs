@@ -1,4 +1,5 @@
-//! ONNX export: two grown, briefly trained networks run in onnxruntime and give our logits to 1e-4; the weights'
+//! ONNX export: three grown, briefly trained networks (one of the dense op set) run in onnxruntime and give our
+//! logits to 1e-4; the weights'
 //! names follow genotype.json and load back into the same network; bad run folders and outputs are refused.
 
 mod common;
@@ -7,26 +8,41 @@ use common::{python, scratch, turn};
 use spidernet::artifacts::Artifacts;
 use spidernet::data::{DataSource, Dataset, Digits};
 use spidernet::export::export_run;
-use spidernet::genotype::{Genotype, Op};
+use spidernet::genotype::{Genotype, Op, OpSet};
 use spidernet::nn::init::InitScheme;
 use spidernet::supernet::{Mode, Supernet};
 use spidernet::train::{self, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Grows the minimal genotype by `splits` seeded-order splits per cell and kills a few ops.
-fn grown(data: &Dataset, reductions: usize, channels: usize, splits: usize, stride: usize) -> Genotype {
-    let mut genotype = Genotype::minimal(reductions, channels, data.shape, data.classes).unwrap();
+/// Grows the minimal genotype of `op_set` by `splits` seeded-order splits per cell and kills a few ops.
+fn grown_with(
+    data: &Dataset,
+    op_set: OpSet,
+    (reductions, channels): (usize, usize),
+    splits: usize,
+    stride: usize,
+) -> Genotype {
+    let mut genotype = Genotype::minimal_with(reductions, channels, data.shape, data.classes, op_set).unwrap();
+    let killed = match op_set {
+        OpSet::Published => Op::SepConv5x5,
+        OpSet::Dense => Op::Conv1x1,
+    };
     for cell in &mut genotype.cells {
         for k in 0..splits {
             let id = cell.edges[(k * stride) % cell.edges.len()].id;
             cell.split(id).unwrap();
         }
         let id = cell.edges[0].id;
-        cell.kill_op(id, Op::SepConv5x5).unwrap();
+        cell.kill_op(id, killed).unwrap();
         cell.kill_op(id, Op::MaxPool3x3).unwrap();
     }
     genotype
+}
+
+/// `grown_with` the published ops.
+fn grown(data: &Dataset, reductions: usize, channels: usize, splits: usize, stride: usize) -> Genotype {
+    grown_with(data, OpSet::Published, (reductions, channels), splits, stride)
 }
 
 /// Asserts that a tensor name of weights.safetensors is a documented path (docs/EXPORT.md) to a stem, cell input,
@@ -133,7 +149,16 @@ fn two_grown_networks_give_our_logits_in_onnxruntime() {
     let second = grown(&data, 1, 12, 6, 3);
     assert_ne!(first, second);
     assert!(second.cells.iter().all(|c| c.edges.len() >= 6));
-    for (name, genotype) in [("export-a", &first), ("export-b", &second)] {
+    // The dense op set: ReLU–conv–BN at 1×1 and 3×3, strided on the reduction cells' input edges.
+    let dense = grown_with(&data, OpSet::Dense, (2, 8), 3, 2);
+    assert!(
+        dense
+            .cells
+            .iter()
+            .flat_map(|c| &c.edges)
+            .any(|e| e.ops.contains(&Op::Conv3x3))
+    );
+    for (name, genotype) in [("export-a", &first), ("export-b", &second), ("export-dense", &dense)] {
         let diff = check_in_onnxruntime(name, &data, genotype);
         assert!(diff <= 1e-4, "{name}: {diff}");
     }

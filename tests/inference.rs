@@ -333,6 +333,36 @@ fn python_check(script: &str, args: &[&str]) -> String {
 }
 
 #[test]
+fn the_pytorch_package_builds_the_dense_op_set_and_gives_our_logits() {
+    let _turn = turn();
+    let dir = scratch("pytorch-dense");
+    let run = dir.join("run");
+    // No search: the minimal genotype keeps every dense op for its final training.
+    let settings = "--ops dense --strategy none --reductions 1 --channels 4 --final-epochs 2";
+    let mut args = vec!["search", "--out", path(&run)];
+    args.extend(settings.split_whitespace());
+    succeeds(&args);
+    let genotype = spidernet::genotype::Genotype::load(&run.join("genotype.json")).unwrap();
+    let ops: Vec<&str> = genotype
+        .cells
+        .iter()
+        .flat_map(|c| &c.edges)
+        .flat_map(|e| &e.ops)
+        .map(|o| o.name())
+        .collect();
+    assert!(ops.iter().any(|op| op.starts_with("conv_")), "{ops:?}");
+    assert!(
+        ops.iter().all(|op| !op.starts_with("sep_") && !op.starts_with("dil_")),
+        "{ops:?}"
+    );
+    let outputs = dir.join("outputs.safetensors");
+    succeeds(&["eval", path(&run), "--outputs", path(&outputs), "--no-save"]);
+    let checked = python_check("check_run.py", &[path(&run), path(&outputs)]);
+    assert!(checked.contains("{\"check\": \"logits\""), "{checked}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_pytorch_package_gives_our_logits_and_accuracy_and_trains() {
     let run = trained_run();
     let _turn = turn();

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 GATE_INIT = 0.01
 """The value every gate starts at in a new network (src/nn/pruner.rs)."""
 
-OPS = ("identity", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-"""The op names a genotype's edges may hold."""
+OPS = ("identity", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+       "conv_1x1", "conv_3x3")
+"""The op names a genotype's edges may hold (the published set and the dense one)."""
 
 
 def padding(kernel, stride, dilation):
@@ -52,6 +53,11 @@ class Op(nn.Module):
             self.first = ConvBn(channels, kernel, stride, 1)
             self.relu = nn.ReLU()
             self.second = ConvBn(channels, kernel, 1, 1)
+        elif name in ("conv_1x1", "conv_3x3"):
+            kernel = int(name[-1])
+            self.relu = nn.ReLU()
+            self.conv = nn.Conv2d(channels, channels, kernel, stride, padding(kernel, stride, 1), bias=False)
+            self.bn = batch_norm(channels)
         elif name in ("dil_conv_3x3", "dil_conv_5x5"):
             kernel = int(name[-1])
             self.depthwise = nn.Conv2d(channels, channels, kernel, stride, padding(kernel, stride, 2), 2,
@@ -73,6 +79,8 @@ class Op(nn.Module):
             y = F.avg_pool2d(x, 3, s, 1, count_include_pad=True)
         elif self.name.startswith("sep_conv"):
             y = self.second(self.relu(self.first(x)))
+        elif self.name.startswith("conv_"):
+            y = self.bn(self.conv(self.relu(x)))
         else:
             y = self.bn(self.pointwise(self.depthwise(x)))
         w = self.gate

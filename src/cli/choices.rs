@@ -2,6 +2,7 @@
 //! carries no command-line derives of its own.
 
 use clap::ValueEnum;
+use spidernet::genotype::OpSet;
 use spidernet::metrics::{DecisionRule, NtkMode};
 use spidernet::nn::blocks::MemoryFormat;
 use spidernet::search::{Profile, Strategy};
@@ -60,6 +61,25 @@ impl From<NtkChoice> for NtkMode {
         match choice {
             NtkChoice::Sound => NtkMode::Sound,
             NtkChoice::Faithful => NtkMode::Faithful,
+        }
+    }
+}
+
+/// `--ops`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OpSetChoice {
+    /// The published seven: identity, max and average pooling, sep-conv and dil-conv at 3×3 and 5×5.
+    Published,
+    /// Dense convolutions instead of the separable ones: identity, max and average pooling, ReLU–conv–BN at 1×1
+    /// and 3×3.
+    Dense,
+}
+
+impl From<OpSetChoice> for OpSet {
+    fn from(choice: OpSetChoice) -> OpSet {
+        match choice {
+            OpSetChoice::Published => OpSet::Published,
+            OpSetChoice::Dense => OpSet::Dense,
         }
     }
 }

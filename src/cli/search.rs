@@ -2,13 +2,13 @@
 
 use super::Exit;
 use super::args::{DataArgs, ShapeArgs, load_data, positive};
-use super::choices::{NtkChoice, ProfileChoice, StrategyChoice, parse_rule, per_profile};
+use super::choices::{NtkChoice, OpSetChoice, ProfileChoice, StrategyChoice, parse_rule, per_profile};
 use super::events::{self, JsonEvents};
 use super::interrupt;
 use super::progress::{self, Progress};
 use clap::Args;
 use spidernet::data::Dataset;
-use spidernet::genotype::Op;
+use spidernet::genotype::{Op, OpSet};
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::DecisionRule;
 use spidernet::search::budget::TimeBudget;
@@ -46,6 +46,9 @@ pub struct SearchArgs {
     // The decision rule.
     #[arg(long, value_name = "RULE", value_parser = parse_rule, help = rule_help())]
     metrics: Option<DecisionRule>,
+    /// The candidate ops of every edge.
+    #[arg(long, value_enum, default_value = "published")]
+    ops: OpSetChoice,
     /// Train the search phases on a seeded subset of this many images.
     #[arg(long, value_parser = positive)]
     search_samples: Option<usize>,
@@ -85,7 +88,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "metrics", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops", "split_gain",
+        "final_epochs", "strategy", "ntk", "metrics", "ops", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops", "split_gain",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -96,9 +99,9 @@ fn final_ops_help() -> String {
     per_profile(
         &format!(
             "Before the final training, keep on each edge only the K ops whose gates were open longest in the last supernet training; {} keeps every live op",
-            Op::ALL.len()
+            OpSet::Published.ops().len()
         ),
-        |p| p.final_ops().unwrap_or(Op::ALL.len()).to_string(),
+        |p| p.final_ops().unwrap_or(OpSet::Published.ops().len()).to_string(),
     )
 }
 
@@ -122,6 +125,7 @@ impl SearchArgs {
             self.seed,
         );
         config.strategy = self.strategy.into();
+        config.op_set = self.ops.into();
         config.metrics.ntk_mode = self.ntk.into();
         if let Some(rule) = &self.metrics {
             config.metrics.rule = rule.clone();

@@ -4,6 +4,7 @@ use super::args::{DataArgs, ShapeArgs, load_data, positive};
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
+use spidernet::genotype::OpSet;
 use spidernet::supernet::Supernet;
 use spidernet::train::{self, TrainConfig};
 
@@ -25,7 +26,7 @@ pub struct TrainSupernetArgs {
 pub fn run(args: TrainSupernetArgs) -> anyhow::Result<()> {
     let device = args.data.device.device()?;
     let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
-    let genotype = data.minimal_genotype(args.shape.reductions, args.shape.channels)?;
+    let genotype = data.minimal_genotype(args.shape.reductions, args.shape.channels, OpSet::Published)?;
     let mut net = Supernet::builder(&genotype)
         .width(args.shape.channels)
         .seed(args.seed)

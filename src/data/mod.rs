@@ -18,7 +18,7 @@ pub use idx::{FASHION_MNIST_DIR, IdxFolder, parse_idx, read_maybe_gzipped};
 pub use load::{Loaded, cache_dir, load};
 pub use summary::summary;
 
-use crate::genotype::{Genotype, InputShape};
+use crate::genotype::{Genotype, InputShape, OpSet};
 use anyhow::Context;
 use tch::{Kind, Tensor};
 
@@ -243,10 +243,10 @@ impl RawData {
 }
 
 impl Dataset {
-    /// The minimal genotype of R reductions and C channels for these images, or an error naming the data set when
-    /// they are too small for R reductions.
-    pub fn minimal_genotype(&self, reductions: usize, channels: usize) -> anyhow::Result<Genotype> {
-        Genotype::minimal(reductions, channels, self.shape, self.classes).with_context(|| {
+    /// The minimal genotype of R reductions and C channels for these images, every edge holding the ops of
+    /// `op_set`, or an error naming the data set when they are too small for R reductions.
+    pub fn minimal_genotype(&self, reductions: usize, channels: usize, op_set: OpSet) -> anyhow::Result<Genotype> {
+        Genotype::minimal_with(reductions, channels, self.shape, self.classes, op_set).with_context(|| {
             format!(
                 "--data {} with --reductions {reductions} --channels {channels}",
                 self.name

@@ -296,6 +296,12 @@ impl Builder<'_> {
             }
             attributes
         };
+        if let Some(shape) = op.dense_conv(channels, stride) {
+            let hidden = self.node("Relu", &[x], Vec::new(), prefix);
+            let weight = names::join(&names::join(prefix, names::CONV), names::WEIGHT);
+            let bn = names::join(prefix, names::BN);
+            return self.conv_bn(&hidden, &weight, Some(&bn), shape, prefix);
+        }
         Ok(match (op, op.conv_blocks(channels, stride).as_slice()) {
             (Op::MaxPool3x3, _) => self.node("MaxPool", &[x], pool("MaxPool"), prefix),
             (Op::AvgPool3x3, _) => self.node("AveragePool", &[x], pool("AveragePool"), prefix),

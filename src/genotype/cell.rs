@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::edge::Edge;
-use super::op::Op;
+use super::op::OpSet;
 
 /// Cell `index` of a network: input nodes `0..n_inputs`, then intermediate nodes, then the output node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,9 @@ pub struct Cell {
     pub edges: Vec<Edge>,
     /// Id the next created edge will get.
     pub next_edge_id: u32,
+    /// The ops every new edge of the cell holds; files leave the published set unwritten.
+    #[serde(default, skip_serializing_if = "OpSet::is_published")]
+    pub op_set: OpSet,
 }
 
 /// Which nodes can be reached from an input node and which can reach the output.
@@ -35,8 +38,14 @@ impl Reach {
 }
 
 impl Cell {
-    /// The initial topology: every input feeds one intermediate node, which feeds the output.
+    /// The initial topology with the published ops: every input feeds one intermediate node, which feeds the
+    /// output.
     pub fn minimal(index: usize) -> Cell {
+        Cell::minimal_with(index, OpSet::Published)
+    }
+
+    /// The initial topology, every edge holding the ops of `op_set`.
+    pub fn minimal_with(index: usize, op_set: OpSet) -> Cell {
         let hub = index + 1;
         let output = index + 2;
         let links = (0..=index).map(|input| (input, hub)).chain([(hub, output)]);
@@ -46,7 +55,7 @@ impl Cell {
                 id: id as u32,
                 from,
                 to,
-                ops: Op::ALL.to_vec(),
+                ops: op_set.ops().to_vec(),
                 lineage: Vec::new(),
             })
             .collect();
@@ -56,6 +65,7 @@ impl Cell {
             n_nodes: index + 3,
             next_edge_id: edges.len() as u32,
             edges,
+            op_set,
         }
     }
 
@@ -168,7 +178,7 @@ mod tests {
         assert_eq!((cell.n_inputs, cell.n_nodes, cell.next_edge_id), (3, 5, 4));
         assert_eq!(links(&cell), vec![(0, 0, 3), (1, 1, 3), (2, 2, 3), (3, 3, 4)]);
         for edge in &cell.edges {
-            assert_eq!(edge.ops, Op::ALL.to_vec());
+            assert_eq!(edge.ops, OpSet::Published.ops());
             assert!(edge.lineage.is_empty());
         }
         assert_eq!(cell.live_op_count(), 4 * 7);
@@ -200,5 +210,23 @@ mod tests {
         assert!(cell.reach(None).from_input[2]);
         assert!(!cell.reach(Some(1)).from_input[2]);
         assert!(!cell.reach(Some(0)).to_output[0]);
+    }
+
+    #[test]
+    fn a_dense_cell_grows_dense_edges_and_says_so_in_its_json() {
+        let mut cell = Cell::minimal_with(1, OpSet::Dense);
+        assert!(cell.edges.iter().all(|e| e.ops == OpSet::Dense.ops()));
+        let split = cell.split(cell.edges[0].id).unwrap();
+        for id in [split.edge_a, split.edge_b] {
+            assert_eq!(cell.edge(id).unwrap().ops, OpSet::Dense.ops());
+        }
+        let json = serde_json::to_string(&cell).unwrap();
+        assert!(json.contains(r#""op_set":"dense""#), "{json}");
+        assert_eq!(serde_json::from_str::<Cell>(&json).unwrap(), cell);
+        let published = serde_json::to_string(&Cell::minimal(1)).unwrap();
+        assert!(
+            !published.contains("op_set"),
+            "files of the published set stay as they were: {published}"
+        );
     }
 }

@@ -84,7 +84,7 @@ impl Cell {
             id,
             from,
             to,
-            ops: Op::ALL.to_vec(),
+            ops: self.op_set.ops().to_vec(),
             lineage: lineage.clone(),
         };
         let head = [
@@ -221,6 +221,7 @@ impl Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::genotype::OpSet;
 
     fn links(cell: &Cell) -> Vec<(u32, usize, usize)> {
         cell.edges.iter().map(|e| (e.id, e.from, e.to)).collect()
@@ -257,7 +258,7 @@ mod tests {
         assert_eq!(cell.edges[0].lineage, vec![0]);
         assert_eq!(cell.edges[1].lineage, vec![0]);
         assert!(cell.edges[2].lineage.is_empty());
-        assert_eq!(cell.edges[0].ops, Op::ALL.to_vec());
+        assert_eq!(cell.edges[0].ops, OpSet::Published.ops().to_vec());
         cell.check().expect("split keeps the cell valid");
     }
 
@@ -268,10 +269,10 @@ mod tests {
         let first = cell.split(0).expect("edge 0 exists");
         let second = cell.split(first.edge_a).expect("edge a exists");
         let shortcut = cell.edge(0).expect("shortcut kept");
-        assert_eq!(shortcut.ops, Op::ALL[1..].to_vec());
+        assert_eq!(shortcut.ops, OpSet::Published.ops()[1..].to_vec());
         let grandchild = cell.edge(second.edge_a).expect("new edge exists");
         assert_eq!(grandchild.lineage, vec![0, first.edge_a]);
-        assert_eq!(grandchild.ops, Op::ALL.to_vec());
+        assert_eq!(grandchild.ops, OpSet::Published.ops().to_vec());
     }
 
     #[test]
@@ -389,7 +390,8 @@ mod tests {
     #[test]
     fn deadhead_spares_the_most_open_op_on_the_last_path() {
         let mut cell = Cell::minimal(0);
-        let doomed: Vec<Doomed> = Op::ALL
+        let doomed: Vec<Doomed> = OpSet::Published
+            .ops()
             .iter()
             .zip([5, 3, 90, 1, 7, 2, 4])
             .map(|(&op, open_count)| Doomed {
@@ -422,8 +424,10 @@ mod tests {
         let doomed = [Op::SepConv3x3, Op::Identity]
             .into_iter()
             .chain(
-                Op::ALL
-                    .into_iter()
+                OpSet::Published
+                    .ops()
+                    .iter()
+                    .copied()
                     .filter(|op| !matches!(op, Op::SepConv3x3 | Op::Identity)),
             )
             .map(|op| Doomed {
@@ -451,7 +455,8 @@ mod tests {
             vec![(4, 1, 2), (5, 2, 3), (3, 1, 3), (2, 0, 1), (0, 0, 3), (1, 3, 4)]
         );
         // Emptying 0->1 (id 2) orphans nodes 1 and 2 together, and with them edges 4, 5 and 3.
-        let doomed: Vec<Doomed> = Op::ALL
+        let doomed: Vec<Doomed> = OpSet::Published
+            .ops()
             .iter()
             .map(|&op| Doomed {
                 edge_id: outer.edge_a,
@@ -489,7 +494,7 @@ mod tests {
         let doomed: Vec<Doomed> = [left.edge_a, right.edge_b]
             .into_iter()
             .flat_map(|edge_id| {
-                Op::ALL.into_iter().map(move |op| Doomed {
+                OpSet::Published.ops().iter().copied().map(move |op| Doomed {
                     edge_id,
                     op,
                     open_count: 0,

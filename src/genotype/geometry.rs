@@ -76,13 +76,21 @@ impl ConvShape {
 pub type ConvBlock = (ConvShape, ConvShape);
 
 impl Op {
-    /// Kernel side: 3 or 5 for the convolutions, 3 for the pools, 1 for identity.
+    /// Kernel side: 1, 3 or 5 for the convolutions, 3 for the pools, 1 for identity.
     pub fn kernel(self) -> i64 {
         match self {
-            Op::Identity => 1,
-            Op::MaxPool3x3 | Op::AvgPool3x3 | Op::SepConv3x3 | Op::DilConv3x3 => 3,
+            Op::Identity | Op::Conv1x1 => 1,
+            Op::MaxPool3x3 | Op::AvgPool3x3 | Op::SepConv3x3 | Op::DilConv3x3 | Op::Conv3x3 => 3,
             Op::SepConv5x5 | Op::DilConv5x5 => 5,
         }
+    }
+
+    /// The dense convolution of a ReLU–conv–BN op at `channels` channels and `stride`; None for the other ops.
+    pub fn dense_conv(self, channels: i64, stride: i64) -> Option<ConvShape> {
+        matches!(self, Op::Conv1x1 | Op::Conv3x3).then(|| ConvShape {
+            stride,
+            ..ConvShape::dense(channels, channels, self.kernel())
+        })
     }
 
     /// Dilation of the depthwise convolutions: 2 for the dil-convs, 1 otherwise.
@@ -93,13 +101,13 @@ impl Op {
         }
     }
 
-    /// The convolution blocks the op runs at `channels` channels and `stride`, in order: two for a sep-conv (the
-    /// first with the edge's stride, a ReLU between them), one dilated block for a dil-conv, none for identity
-    /// and the pools.
+    /// The depthwise–pointwise blocks the op runs at `channels` channels and `stride`, in order: two for a
+    /// sep-conv (the first with the edge's stride, a ReLU between them), one dilated block for a dil-conv, none
+    /// for identity, the pools and the dense convolutions ([`Op::dense_conv`]).
     pub fn conv_blocks(self, channels: i64, stride: i64) -> Vec<ConvBlock> {
         let (kernel, dilation) = (self.kernel(), self.dilation());
         match self {
-            Op::Identity | Op::MaxPool3x3 | Op::AvgPool3x3 => Vec::new(),
+            Op::Identity | Op::MaxPool3x3 | Op::AvgPool3x3 | Op::Conv1x1 | Op::Conv3x3 => Vec::new(),
             Op::SepConv3x3 | Op::SepConv5x5 => vec![
                 ConvShape::depthwise_pointwise(channels, kernel, stride, dilation),
                 ConvShape::depthwise_pointwise(channels, kernel, 1, dilation),
@@ -109,14 +117,19 @@ impl Op {
     }
 
     /// Trainable scalars of the op at `channels` channels, without its gate: 2Ck²+2C²+4C for a sep-conv,
-    /// Ck²+C²+2C for a dil-conv, 0 otherwise.
+    /// Ck²+C²+2C for a dil-conv, C²k²+2C for a dense convolution, 0 otherwise.
     pub fn parameter_count(self, channels: usize) -> usize {
-        self.conv_blocks(channels as i64, 1)
+        let blocks = self
+            .conv_blocks(channels as i64, 1)
             .iter()
             .map(|(depthwise, pointwise)| {
                 depthwise.weight_count() + pointwise.weight_count() + batch_norm_count(channels)
             })
-            .sum()
+            .sum::<usize>();
+        let dense = self
+            .dense_conv(channels as i64, 1)
+            .map_or(0, |conv| conv.weight_count() + batch_norm_count(channels));
+        blocks + dense
     }
 }
 
@@ -235,6 +248,7 @@ mod tests {
             let expected = match op {
                 Op::SepConv3x3 | Op::SepConv5x5 => 2 * c * k * k + 2 * c * c + 4 * c,
                 Op::DilConv3x3 | Op::DilConv5x5 => c * k * k + c * c + 2 * c,
+                Op::Conv1x1 | Op::Conv3x3 => c * c * k * k + 2 * c,
                 _ => 0,
             };
             assert_eq!(op.parameter_count(c), expected, "{op}");
@@ -259,9 +273,19 @@ mod tests {
 
     #[test]
     fn padding_keeps_size_at_stride_one_and_halves_with_ceil_at_two() {
-        for op in [Op::SepConv3x3, Op::SepConv5x5, Op::DilConv3x3, Op::DilConv5x5] {
+        let ops = [
+            Op::SepConv3x3,
+            Op::SepConv5x5,
+            Op::DilConv3x3,
+            Op::DilConv5x5,
+            Op::Conv1x1,
+            Op::Conv3x3,
+        ];
+        for op in ops {
             for (stride, size, expected) in [(1, 7, 7), (2, 7, 4), (2, 8, 4)] {
-                let (dw, _) = op.conv_blocks(4, stride)[0];
+                let dw = op
+                    .dense_conv(4, stride)
+                    .unwrap_or_else(|| op.conv_blocks(4, stride)[0].0);
                 let out = (size + 2 * dw.padding() - dw.dilation * (dw.kernel - 1) - 1) / stride + 1;
                 assert_eq!(out, expected, "{op} stride {stride} on {size}");
             }

@@ -18,4 +18,4 @@ pub use geometry::{
     BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, CellInput, ConvBlock, ConvShape, NetworkShape, STEM_KERNEL, batch_norm_count,
 };
 pub use network::{Genotype, InputShape};
-pub use op::Op;
+pub use op::{Op, OpSet};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::cell::Cell;
 use super::error::GenotypeError;
 use super::geometry::NetworkShape;
+use super::op::OpSet;
 
 /// Shape of one input image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +52,23 @@ impl Genotype {
     /// The format version this code reads and writes.
     pub const FORMAT: u32 = 1;
 
-    /// The starting architecture: every cell in its minimal topology.
+    /// The starting architecture: every cell in its minimal topology, with the published ops.
     pub fn minimal(
         reductions: usize,
         channels: usize,
         input: InputShape,
         classes: usize,
+    ) -> Result<Genotype, GenotypeError> {
+        Genotype::minimal_with(reductions, channels, input, classes, OpSet::Published)
+    }
+
+    /// The starting architecture: every cell in its minimal topology, every edge holding the ops of `op_set`.
+    pub fn minimal_with(
+        reductions: usize,
+        channels: usize,
+        input: InputShape,
+        classes: usize,
+        op_set: OpSet,
     ) -> Result<Genotype, GenotypeError> {
         validate_settings(reductions, channels, input, classes)?;
         Ok(Genotype {
@@ -65,7 +77,7 @@ impl Genotype {
             channels,
             input,
             classes,
-            cells: (0..=reductions).map(Cell::minimal).collect(),
+            cells: (0..=reductions).map(|k| Cell::minimal_with(k, op_set)).collect(),
         })
     }
 

@@ -22,11 +22,17 @@ pub enum Op {
     DilConv3x3,
     #[serde(rename = "dil_conv_5x5")]
     DilConv5x5,
+    /// ReLU → dense 1×1 convolution → batch norm (the dense op set only).
+    #[serde(rename = "conv_1x1")]
+    Conv1x1,
+    /// ReLU → dense 3×3 convolution → batch norm (the dense op set only).
+    #[serde(rename = "conv_3x3")]
+    Conv3x3,
 }
 
 impl Op {
-    /// Every operation, in canonical order.
-    pub const ALL: [Op; 7] = [
+    /// Every operation of every op set, in canonical order.
+    pub const ALL: [Op; 9] = [
         Op::Identity,
         Op::MaxPool3x3,
         Op::AvgPool3x3,
@@ -34,6 +40,8 @@ impl Op {
         Op::SepConv5x5,
         Op::DilConv3x3,
         Op::DilConv5x5,
+        Op::Conv1x1,
+        Op::Conv3x3,
     ];
 
     /// The snake_case name, identical to the serialized form.
@@ -46,6 +54,43 @@ impl Op {
             Op::SepConv5x5 => "sep_conv_5x5",
             Op::DilConv3x3 => "dil_conv_3x3",
             Op::DilConv5x5 => "dil_conv_5x5",
+            Op::Conv1x1 => "conv_1x1",
+            Op::Conv3x3 => "conv_3x3",
+        }
+    }
+}
+
+/// The candidate ops a new edge holds (`--ops`, docs/ALGORITHM.md §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpSet {
+    /// The published seven: identity, the two pools, two separable and two dilated convolutions.
+    #[default]
+    Published,
+    /// Dense convolutions in place of the depthwise-separable ones, as NAS-Bench-201's op set: identity, the two
+    /// pools, and ReLU–conv–BN at 1×1 and 3×3.
+    Dense,
+}
+
+impl OpSet {
+    /// Its ops, in canonical order.
+    pub fn ops(self) -> &'static [Op] {
+        match self {
+            OpSet::Published => &Op::ALL[..7],
+            OpSet::Dense => &[Op::Identity, Op::MaxPool3x3, Op::AvgPool3x3, Op::Conv1x1, Op::Conv3x3],
+        }
+    }
+
+    /// Whether it is the published set (which genotype files leave unwritten).
+    pub fn is_published(&self) -> bool {
+        *self == OpSet::Published
+    }
+
+    /// The name `--ops` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpSet::Published => "published",
+            OpSet::Dense => "dense",
         }
     }
 }
@@ -75,5 +120,22 @@ mod tests {
         assert!(Op::ALL.windows(2).all(|pair| pair[0] < pair[1]));
         assert_eq!(Op::ALL[0], Op::Identity);
         assert_eq!(Op::ALL[6], Op::DilConv5x5);
+    }
+
+    #[test]
+    fn op_sets_are_sorted_subsets_and_the_published_one_has_the_seven() {
+        for set in [OpSet::Published, OpSet::Dense] {
+            assert!(set.ops().windows(2).all(|pair| pair[0] < pair[1]), "{set:?}");
+            assert_eq!(set.ops()[0], Op::Identity);
+        }
+        assert_eq!(OpSet::Published.ops().len(), 7);
+        assert!(!OpSet::Published.ops().contains(&Op::Conv3x3));
+        assert!(
+            OpSet::Dense
+                .ops()
+                .iter()
+                .all(|op| !op.name().contains("sep") && !op.name().contains("dil"))
+        );
+        assert_eq!(serde_json::to_string(&OpSet::Dense).unwrap(), "\"dense\"");
     }
 }

@@ -1,6 +1,6 @@
 //! The seven candidate operations (docs/ALGORITHM.md §4), at a fixed channel count and stride.
 
-use crate::genotype::{ConvBlock, Op};
+use crate::genotype::{ConvBlock, ConvShape, Op};
 use crate::nn::blocks::{Conv, batch_norm, conv, subsample};
 use crate::nn::init::{self, InitScheme};
 use crate::nn::layers::Layers;
@@ -38,6 +38,27 @@ impl DepthwisePointwise {
     }
 }
 
+/// ReLU → dense convolution → BN: the dense op set's convolutions.
+#[derive(Debug)]
+struct ReluConvBn {
+    conv: Conv,
+    bn: nn::BatchNorm,
+}
+
+impl ReluConvBn {
+    fn new(path: &nn::Path, shape: ConvShape) -> Self {
+        ReluConvBn {
+            conv: conv(path / names::CONV, shape),
+            bn: batch_norm(path / names::BN, shape.c_out),
+        }
+    }
+
+    fn reset(&self, scheme: InitScheme, rng: &mut ChaCha8Rng) {
+        init::reset_weight(&self.conv.ws, scheme, rng);
+        init::reset_batch_norm(&self.bn);
+    }
+}
+
 #[derive(Debug)]
 enum Body {
     Identity,
@@ -45,6 +66,7 @@ enum Body {
     AvgPool,
     Separable(Box<(DepthwisePointwise, DepthwisePointwise)>),
     Dilated(Box<DepthwisePointwise>),
+    Dense(Box<ReluConvBn>),
 }
 
 /// One candidate operation with its weights.
@@ -62,6 +84,9 @@ impl OpBlock {
     pub fn new(path: &nn::Path, op: Op, channels: i64, stride: i64) -> Self {
         let mut blocks = op.conv_blocks(channels, stride).into_iter();
         let body = match (op, blocks.next(), blocks.next()) {
+            _ if let Some(shape) = op.dense_conv(channels, stride) => {
+                Body::Dense(Box::new(ReluConvBn::new(path, shape)))
+            }
             (Op::MaxPool3x3, ..) => Body::MaxPool,
             (Op::AvgPool3x3, ..) => Body::AvgPool,
             (_, Some(first), Some(second)) => Body::Separable(Box::new((
@@ -79,7 +104,8 @@ impl OpBlock {
         self.forward_recording(x, train, None, &mut crate::nn::layers::Plain)
     }
 
-    /// Applies the op through `layers` and, when `relus` is given, appends the output of its ReLU (sep-convs only).
+    /// Applies the op through `layers` and, when `relus` is given, appends the output of its ReLU (the sep-convs'
+    /// and the dense convolutions').
     pub fn forward_recording(
         &self,
         x: &Tensor,
@@ -101,6 +127,14 @@ impl OpBlock {
                 pair.1.forward(&hidden, train, layers)
             }
             Body::Dilated(body) => body.forward(x, train, layers),
+            Body::Dense(body) => {
+                let hidden = x.relu();
+                if let Some(relus) = relus {
+                    relus.push(hidden.shallow_clone());
+                }
+                let y = layers.conv(&hidden, &body.conv);
+                layers.batch_norm(&y, &body.bn, train)
+            }
         }
     }
 
@@ -113,6 +147,7 @@ impl OpBlock {
                 pair.1.reset(scheme, rng);
             }
             Body::Dilated(body) => body.reset(scheme, rng),
+            Body::Dense(body) => body.reset(scheme, rng),
         }
     }
 }

@@ -30,7 +30,7 @@ impl Run {
     /// writes the first checkpoint and `config.json`. A folder that already holds a run is refused.
     pub fn start(root: &Path, mut settings: SearchConfig, data: &Dataset) -> anyhow::Result<Run> {
         settings.record_final_augmentation(data);
-        let genotype = data.minimal_genotype(settings.reductions, settings.channels)?;
+        let genotype = data.minimal_genotype(settings.reductions, settings.channels, settings.op_set)?;
         settings.check_memory_budget(&genotype)?;
         std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
         let lock = RunLock::acquire(root)?;

@@ -5,7 +5,7 @@
 use super::budget::{Plan, TimeBudget};
 use super::mutate::Strategy;
 use crate::data::{DataOptions, Dataset};
-use crate::genotype::Genotype;
+use crate::genotype::{Genotype, OpSet};
 use crate::memory::{self, MemoryEstimate};
 use crate::metrics::MetricsConfig;
 use crate::nn::pruner::PrunerConfig;
@@ -162,6 +162,9 @@ pub struct SearchConfig {
     /// profiles, until measured; docs/SEARCH.md, *Growth that counts time*): splits are not weighed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_gain: Option<f64>,
+    /// The candidate ops of every edge (`--ops`); runs recorded before the option existed used the published ones.
+    #[serde(default, skip_serializing_if = "OpSet::is_published")]
+    pub op_set: OpSet,
 }
 
 /// How many epochs the deadhead window of a training phase spans (docs/ALGORITHM.md §5).
@@ -203,6 +206,7 @@ impl SearchConfig {
             inherit_weights: false,
             final_ops: profile.final_ops(),
             split_gain: None,
+            op_set: OpSet::Published,
         }
     }
 

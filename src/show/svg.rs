@@ -26,6 +26,8 @@ pub fn op_colour(op: Op) -> (&'static str, &'static str) {
         Op::SepConv5x5 => ("#0072B2", ""),
         Op::DilConv3x3 => ("#D55E00", ""),
         Op::DilConv5x5 => ("#CC79A7", ""),
+        Op::Conv1x1 => ("#999999", ""),
+        Op::Conv3x3 => ("#332288", ""),
     }
 }
 
@@ -82,9 +84,28 @@ fn marker_id(op: Op) -> String {
     format!("arrow-{}", op.name())
 }
 
-fn defs() -> String {
+/// The ops a drawing of `genotype` names: those its cells' new edges hold, and any other live op, in canonical
+/// order.
+fn drawn_ops(genotype: &Genotype) -> Vec<Op> {
+    let mut ops: Vec<Op> = genotype
+        .cells
+        .iter()
+        .flat_map(|cell| {
+            cell.op_set
+                .ops()
+                .iter()
+                .copied()
+                .chain(cell.edges.iter().flat_map(|e| e.ops.clone()))
+        })
+        .collect();
+    ops.sort();
+    ops.dedup();
+    ops
+}
+
+fn defs(ops: &[Op]) -> String {
     let mut text = String::from("<defs>\n");
-    for op in Op::ALL {
+    for &op in ops {
         let _ = writeln!(
             text,
             r#"<marker id="{}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{}"/></marker>"#,
@@ -168,9 +189,9 @@ fn cell_group(genotype: &Genotype, k: usize, left: f64, top: f64) -> String {
     text
 }
 
-fn legend(left: f64, top: f64) -> String {
+fn legend(ops: &[Op], left: f64, top: f64) -> String {
     let mut text = String::new();
-    for (i, op) in Op::ALL.into_iter().enumerate() {
+    for (i, &op) in ops.iter().enumerate() {
         let x = left + (i % 4) as f64 * 150.0;
         let y = top + (i / 4) as f64 * 22.0;
         let (colour, dash) = op_colour(op);
@@ -189,7 +210,7 @@ fn legend(left: f64, top: f64) -> String {
 const LEGEND_HEIGHT: f64 = 64.0;
 const LEGEND_WIDTH: f64 = 620.0;
 
-fn document(width: f64, height: f64, body: &str) -> String {
+fn document(ops: &[Op], width: f64, height: f64, body: &str) -> String {
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" class="cells" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif">
 <style>
@@ -206,7 +227,7 @@ svg.cells text.legend {{ font-size: 13px; }}
 <rect width="100%" height="100%" fill="#fff"/>
 {}{body}</svg>
 "##,
-        defs()
+        defs(ops)
     )
 }
 
@@ -214,8 +235,9 @@ svg.cells text.legend {{ font-size: 13px; }}
 pub fn cell_svg(genotype: &Genotype, k: usize) -> String {
     let (width, height) = cell_size(&genotype.cells[k]);
     let width = width.max(LEGEND_WIDTH);
-    let body = cell_group(genotype, k, 0.0, 0.0) + &legend(MARGIN, height + 10.0);
-    document(width, height + LEGEND_HEIGHT, &body)
+    let ops = drawn_ops(genotype);
+    let body = cell_group(genotype, k, 0.0, 0.0) + &legend(&ops, MARGIN, height + 10.0);
+    document(&ops, width, height + LEGEND_HEIGHT, &body)
 }
 
 /// Every cell of `genotype` side by side, with one legend below.
@@ -228,8 +250,9 @@ pub fn cells_svg(genotype: &Genotype) -> String {
         left += w;
         height = height.max(h);
     }
-    body.push_str(&legend(MARGIN, height + 10.0));
-    document(left.max(LEGEND_WIDTH), height + LEGEND_HEIGHT, &body)
+    let ops = drawn_ops(genotype);
+    body.push_str(&legend(&ops, MARGIN, height + 10.0));
+    document(&ops, left.max(LEGEND_WIDTH), height + LEGEND_HEIGHT, &body)
 }
 
 #[cfg(test)]
@@ -243,7 +266,7 @@ mod tests {
         genotype.cells[1].split(1).unwrap();
         genotype.cells[1].kill_op(0, Op::SepConv5x5).unwrap();
         let svg = cells_svg(&genotype);
-        let arrows = svg.matches("marker-end=").count() - Op::ALL.len();
+        let arrows = svg.matches("marker-end=").count() - crate::genotype::OpSet::Published.ops().len();
         assert_eq!(arrows, genotype.live_op_count());
         let nodes: usize = genotype.cells.iter().map(|c| c.n_nodes).sum();
         assert_eq!(svg.matches("<circle").count(), nodes);

@@ -594,7 +594,7 @@ impl Supernet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genotype::InputShape;
+    use crate::genotype::{InputShape, OpSet};
 
     fn value(net: &Supernet, name: &str) -> f64 {
         let named: std::collections::HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
@@ -618,7 +618,8 @@ mod tests {
                 }
             }
         }
-        let doomed: Vec<Doomed> = Op::ALL
+        let doomed: Vec<Doomed> = OpSet::Published
+            .ops()
             .iter()
             .map(|&op| Doomed {
                 edge_id: outer.edge_a,

@@ -34,7 +34,7 @@ pub(super) fn measure_seed(
 ) -> anyhow::Result<()> {
     let search = config.search(seed);
     let splits = search_data(data, &search);
-    let mut genotype = data.minimal_genotype(config.reductions, config.channels)?;
+    let mut genotype = data.minimal_genotype(config.reductions, config.channels, search.op_set)?;
     if search.premutate {
         mutation_pass(
             0,
