@@ -8,6 +8,7 @@
 # seconds of every process that worked on it), an interrupted baseline starts again. Run nothing else meanwhile:
 # the budget is wall time. SEEDS (default "0 1 2"), STRATEGIES (default "spidernet random none") and MODELS (the
 # PyTorch baselines, default "cnn resnet"; also resnet9, the standard recipe) narrow it; an empty value runs none.
+# FLAGS adds search flags to new runs (e.g. "--ops dense"), and TAG names them apart (runs/<strategy><TAG>-seed<S>).
 # Then: python3 scripts/experiment-budget-table.py OUT_DIR prints the tables.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,7 +20,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 mkdir -p "$out/logs" "$out/runs" "$out/baselines"
 for seed in ${SEEDS:-0 1 2}; do
   for strategy in ${STRATEGIES-spidernet random none}; do
-    name="$strategy-seed$seed"
+    name="$strategy${TAG:-}-seed$seed"
     run="$out/runs/$name"
     [ -f "$run/summary.json" ] && continue
     echo "$(date -u +%T) $name"
@@ -27,8 +28,9 @@ for seed in ${SEEDS:-0 1 2}; do
       command=("$binary" search --resume "$run")
     else
       rm -rf "$run"
+      # shellcheck disable=SC2206 # FLAGS are words
       command=("$binary" search --data fashion-mnist --strategy "$strategy" --seed "$seed" --time-budget "$budget"
-        --out "$run")
+        ${FLAGS:-} --out "$run")
     fi
     "${command[@]}" >> "$out/logs/$name.out" 2>> "$out/logs/$name.err"
   done
