@@ -7,6 +7,7 @@ use spidernet::metrics::DecisionRule;
 use spidernet::metrics::zero_cost::{Better, MetricName};
 use spidernet::search::Profile;
 use spidernet::stats::Interval;
+use spidernet::train::Schedule;
 use spidernet::validation::{
     self, Analysis, CHART_FILE, CandidateRecord, RESULT_FILE, Ranking, ValidationConfig, ValidationObserver,
 };
@@ -225,6 +226,7 @@ fn measure(args: &ValidateMetricsArgs) -> anyhow::Result<Analysis> {
         states: args.states,
         search_samples: args.search_samples,
         continuation_epochs: args.continuation_epochs,
+        continuation_schedule: Schedule::Cosine,
         continuation_samples: args.continuation_samples,
         replicates: args.replicates,
         metrics,

@@ -7,7 +7,7 @@ use crate::genotype::Genotype;
 use crate::search::{Mutation, SearchConfig, inherit, renamed_for_splits};
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
-use crate::train::{self, Checkpointing, Evaluation, Silent, TrainConfig};
+use crate::train::{self, Checkpointing, Evaluation, Schedule, Silent, TrainConfig};
 use tch::{Device, Tensor};
 
 /// What every continuation of one state shares.
@@ -20,6 +20,8 @@ pub(super) struct Continuation<'a> {
     pub validation: &'a Split,
     /// Epochs of each continuation.
     pub epochs: usize,
+    /// Its learning-rate schedule.
+    pub schedule: Schedule,
     /// Images per epoch [default: all of `train`].
     pub samples: Option<usize>,
     /// Where the networks run.
@@ -36,11 +38,12 @@ fn index(replicate: usize, purpose: u64) -> u64 {
 }
 
 impl Continuation<'_> {
-    /// The recipe of a continuation: the search phases' own, for `epochs` epochs, without deadheading (so that only
-    /// the split differs between the two networks).
+    /// The recipe of a continuation: the search phases' own, for `epochs` epochs with `schedule`, without
+    /// deadheading (so that only the split differs between the two networks).
     fn recipe(&self) -> TrainConfig {
         TrainConfig {
             epochs: self.epochs,
+            schedule: self.schedule,
             deadhead: false,
             ..self.search.train.clone()
         }

@@ -22,6 +22,7 @@ use crate::metrics::zero_cost::MetricName;
 use crate::metrics::{DecisionRule, MetricsConfig};
 use crate::search::{Profile, SearchConfig};
 use crate::system::atomic::write_json;
+use crate::train::Schedule;
 use std::path::Path;
 use tch::Device;
 
@@ -44,6 +45,12 @@ pub struct ValidationConfig {
     pub search_samples: Option<usize>,
     /// Epochs of each continuation.
     pub continuation_epochs: usize,
+    /// The learning-rate schedule of each continuation: the search recipe's rate annealed per batch to 0 at its
+    /// end (`cosine`), so that the accuracy it ends at is not that of a network still moving at the peak rate.
+    /// Folders started before the field existed ran the search's per-epoch cosine, which stays at the peak rate
+    /// through a one-epoch continuation.
+    #[serde(default)]
+    pub continuation_schedule: Schedule,
     /// Images per continuation epoch, a seeded subset of the search's training images [default: all].
     pub continuation_samples: Option<usize>,
     /// Continuations per candidate, each with its own seed; two or more measure the noise floor.

@@ -142,6 +142,7 @@ impl State<'_> {
             train: &self.splits.search_train,
             validation: &self.splits.validation,
             epochs: self.config.continuation_epochs,
+            schedule: self.config.continuation_schedule,
             samples: self.config.continuation_samples,
             device: self.device,
         };
