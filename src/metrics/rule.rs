@@ -187,19 +187,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn report(edge: u32, r_ntk: f64, r_lrc: f64, naswot: f64) -> CandidateReport {
-        CandidateReport {
-            cell: 0,
-            edge,
-            from: 0,
-            to: 1,
-            repeats: Vec::new(),
-            r_ntk,
-            r_lrc,
-            signals: BTreeMap::from([(MetricName::Naswot, naswot)]),
-            rejection: super::super::score::acceptance(r_ntk, r_lrc).err(),
-            score: None,
-            seconds: 0.0,
-        }
+        CandidateReport::from_signals(0, edge, r_ntk, r_lrc, BTreeMap::from([(MetricName::Naswot, naswot)]))
     }
 
     #[test]

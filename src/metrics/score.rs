@@ -135,6 +135,24 @@ pub struct CandidateReport {
 }
 
 impl CandidateReport {
+    /// A report of edge `edge` of cell `cell` from its signals alone (no per-repeat values, no timing, no score),
+    /// its acceptance decided by the published rule: how recorded signals are decided again.
+    pub fn from_signals(cell: usize, edge: u32, r_ntk: f64, r_lrc: f64, signals: BTreeMap<MetricName, f64>) -> Self {
+        CandidateReport {
+            cell,
+            edge,
+            from: 0,
+            to: 0,
+            repeats: Vec::new(),
+            r_ntk,
+            r_lrc,
+            signals,
+            rejection: acceptance(r_ntk, r_lrc).err(),
+            score: None,
+            seconds: 0.0,
+        }
+    }
+
     /// Whether the candidate passed acceptance.
     pub fn accepted(&self) -> bool {
         self.rejection.is_none()

@@ -8,7 +8,7 @@ use super::{ValidationConfig, ValidationObserver};
 use crate::data::Dataset;
 use crate::genotype::Genotype;
 use crate::metrics::candidate::Candidate;
-use crate::metrics::score::{Scorer, acceptance};
+use crate::metrics::score::Scorer;
 use crate::metrics::zero_cost::{self, MetricName, Probe};
 use crate::metrics::{CandidateReport, DecisionRule, NtkMode};
 use crate::search::{
@@ -35,16 +35,20 @@ pub(super) fn measure_seed(
     let search = config.search(seed);
     let splits = search_data(data, &search);
     let mut genotype = data.minimal_genotype(config.reductions, config.channels, search.op_set)?;
-    if search.premutate {
+    // The search's own mutation pass after `iteration` (0: before training), unbudgeted.
+    let grow = |iteration: usize, genotype: &mut Genotype| {
         mutation_pass(
-            0,
+            iteration,
             &search,
             None,
             &splits.search_train,
-            &mut genotype,
+            genotype,
             device,
             &mut Quiet,
-        )?;
+        )
+    };
+    if search.premutate {
+        grow(0, &mut genotype)?;
     }
     for state in 1..=config.states {
         let trained = match records.saved_state(seed, state)? {
@@ -84,15 +88,7 @@ pub(super) fn measure_seed(
         };
         at.measure(records, observer)?;
         if state < config.states {
-            mutation_pass(
-                state,
-                &search,
-                None,
-                &splits.search_train,
-                &mut genotype,
-                device,
-                &mut Quiet,
-            )?;
+            grow(state, &mut genotype)?;
         }
     }
     Ok(())
@@ -242,19 +238,7 @@ pub(super) fn rule_scores(records: &[&CandidateRecord], rule: &DecisionRule, mod
         .iter()
         .map(|r| {
             let (r_ntk, r_lrc) = (signal(r, mode.metric()), signal(r, MetricName::Regions));
-            CandidateReport {
-                cell: r.cell,
-                edge: r.edge,
-                from: 0,
-                to: 0,
-                repeats: Vec::new(),
-                r_ntk,
-                r_lrc,
-                signals: r.signals.clone(),
-                rejection: acceptance(r_ntk, r_lrc).err(),
-                score: None,
-                seconds: 0.0,
-            }
+            CandidateReport::from_signals(r.cell, r.edge, r_ntk, r_lrc, r.signals.clone())
         })
         .collect();
     rule.choose(&mut reports, mode);
