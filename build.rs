@@ -4,7 +4,9 @@
 //!   `--no-as-needed`: nothing calls into it directly, so the linker would drop it, and without it loaded libtorch
 //!   never registers CUDA and `--device cuda` sees no device on any machine;
 //! - compiles `src/system/native/torch_probe.cpp`, the few libtorch queries that `spidernet doctor` needs and tch lacks, and
-//!   `src/system/native/sgd_step.cpp`, the SGD update with libtorch's arithmetic (`optim`).
+//!   `src/system/native/sgd_step.cpp`, the SGD update with libtorch's arithmetic (`optim`);
+//! - with the `distributed` feature, compiles `src/distributed/native/c10d_shim.cpp`, the C API over c10d's TCPStore
+//!   and ProcessGroupGloo, against gloo's headers from `GLOO_INCLUDE` (set by `.cargo/config.toml`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,8 @@ const CUDA_BACKEND: [&str; 2] = ["torch_cuda", "c10_cuda"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=GLOO_INCLUDE");
+    println!("cargo:rerun-if-changed=src/distributed/native/c10d_shim.cpp");
     println!("cargo:rerun-if-changed=src/system/native/torch_probe.cpp");
     println!("cargo:rerun-if-changed=src/system/native/sgd_step.cpp");
     let Some(libtorch) = std::env::var_os("LIBTORCH") else {
@@ -41,6 +45,9 @@ fn main() {
     println!("cargo:rustc-env=SPIDERNET_LIBTORCH_LIB={}", lib.display());
 
     compile_probe(&root);
+    if std::env::var_os("CARGO_FEATURE_DISTRIBUTED").is_some() {
+        compile_c10d_shim(&root);
+    }
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
 }
@@ -71,4 +78,28 @@ fn compile_probe(root: &Path) {
         .file("src/system/native/torch_probe.cpp")
         .file("src/system/native/sgd_step.cpp")
         .compile("spidernet_torch_probe");
+}
+
+/// Compiles the c10d shim; libtorch holds gloo's code, so nothing more is linked.
+fn compile_c10d_shim(root: &Path) {
+    let gloo = std::env::var_os("GLOO_INCLUDE").map(PathBuf::from).unwrap_or_default();
+    if !gloo.join("gloo").join("algorithm.h").exists() {
+        panic!(
+            "GLOO_INCLUDE ({}) holds no gloo/algorithm.h: run scripts/setup.sh, which unpacks gloo's headers, or \
+             build with --no-default-features for a single-process build",
+            gloo.display()
+        );
+    }
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .include(&gloo)
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .define("USE_C10D_GLOO", None)
+        .file("src/distributed/native/c10d_shim.cpp")
+        .compile("spidernet_c10d_shim");
 }

@@ -16,6 +16,10 @@ ONNX2TORCH_VERSION=1.5.15
 TORCHVISION_VERSION=0.26.0
 # The metric-validation tests check our rank correlations against scipy.stats.
 SCIPY_VERSION=1.17.1
+# The c10d shim (src/distributed/) compiles against libtorch's ProcessGroupGloo.hpp, which includes gloo's headers;
+# the wheel ships c10d's but not gloo's. These are Debian 12's, unpacked from the package without installing it.
+# They serve only to declare the types the shim passes through as pointers (docs/DISTRIBUTED.md, *Building*).
+GLOO_DEB_VERSION=0.0~git20220518.5b14351-3
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SPIDERNET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spidernet}
 venv="$cache/venv-torch-$TORCH_VERSION"
@@ -40,11 +44,25 @@ else
   "$venv.partial/bin/python" -m pip install --quiet --upgrade pip
   "$venv.partial/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy
   # Only a complete install takes the final name, so an interrupted set-up never looks finished.
-  # (Moving a venv is safe here: everything runs through its bin/python, never a script's shebang.)
   rm -rf "$venv"
   mv "$venv.partial" "$venv"
   torch_ok || { say "error: torch $TORCH_VERSION did not import from $venv"; exit 1; }
 fi
+# A venv writes its own path into its console scripts' shebangs (torchrun, pip) and its activate files: those of
+# one built under the .partial name, by this script or an earlier one, are rewritten to the path it has now.
+"$venv/bin/python" - "$venv" <<'EOF_PY'
+import pathlib, sys
+root = pathlib.Path(sys.argv[1])
+# The name ends the path, so this rewrites both the path and the prompt's name.
+old, new = f"{root.name}.partial".encode(), root.name.encode()
+for path in [*(root / "bin").iterdir(), root / "pyvenv.cfg"]:
+    if path.is_symlink() or not path.is_file():
+        continue
+    text = path.read_bytes()
+    if old in text:
+        path.write_bytes(text.replace(old, new))
+EOF_PY
+"$venv/bin/torchrun" --help >/dev/null || { say "error: $venv/bin/torchrun does not run"; exit 1; }
 
 onnx_ok() {
   "$venv/bin/python" -c "
@@ -97,3 +115,31 @@ mv "$tmp" "$libtorch"
 ln -sfn "$libtorch" "$repo/.libtorch"
 ln -sfn "$venv" "$repo/.venv"
 say "libtorch $TORCH_VERSION ready: $repo/.libtorch -> $libtorch"
+
+# gloo's headers for the c10d shim, unpacked into the cache once (apt-get download needs no root).
+gloo="$cache/gloo-headers-${GLOO_DEB_VERSION//[~:]/_}"
+if [ -f "$gloo/usr/include/gloo/algorithm.h" ]; then
+  say "gloo headers already in $gloo"
+else
+  say "unpacking libgloo-dev=$GLOO_DEB_VERSION's headers into $gloo"
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || {
+    say "error: apt-get and dpkg-deb are needed to fetch gloo's headers; without them build with --no-default-features (no distributed runs)"
+    exit 1
+  }
+  tmp="$gloo.tmp.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  if ! (cd "$tmp" && apt-get download -qq "libgloo-dev=$GLOO_DEB_VERSION" 2>/dev/null); then
+    # A fresh machine may not have read the package lists yet; only root can.
+    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1
+    (cd "$tmp" && apt-get download -qq "libgloo-dev=$GLOO_DEB_VERSION") || {
+      say "error: could not download libgloo-dev=$GLOO_DEB_VERSION from Debian's archive"
+      exit 1
+    }
+  fi
+  dpkg-deb -x "$tmp"/libgloo-dev_*.deb "$tmp/root"
+  rm -rf "$gloo"
+  mv "$tmp/root" "$gloo"
+  rm -rf "$tmp"
+fi
+ln -sfn "$gloo/usr/include" "$repo/.gloo-include"
+say "gloo headers ready: $repo/.gloo-include"

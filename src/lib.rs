@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod bench;
 pub mod data;
+pub mod distributed;
 pub mod doctor;
 pub mod export;
 pub mod genotype;

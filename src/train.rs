@@ -1,9 +1,10 @@
 //! Supernet training: SGD with a cosine schedule, auxiliary towers, gate tracking and deadheading (docs/ALGORITHM.md §9).
 
 use crate::data::{Augment, Batches, Dataset, Split};
+use crate::distributed::{self, ProcessGroup};
 use crate::nn::optim::Sgd;
 use crate::seed::{self, Stream};
-use crate::supernet::{DeadheadReport, Mode, Supernet};
+use crate::supernet::{BatchShare, DeadheadReport, Mode, Supernet};
 use crate::system::alloc_failure::{self, AllocationFailure, Site};
 use crate::system::native::SgdSettings;
 use anyhow::Context;
@@ -153,14 +154,57 @@ pub fn step(
     config: &TrainConfig,
     drop_path: f64,
 ) -> anyhow::Result<(tch::Tensor, Vec<tch::Tensor>)> {
-    let logits = net.forward(images, Mode::train(drop_path));
+    data_parallel_step(net, optimizer, (images, labels), config, drop_path, None)
+}
+
+/// A training step of this rank's `share` of a global batch: as `step`, with the gradients averaged over the
+/// group's ranks before the gates are tracked and the weights updated, so that every rank takes the same step.
+/// None trains alone.
+fn data_parallel_step(
+    net: &mut Supernet,
+    optimizer: &mut Sgd,
+    (images, labels): (&tch::Tensor, &tch::Tensor),
+    config: &TrainConfig,
+    drop_path: f64,
+    share: Option<(&ProcessGroup, BatchShare)>,
+) -> anyhow::Result<(tch::Tensor, Vec<tch::Tensor>)> {
+    let mode = Mode {
+        share: share.map(|(_, rows)| rows),
+        ..Mode::train(drop_path)
+    };
+    let logits = net.forward(images, mode);
     let loss = Supernet::loss(&logits, labels, config.aux_weight, config.label_smoothing);
     optimizer.zero_grad();
     loss.backward();
+    if let Some((group, rows)) = share {
+        average_gradients(net, group, labels.size()[0] as f64 / rows.global as f64)?;
+    }
     net.track_gates();
     net.clamp_pruners();
     optimizer.step()?;
     Ok((loss, logits))
+}
+
+/// Replaces every gradient by the global batch's: each rank's mean-loss gradient weighted by its `share` of the
+/// batch, summed over the group. A tensor without a gradient on some rank (no path to the loss there) counts as
+/// zero where another rank has one; one without a gradient anywhere keeps none, as alone.
+fn average_gradients(net: &Supernet, group: &ProcessGroup, share: f64) -> anyhow::Result<()> {
+    let parameters = net.parameters();
+    let defined: Vec<i64> = parameters.iter().map(|p| p.grad().defined() as i64).collect();
+    let anywhere = tch::Tensor::from_slice(&defined);
+    group.all_reduce_max(std::slice::from_ref(&anywhere))?;
+    let anywhere = Vec::<i64>::try_from(&anywhere)?;
+    let (shared, _): (Vec<_>, Vec<_>) = parameters
+        .into_iter()
+        .zip(anywhere)
+        .partition(|(_, anywhere)| *anywhere != 0);
+    let shared: Vec<tch::Tensor> = shared.into_iter().map(|(parameter, _)| parameter).collect();
+    crate::system::native::zero_missing_grads(&shared)?;
+    let mut gradients: Vec<tch::Tensor> = shared.iter().map(|parameter| parameter.grad()).collect();
+    for gradient in &mut gradients {
+        tch::no_grad(|| gradient.f_mul_scalar_(share).map(drop))?;
+    }
+    group.all_reduce_sum(&gradients)
 }
 
 /// Learning rate of 0-based epoch `epoch` out of `epochs`: ½ · lr_max · (1 + cos(π · epoch / epochs)).
@@ -321,7 +365,7 @@ pub struct Resumed {
 }
 
 /// Whether a training goes on after an epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Flow {
     /// On to the next epoch.
     Continue,
@@ -375,6 +419,16 @@ pub fn train(
             .context("the saved optimiser state does not fit the network")?;
         reports = resumed.reports;
     }
+    let group = distributed::group();
+    if config.batch_size < group.world() {
+        anyhow::bail!(
+            "a batch of {} images cannot be shared by {} ranks: give each at least one",
+            config.batch_size,
+            group.world()
+        );
+    }
+    // Every rank starts from rank 0's weights, as PyTorch's DDP does.
+    group.broadcast(&net.named_tensors().into_iter().map(|(_, t)| t).collect::<Vec<_>>(), 0)?;
     while reports.len() < config.epochs {
         let epoch = reports.len();
         let start = Instant::now();
@@ -386,12 +440,14 @@ pub fn train(
             None => Flow::Continue,
         };
         observer.epoch(reports.last().expect("just pushed"));
+        // Rank 0's clock and signals decide for every rank.
+        let (flow, stop) = group.decide((flow, observer.should_stop()))?;
         match flow {
             Flow::Stop => break,
             Flow::Reschedule(epochs) => config.epochs = epochs.max(reports.len()),
             Flow::Continue => {}
         }
-        if observer.should_stop() {
+        if stop {
             break;
         }
     }
@@ -420,6 +476,7 @@ fn train_epoch(
     let batches = batches_per_epoch(train.len(), config.batch_size);
     let device = net.device();
     let drop_path = drop_path_at(config, epoch);
+    let group = distributed::group();
     net.seed_drop_path(seed, epoch);
     let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
     let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
@@ -430,14 +487,37 @@ fn train_epoch(
         batches,
     };
     for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
+        // Every rank augments the whole global batch, so that the augmentation stream is the same for any number
+        // of ranks, then trains on its share of it.
+        let global = labels.size()[0] as usize;
+        let rows = group.shard(global);
+        let share = BatchShare {
+            global,
+            start: rows.start,
+        };
+        let mine = |tensor: tch::Tensor| match group.world() {
+            1 => tensor,
+            _ => tensor.narrow(0, rows.start as i64, rows.len() as i64),
+        };
+        let labels = mine(labels);
         let trained = alloc_failure::guard(|| {
             alloc_failure::inject(Site::Training, device);
-            let images = match &config.augment {
+            let images = mine(match &config.augment {
                 Some(augment) => augment.apply(&images, &mut augment_rng),
                 None => images,
-            };
+            });
             optimizer.set_lr(learning_rate(config, epoch, index, batches));
-            step(net, optimizer, &images, &labels, config, drop_path)
+            match group.world() {
+                1 => step(net, optimizer, &images, &labels, config, drop_path),
+                _ => data_parallel_step(
+                    net,
+                    optimizer,
+                    (&images, &labels),
+                    config,
+                    drop_path,
+                    Some((group, share)),
+                ),
+            }
         });
         let (loss, logits) = at_place(trained, epoch + 1, || format!("batch {} of {batches}", index + 1))?;
         let loss_value = loss.double_value(&[]);
@@ -455,10 +535,16 @@ fn train_epoch(
         totals.correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;
         totals.seen += n;
         observer.batch(epoch + 1, index + 1, batches, loss_value);
-        if observer.interrupted() {
+        // A signal reaches each rank at its own moment: all stop at the same batch.
+        if group.any(observer.interrupted())? {
             return Err(Interrupted.into());
         }
     }
+    let mut sums = [totals.loss, totals.correct, totals.seen as f64];
+    group.sum_f64(&mut sums)?;
+    totals.loss = sums[0];
+    totals.correct = sums[1];
+    totals.seen = sums[2] as usize;
     Ok(totals)
 }
 
@@ -479,6 +565,9 @@ fn finish_epoch(
         }
         .into());
     }
+    // Batch norms normalise with each rank's own batch statistics; their running statistics, which evaluation
+    // uses, are rank 0's on every rank from here on.
+    distributed::group().broadcast(&net.buffers(), 0)?;
     let batches = totals.batches;
     let deadhead = if config.deadhead {
         net.deadhead(batches)
@@ -489,7 +578,7 @@ fn finish_epoch(
     let eval_start = Instant::now();
     let eval = eval
         .map(|split| {
-            let evaluated = alloc_failure::guard(|| Ok(evaluate(net, split, config.eval_batch_size)));
+            let evaluated = alloc_failure::guard(|| evaluate(net, split, config.eval_batch_size));
             at_place(evaluated, epoch + 1, || "in its evaluation".to_string())
         })
         .transpose()?;
@@ -520,22 +609,34 @@ pub fn images_per_second(reports: &[EpochReport], images: usize, batch_size: usi
     (seconds > 0.0).then(|| (reports.len() * per_epoch) as f64 / seconds)
 }
 
-/// Loss and accuracy of the final head with batch norms in eval mode.
-pub fn evaluate(net: &Supernet, split: &Split, batch_size: usize) -> Evaluation {
-    tch::no_grad(|| {
+/// Loss and accuracy of the final head with batch norms in eval mode. In a distributed run each rank evaluates its
+/// share of the split and the sums are added up, so every rank returns the whole split's figures.
+pub fn evaluate(net: &Supernet, split: &Split, batch_size: usize) -> anyhow::Result<Evaluation> {
+    let group = distributed::group();
+    let shard;
+    let mine = if group.world() == 1 {
+        split
+    } else {
+        let rows = group.shard(split.len());
+        shard = split.select(&(rows.start as i64..rows.end as i64).collect::<Vec<_>>());
+        &shard
+    };
+    let mut sums = tch::no_grad(|| {
         let (mut loss, mut correct) = (0.0, 0.0);
-        for (images, labels) in Batches::in_order(split, batch_size, net.device()) {
+        for (images, labels) in Batches::in_order(mine, batch_size, net.device()) {
             let logits = net.forward(&images, Mode::eval());
             let last = logits.last().expect("one head at least");
             let n = labels.size()[0] as f64;
             loss += last.cross_entropy_for_logits(&labels).double_value(&[]) * n;
             correct += Supernet::accuracy(last, &labels) * n;
         }
-        let n = split.len().max(1) as f64;
-        Evaluation {
-            loss: loss / n,
-            accuracy: correct / n,
-        }
+        [loss, correct]
+    });
+    group.sum_f64(&mut sums)?;
+    let n = split.len().max(1) as f64;
+    Ok(Evaluation {
+        loss: sums[0] / n,
+        accuracy: sums[1] / n,
     })
 }
 

@@ -233,7 +233,7 @@ fn a_run_folder_written_before_the_single_tensor_namespace_still_loads_and_score
         Artifacts::new(&run).load_normalization().unwrap(),
         Some(data.normalization.clone())
     );
-    let evaluation = train::evaluate(&net, &data.test, config.final_train.eval_batch_size);
+    let evaluation = train::evaluate(&net, &data.test, config.final_train.eval_batch_size).unwrap();
     assert_eq!(evaluation.accuracy, summary["test_accuracy"].as_f64().unwrap());
     let recorded_loss = summary["test_loss"].as_f64().unwrap();
     assert!(

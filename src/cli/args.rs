@@ -113,9 +113,13 @@ pub fn data_of_run(
     (spec, options, seed.or(settings.map(|s| s.seed)).unwrap_or(0))
 }
 
-/// Loads `spec` and prints its summary and how long it took to stderr.
+/// Loads `spec` and prints its summary and how long it took to stderr (rank 0 only, in a distributed run).
 pub fn load_data(spec: &str, options: &DataOptions, seed: u64) -> anyhow::Result<Dataset> {
     let loaded = data::load(spec, options, seed, data::cache_dir().as_deref())?;
+    // In a distributed run, rank 0 speaks for all.
+    if !spidernet::distributed::group().is_leader() {
+        return Ok(loaded.dataset);
+    }
     eprint!("{}", data::summary(&loaded.dataset));
     eprintln!(
         "loaded in {:.1}s; normalisation statistics {}",

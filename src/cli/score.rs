@@ -219,6 +219,11 @@ fn table(decisions: &[CellDecision], config: &MetricsConfig) -> String {
 
 /// Scores the chosen splits, prints them, and writes the dump when asked.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
+    // Under a launcher the candidates are shared out among the ranks, and rank 0 prints the decisions.
+    let group = spidernet::distributed::init_from_env()?;
+    if group.world() > 1 && args.dump.is_some() {
+        bail!("--dump is not supported with more than one process: each rank sees only its own candidates");
+    }
     let (genotype, settings) = target(&args.target)?;
     let splits = chosen_splits(&genotype, args.cell, args.edge)?;
     let (spec, options, seed) = data_of_run(args.data.as_deref(), args.image_size, args.seed, settings.as_ref());
@@ -250,6 +255,9 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         let reports: Vec<CandidateReport> = decisions.iter().flat_map(|d| d.tried.clone()).collect();
         let dir = dump.finish(&genotype, &scorer, &spec, seed, &reports)?;
         eprintln!("scoring networks and inputs written to {}", dir.display());
+    }
+    if !group.is_leader() {
+        return Ok(());
     }
     let text = if args.json {
         let value = serde_json::json!({"data": spec, "seed": seed, "metrics": metrics, "cells": decisions});

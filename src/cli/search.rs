@@ -201,6 +201,15 @@ fn default_run_dir(data: &str) -> PathBuf {
 
 /// Runs the search, then prints the result, the run folder and the report.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let launch = spidernet::distributed::Launch::from_env()?;
+    if launch.is_distributed() {
+        anyhow::bail!(
+            "{} started {} processes, but `spidernet search` does not run distributed yet (docs/DISTRIBUTED.md): \
+             launch it as one process; `spidernet train` and `spidernet score` do run distributed",
+            launch.launcher,
+            launch.world
+        );
+    }
     interrupt::install()?;
     let device = args.data.device.device()?;
     let (mut run, data) = match &args.resume {

@@ -8,7 +8,7 @@ use clap::Args;
 use spidernet::artifacts::Artifacts;
 use spidernet::data::Dataset;
 use spidernet::genotype::Genotype;
-use spidernet::search::{FinalRun, SearchConfig, SearchObserver, TrainingFolder, final_training};
+use spidernet::search::{FinalOutcome, FinalRun, SearchConfig, SearchObserver, TrainingFolder, final_training};
 use spidernet::system::atomic::write_atomic;
 use spidernet::train::{DecayScope, EpochReport, Schedule, TrainConfig, TrainObserver};
 use std::path::PathBuf;
@@ -209,6 +209,15 @@ impl TrainArgs {
 
 /// Trains, prints the test accuracy, and saves the network when asked.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let group = spidernet::distributed::init_from_env()?;
+    if group.world() > 1 && args.checkpoint.is_some() {
+        anyhow::bail!(
+            "--checkpoint is not yet supported with more than one process (this run has {})",
+            group.world()
+        );
+    }
+    // Rank 0 speaks for the run and writes its files; the other ranks train in silence.
+    let leader = group.is_leader();
     let device = args.data.device.device()?;
     let genotype = Genotype::load(&args.genotype)?;
     let data = load_data(&args.data.data, &args.data.options(), args.seed)?;
@@ -221,8 +230,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .map(|root| TrainingFolder::open(root, &settings, &genotype))
         .transpose()?;
     let mut observer = CurveObserver {
-        progress: Progress::training(settings.final_train.epochs),
-        path: args.curve.clone(),
+        progress: match leader {
+            true => Progress::training(settings.final_train.epochs),
+            false => Progress::default(),
+        },
+        path: args.curve.clone().filter(|_| leader),
         text: String::new(),
         elapsed: 0.0,
         error: None,
@@ -251,6 +263,30 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(error) = observer.error {
         return Err(error);
     }
+    report(group, &outcome, args.out.as_deref(), &data)
+}
+
+/// Checks that the ranks agree; then rank 0 prints the outcome and saves the network in `out`, if given.
+fn report(
+    group: &spidernet::distributed::ProcessGroup,
+    outcome: &FinalOutcome,
+    out: Option<&std::path::Path>,
+    data: &Dataset,
+) -> anyhow::Result<()> {
+    let leader = group.is_leader();
+    if group.world() > 1 {
+        group.ensure_identical("weights", outcome.net.fingerprint())?;
+        if leader {
+            println!(
+                "{} ranks, identical weights (fingerprint {:016x})",
+                group.world(),
+                outcome.net.fingerprint()
+            );
+        }
+    }
+    if !leader {
+        return Ok(());
+    }
     println!(
         "test accuracy {:.2}% after {} epochs on {} images; {} live ops, {} parameters",
         100.0 * outcome.evaluation.accuracy,
@@ -259,8 +295,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         outcome.net.genotype().live_op_count(),
         outcome.net.parameter_count()
     );
-    if let Some(dir) = &args.out {
-        Artifacts::new(dir).save(&outcome.net, &data)?;
+    if let Some(dir) = out {
+        Artifacts::new(dir).save(&outcome.net, data)?;
         println!("trained network saved in {}", dir.display());
     }
     Ok(())

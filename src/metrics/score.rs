@@ -8,6 +8,7 @@ use super::replicas;
 use super::rule::DecisionRule;
 use super::zero_cost::{self, MetricName, NetworkMetric, Probe, Values};
 use crate::data::Split;
+use crate::distributed::{self, ProcessGroup};
 use crate::genotype::{Genotype, InputShape};
 use crate::memory;
 use crate::nn::init::{Fan, InitScheme};
@@ -15,6 +16,7 @@ use crate::seed::{self, Stream};
 use crate::supernet::{Mode, Supernet};
 use crate::system::alloc_failure::{self, AllocationFailure, Site};
 use crate::train::TrainConfig;
+use anyhow::Context;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -174,7 +176,10 @@ impl CandidateReport {
 impl serde::Serialize for CandidateReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut record = serializer.serialize_struct("CandidateReport", 12)?;
+        // The count must be exact for formats that write it (CBOR, between ranks): 12 fields, `signals` omitted when
+        // empty.
+        let fields = if self.signals.is_empty() { 11 } else { 12 };
+        let mut record = serializer.serialize_struct("CandidateReport", fields)?;
         record.serialize_field("cell", &self.cell)?;
         record.serialize_field("edge", &self.edge)?;
         record.serialize_field("from", &self.from)?;
@@ -675,10 +680,19 @@ impl Scorer {
         edges: &[u32],
         observer: &mut dyn NetworkObserver,
     ) -> anyhow::Result<CellDecision> {
-        let mut tried = edges
-            .iter()
-            .map(|&edge| self.score_against_observed(baseline, cell, edge, &mut *observer))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let group = distributed::group();
+        let mut tried = Vec::with_capacity(edges.len());
+        for turn in edges.chunks(group.world()) {
+            let mine = turn
+                .get(group.rank())
+                .map(|&edge| self.score_against_observed(baseline, cell, edge, &mut *observer))
+                .transpose();
+            for outcome in gather(group, mine.map(|report| report.map(Outcome::Scored)))? {
+                if let Outcome::Scored(report) = outcome {
+                    tried.push(report);
+                }
+            }
+        }
         let chosen = self.config.rule.choose(&mut tried, self.config.ntk_mode);
         Ok(CellDecision {
             cell,
@@ -722,29 +736,31 @@ impl Scorer {
             }
             measured => measured?,
         };
-        for edge in order {
-            let start = Instant::now();
-            let scored = alloc_failure::guard(|| {
-                alloc_failure::inject(Site::Scoring, self.device);
-                self.score_against(&baseline, cell, edge)
-            });
-            match scored {
-                Ok(report) => {
-                    on_candidate(CandidateEvent::Scored(&report))?;
-                    tried.push(report);
+        // In a distributed run the ranks score the walk in turns, one candidate each, and gather the outcomes, which
+        // every rank then takes in walk order: the same candidates, reports and stop as one process.
+        let group = distributed::group();
+        'walk: for turn in order.chunks(group.world()) {
+            let mine = turn
+                .get(group.rank())
+                .map(|&edge| self.walk_step(genotype, &baseline, cell, edge))
+                .transpose();
+            for outcome in gather(group, mine)? {
+                match outcome {
+                    Outcome::Scored(report) => {
+                        on_candidate(CandidateEvent::Scored(&report))?;
+                        tried.push(report);
+                    }
+                    Outcome::Skipped(skip) => {
+                        // A rank that did not hit the failure itself runs later candidates with fewer copies too.
+                        self.most_copies.fetch_min(skip.ntk_copies_after, Ordering::SeqCst);
+                        on_candidate(CandidateEvent::Skipped(&skip))?;
+                        skipped.push(skip);
+                    }
                 }
-                Err(error) => {
-                    let Some(failure) = error.downcast_ref::<AllocationFailure>() else {
-                        return Err(error);
-                    };
-                    let skip = self.skip(genotype, cell, edge, failure, start);
-                    on_candidate(CandidateEvent::Skipped(&skip))?;
-                    skipped.push(skip);
+                let refusing = self.config.rule.can_refuse();
+                if refusing && tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
+                    break 'walk;
                 }
-            }
-            let refusing = self.config.rule.can_refuse();
-            if refusing && tried.iter().filter(|r| r.accepted()).count() >= self.config.candidates_per_cell {
-                break;
             }
         }
         let chosen = self.config.rule.choose(&mut tried, self.config.ntk_mode);
@@ -754,6 +770,22 @@ impl Scorer {
             skipped,
             chosen,
         })
+    }
+
+    /// Scores splitting `edge` in the walk: its report, or its skip when libtorch could not allocate its memory.
+    fn walk_step(&self, genotype: &Genotype, baseline: &Baseline, cell: usize, edge: u32) -> anyhow::Result<Outcome> {
+        let start = Instant::now();
+        let scored = alloc_failure::guard(|| {
+            alloc_failure::inject(Site::Scoring, self.device);
+            self.score_against(baseline, cell, edge)
+        });
+        match scored {
+            Ok(report) => Ok(Outcome::Scored(report)),
+            Err(error) => match error.downcast_ref::<AllocationFailure>() {
+                Some(failure) => Ok(Outcome::Skipped(self.skip(genotype, cell, edge, failure, start))),
+                None => Err(error),
+            },
+        }
     }
 
     /// Records `failure` of splitting `edge` and halves the NTK copies of every later candidate.
@@ -782,6 +814,37 @@ impl Scorer {
             seconds: start.elapsed().as_secs_f64(),
         }
     }
+}
+
+/// What scoring one candidate of a walk came to.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Outcome {
+    /// Scored.
+    Scored(CandidateReport),
+    /// Skipped for memory.
+    Skipped(SkippedCandidate),
+}
+
+/// Every rank's outcome of one turn, in rank order (ranks with no candidate left pass None). A single process
+/// keeps its own; otherwise the outcomes travel as CBOR, which keeps non-finite ratios, and an error on any rank
+/// becomes an error on every rank.
+fn gather(group: &ProcessGroup, mine: anyhow::Result<Option<Outcome>>) -> anyhow::Result<Vec<Outcome>> {
+    if group.world() == 1 {
+        return Ok(mine?.into_iter().collect());
+    }
+    let shared: Result<Option<Outcome>, String> = mine.map_err(|error| format!("{error:#}"));
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&shared, &mut bytes).context("encoding a candidate's outcome")?;
+    let mut outcomes = Vec::new();
+    for (rank, bytes) in group.all_gather_bytes(&bytes)?.iter().enumerate() {
+        let theirs: Result<Option<Outcome>, String> =
+            ciborium::from_reader(bytes.as_slice()).with_context(|| format!("decoding rank {rank}'s outcome"))?;
+        match theirs {
+            Ok(outcome) => outcomes.extend(outcome),
+            Err(message) => anyhow::bail!("rank {rank} failed to score its candidate: {message}"),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Min-max combination over accepted candidates: s_lrc = 1 − normalised r_lrc, s_ntk = normalised r_ntk,

@@ -207,7 +207,7 @@ pub fn final_training(
         checkpointing,
     )
     .with_context(|| format!("{}", Phase::Final))?;
-    let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size);
+    let evaluation = train::evaluate(&net, &data.test, train_config.eval_batch_size)?;
     Ok(FinalOutcome {
         net,
         evaluation,

@@ -99,7 +99,8 @@ pub fn mutation_pass(
                         CandidateEvent::Scored(report) => observer.candidate(report),
                         CandidateEvent::Skipped(skip) => observer.candidate_skipped(skip),
                     }
-                    if observer.interrupted() {
+                    // Every rank sees the same candidates in the same order: they agree on a stop here.
+                    if crate::distributed::group().any(observer.interrupted())? {
                         return Err(Interrupted.into());
                     }
                     Ok(())

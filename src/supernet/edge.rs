@@ -43,7 +43,12 @@ impl GatedOp {
         if drop_path > 0.0 && self.block.op != Op::Identity {
             let rng = &mut *pass.rng;
             let keep = 1.0 - drop_path;
-            let mask: Vec<f32> = (0..y.size()[0])
+            let rows = y.size()[0] as usize;
+            let (drawn, start) = match pass.mode.share {
+                Some(share) => (share.global, share.start),
+                None => (rows, 0),
+            };
+            let mask: Vec<f32> = (0..drawn)
                 .map(|_| {
                     if rng.random::<f64>() < keep {
                         (1.0 / keep) as f32
@@ -52,7 +57,7 @@ impl GatedOp {
                     }
                 })
                 .collect();
-            let mask = Tensor::from_slice(&mask)
+            let mask = Tensor::from_slice(&mask[start..start + rows])
                 .view([-1, 1, 1, 1])
                 .to_kind(y.kind())
                 .to_device(y.device());

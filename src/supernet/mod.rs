@@ -25,12 +25,28 @@ pub struct Mode {
     pub train: bool,
     /// Drop-path probability for every op but Identity; 0 turns it off.
     pub drop_path: f64,
+    /// The batch is rows `start..start + n` of a global batch of `global` (data-parallel training): drop-path
+    /// masks are drawn for the whole global batch, as one process would, and this share's rows kept.
+    pub share: Option<BatchShare>,
+}
+
+/// Where a rank's batch sits in the global batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchShare {
+    /// Rows of the global batch.
+    pub global: usize,
+    /// The first of this rank's rows.
+    pub start: usize,
 }
 
 impl Mode {
     /// Training with the given drop-path probability.
     pub fn train(drop_path: f64) -> Self {
-        Mode { train: true, drop_path }
+        Mode {
+            train: true,
+            drop_path,
+            share: None,
+        }
     }
 
     /// Evaluation: running statistics, no drop-path.
@@ -38,6 +54,7 @@ impl Mode {
         Mode {
             train: false,
             drop_path: 0.0,
+            share: None,
         }
     }
 }
@@ -473,6 +490,26 @@ impl Supernet {
             .collect()
     }
 
+    /// A hash of every tensor's name and values (FNV-1a over the values as f64, which keeps every f32 bit): equal
+    /// for bitwise-equal networks.
+    pub fn fingerprint(&self) -> u64 {
+        let mut bytes = Vec::new();
+        for (name, tensor) in self.named_tensors() {
+            bytes.extend_from_slice(name.as_bytes());
+            let values = Vec::<f64>::try_from(tensor.reshape([-1]).to_kind(Kind::Double)).unwrap_or_default();
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        stable_hash(&bytes)
+    }
+
+    /// The tensors that are not trained but kept (batch norms' running statistics), in name order.
+    pub fn buffers(&self) -> Vec<Tensor> {
+        self.named_tensors()
+            .into_iter()
+            .filter_map(|(_, tensor)| (!tensor.requires_grad()).then_some(tensor))
+            .collect()
+    }
+
     /// The tensors the NTK differentiates: every trainable weight (conv, linear, BN γ) and gate, sorted by name;
     /// biases and BN β are left out, as in the published implementation.
     pub fn weight_tensors(&self) -> Vec<Tensor> {
@@ -599,6 +636,28 @@ mod tests {
     fn value(net: &Supernet, name: &str) -> f64 {
         let named: std::collections::HashMap<String, Tensor> = net.named_tensors().into_iter().collect();
         named[name].mean(Kind::Float).double_value(&[])
+    }
+
+    #[test]
+    fn the_fingerprint_tells_one_changed_bit() {
+        let genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+        let (a, b) = (
+            Supernet::builder(&genotype).build(),
+            Supernet::builder(&genotype).build(),
+        );
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let (_, tensor) = b
+            .named_tensors()
+            .into_iter()
+            .find(|(_, t)| t.kind() == Kind::Float)
+            .unwrap();
+        let first = tensor.reshape([-1]).double_value(&[0]) as f32;
+        let next = f32::from_bits(first.to_bits() ^ 1);
+        tch::no_grad(|| {
+            let _ = tensor.reshape([-1]).get(0).fill_(next as f64);
+        });
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.buffers().len() + a.parameters().len(), a.named_tensors().len());
     }
 
     #[test]

@@ -92,6 +92,6 @@ impl Continuation<'_> {
             &mut Silent,
             Checkpointing::default(),
         )?;
-        Ok(train::evaluate(&net, self.validation, recipe.eval_batch_size))
+        train::evaluate(&net, self.validation, recipe.eval_batch_size)
     }
 }

@@ -23,6 +23,7 @@ unsafe extern "C" {
         nesterov: bool,
     ) -> std::ffi::c_long;
     fn spidernet_clear_grads(tensors: *const *mut std::ffi::c_void, count: usize);
+    fn spidernet_zero_missing_grads(tensors: *const *mut std::ffi::c_void, count: usize) -> std::ffi::c_long;
 }
 
 /// Takes ownership of a string the probe allocated with malloc.
@@ -166,6 +167,15 @@ pub fn clear_grads(tensors: &[tch::Tensor]) {
     let handles: Vec<*mut std::ffi::c_void> = tensors.iter().map(|t| t.as_ptr() as *mut std::ffi::c_void).collect();
     // SAFETY: as for `sgd_step`; resetting a gradient leaves the handle itself untouched.
     unsafe { spidernet_clear_grads(handles.as_ptr(), handles.len()) }
+}
+
+/// Gives each of `tensors` that has no gradient a zero gradient of its shape.
+pub fn zero_missing_grads(tensors: &[tch::Tensor]) -> anyhow::Result<()> {
+    let handles: Vec<*mut std::ffi::c_void> = tensors.iter().map(|t| t.as_ptr() as *mut std::ffi::c_void).collect();
+    // SAFETY: as for `sgd_step`; the native side catches every exception and reports the tensor's index.
+    let refused = unsafe { spidernet_zero_missing_grads(handles.as_ptr(), handles.len()) };
+    anyhow::ensure!(refused < 0, "libtorch could not give tensor {refused} a zero gradient");
+    Ok(())
 }
 
 #[cfg(test)]

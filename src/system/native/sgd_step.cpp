@@ -49,4 +49,19 @@ void spidernet_clear_grads(void** tensors, size_t count) {
   }
 }
 
+// Gives each of `count` tensors that has no gradient a zero one (as a data-parallel step needs where another rank
+// has one). Returns the index of a tensor libtorch refused, or -1.
+long spidernet_zero_missing_grads(void** tensors, size_t count) {
+  c10::NoGradGuard no_grad;
+  for (size_t i = 0; i < count; ++i) {
+    try {
+      at::Tensor& p = *static_cast<at::Tensor*>(tensors[i]);
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    } catch (...) {
+      return static_cast<long>(i);
+    }
+  }
+  return -1;
+}
+
 }  // extern "C"
