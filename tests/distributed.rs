@@ -293,3 +293,101 @@ fn candidates_scored_on_two_ranks_are_those_of_one_process() {
         assert_eq!(alone, shared, "{rule}");
     }
 }
+
+/// Final-training epochs recorded in a `train --checkpoint` folder, 0 when there is none.
+fn final_epochs_done(root: &std::path::Path) -> usize {
+    std::fs::read_to_string(root.join("checkpoint/final.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| state["reports"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
+    let _turn = common::turn();
+    let dir = common::scratch("data-parallel-checkpoint");
+    let genotype = small_genotype();
+    let train = |name: &str| -> Vec<String> {
+        let folder = dir.join(name);
+        let args = [
+            "train",
+            common::path(&genotype),
+            "--data",
+            "digits",
+            "--epochs",
+            "4",
+            "--seed",
+            "5",
+        ];
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--checkpoint".to_string(), common::path(&folder).to_string()]);
+        args
+    };
+    let fingerprint = |output: &Output| -> String {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("2 ranks, identical weights"))
+            .expect("the fingerprint line");
+        line.to_string()
+    };
+    let whole = train("whole");
+    let whole = fingerprint(&launch(2, &whole.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    // The same run, killed (torchrun and both ranks, SIGKILL) once rank 0 has checkpointed its first epoch.
+    let killed = train("killed");
+    let mut child = Command::new(torchrun())
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(env!("CARGO_BIN_EXE_spidernet"))
+        .args(&killed)
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while final_epochs_done(&dir.join("killed")) < 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // torchrun starts its workers in sessions of their own: kill them by parent, then torchrun.
+    let workers = Command::new("pgrep")
+        .args(["-P", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let workers: Vec<i32> = String::from_utf8_lossy(&workers.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "two workers under torchrun");
+    for pid in workers.iter().copied().chain([child.id() as i32]) {
+        // SAFETY: kill(2) on another process has no memory effects in this process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    child.wait().unwrap();
+    // The workers are torchrun's children, not ours: wait until they are gone.
+    while workers
+        .iter()
+        .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done = final_epochs_done(&dir.join("killed"));
+    assert!((1..4).contains(&done), "killed after {done} epochs");
+
+    // Run again: rank 0 reads the checkpoint, rank 1 continues from what it broadcasts.
+    let continued = launch(2, &killed.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&continued.stderr).into_owned();
+    assert!(stderr.contains(&format!("after {done} of 4 epochs")), "{stderr}");
+    assert_eq!(fingerprint(&continued), whole, "the continued weights differ");
+}

@@ -210,13 +210,8 @@ impl TrainArgs {
 /// Trains, prints the test accuracy, and saves the network when asked.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let group = spidernet::distributed::init_from_env()?;
-    if group.world() > 1 && args.checkpoint.is_some() {
-        anyhow::bail!(
-            "--checkpoint is not yet supported with more than one process (this run has {})",
-            group.world()
-        );
-    }
-    // Rank 0 speaks for the run and writes its files; the other ranks train in silence.
+    // Rank 0 speaks for the run and owns its files (the checkpoint folder included); the other ranks train in
+    // silence and continue from what rank 0 read.
     let leader = group.is_leader();
     let device = args.data.device.device()?;
     let genotype = Genotype::load(&args.genotype)?;
@@ -227,6 +222,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let folder = args
         .checkpoint
         .as_deref()
+        .filter(|_| leader)
         .map(|root| TrainingFolder::open(root, &settings, &genotype))
         .transpose()?;
     let mut observer = CurveObserver {

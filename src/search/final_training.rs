@@ -162,7 +162,8 @@ pub fn final_training(
     let (config, data) = (run.config, run.data);
     let start = Instant::now();
     crate::system::allocator::release_freed_blocks();
-    let (mut net, resumed, seconds_before, epochs) = starting_point(genotype, run, checkpoints)?;
+    let start_here = starting_point(genotype, run, checkpoints)?;
+    let (mut net, resumed, seconds_before, epochs) = shared_start(start_here, run)?;
     // A budgeted run may have rescheduled its epochs after the first; the checkpoint holds the count in force.
     let train_config = TrainConfig {
         epochs,
@@ -221,11 +222,7 @@ pub fn final_training(
 
 /// The network a final training starts from, the state to continue, the seconds already spent and the epochs
 /// scheduled: a checkpoint's, when `checkpoints` holds one, else fresh (or inherited) weights.
-fn starting_point(
-    genotype: &Genotype,
-    run: &FinalRun,
-    checkpoints: Option<&RunDir>,
-) -> anyhow::Result<(Supernet, Option<Resumed>, f64, usize)> {
+fn starting_point(genotype: &Genotype, run: &FinalRun, checkpoints: Option<&RunDir>) -> anyhow::Result<Start> {
     let saved = match checkpoints {
         Some(dir) => dir.final_checkpoint(run.config.seed)?.map(|saved| (dir, saved)),
         None => None,
@@ -238,6 +235,77 @@ fn starting_point(
         inherit::inherit(&mut net, tensors);
     }
     Ok((net, None, 0.0, run.config.final_train.epochs))
+}
+
+/// Where a final training starts: the network, the state to continue, the seconds already spent, the epochs.
+type Start = (Supernet, Option<Resumed>, f64, usize);
+
+/// What rank 0 continues from, for the other ranks, which have no checkpoint folder: the tensors follow by broadcast
+/// (the weights when the training starts, the momentum buffers here).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedStart {
+    genotype: Genotype,
+    gates: Vec<GateRecord>,
+    reports: Vec<EpochReport>,
+    seconds: f64,
+    epochs: usize,
+    /// The momentum buffers' names and shapes, in rank 0's order.
+    momentum: Vec<(String, Vec<i64>)>,
+}
+
+/// In a distributed run, every rank continues from rank 0's start (rank 0 alone reads the checkpoint folder); a
+/// single process keeps its own.
+fn shared_start(start: Start, run: &FinalRun) -> anyhow::Result<Start> {
+    let group = crate::distributed::group();
+    if group.world() == 1 {
+        return Ok(start);
+    }
+    let (net, resumed, seconds, epochs) = start;
+    let mine = resumed.as_ref().map(|resumed| SharedStart {
+        genotype: net.genotype().clone(),
+        gates: net
+            .gate_histories()
+            .into_iter()
+            .map(|(op, history)| GateRecord { op, history })
+            .collect(),
+        reports: resumed.reports.clone(),
+        seconds,
+        epochs,
+        momentum: resumed
+            .momentum
+            .iter()
+            .map(|(name, t)| (name.clone(), t.size()))
+            .collect(),
+    });
+    let Some(shared) = group.decide(mine)? else {
+        return Ok((net, None, seconds, epochs));
+    };
+    let (net, momentum) = match resumed {
+        // Rank 0 keeps what it read.
+        Some(resumed) => (net, resumed.momentum),
+        None => {
+            let mut net = fresh_network(&shared.genotype, run.config, run.device, Phase::Final);
+            let gates = shared.gates.into_iter().map(|g| (g.op, g.history)).collect();
+            net.restore_gate_histories(gates)
+                .context("rank 0's gate histories do not fit its genotype")?;
+            let zeros = |shape: &[i64]| Tensor::zeros(shape, (tch::Kind::Float, run.device));
+            (
+                net,
+                shared
+                    .momentum
+                    .iter()
+                    .map(|(name, shape)| (name.clone(), zeros(shape)))
+                    .collect(),
+            )
+        }
+    };
+    let buffers: Vec<Tensor> = momentum.iter().map(|(_, t)| t.shallow_clone()).collect();
+    group.broadcast(&buffers, 0)?;
+    let resumed = Resumed {
+        reports: shared.reports,
+        momentum,
+    };
+    Ok((net, Some(resumed), shared.seconds, shared.epochs))
 }
 
 /// A final training's epochs under a time budget's deadline, revised after every epoch.
