@@ -162,26 +162,35 @@ fn curve(path: &std::path::Path) -> Curve {
         .collect()
 }
 
+/// The arguments of `spidernet train` on the small genotype and digits, then `flags`.
+fn digits_training(flags: &[&str]) -> Vec<String> {
+    let genotype = small_genotype();
+    let mut args = vec![
+        "train".to_string(),
+        common::path(&genotype).to_string(),
+        "--data".into(),
+        "digits".into(),
+    ];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Trains the small genotype on digits for 8 epochs at global batch `batch`, alone and on 2 ranks; returns both
 /// curves and the 2-rank run's stdout.
 fn alone_and_on_two_ranks(batch: usize) -> (Curve, Curve, String) {
     let dir = common::scratch(&format!("data-parallel-{batch}"));
-    let genotype = small_genotype();
-    let args = |curve: &std::path::Path| -> Vec<String> {
+    let args = |curve: &std::path::Path| {
         let batch = batch.to_string();
-        let args = [
-            "train",
-            common::path(&genotype),
-            "--data",
-            "digits",
+        digits_training(&[
             "--epochs",
             "8",
             "--batch-size",
             &batch,
-        ];
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        args.extend(["--seed", "3", "--curve", common::path(curve)].map(String::from));
-        args
+            "--seed",
+            "3",
+            "--curve",
+            common::path(curve),
+        ])
     };
     let (one, two) = (dir.join("one.jsonl"), dir.join("two.jsonl"));
     let alone = Command::new(env!("CARGO_BIN_EXE_spidernet"))
@@ -307,22 +316,9 @@ fn final_epochs_done(root: &std::path::Path) -> usize {
 fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
     let _turn = common::turn();
     let dir = common::scratch("data-parallel-checkpoint");
-    let genotype = small_genotype();
-    let train = |name: &str| -> Vec<String> {
+    let train = |name: &str| {
         let folder = dir.join(name);
-        let args = [
-            "train",
-            common::path(&genotype),
-            "--data",
-            "digits",
-            "--epochs",
-            "4",
-            "--seed",
-            "5",
-        ];
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        args.extend(["--checkpoint".to_string(), common::path(&folder).to_string()]);
-        args
+        digits_training(&["--epochs", "4", "--seed", "5", "--checkpoint", common::path(&folder)])
     };
     let fingerprint = |output: &Output| -> String {
         let stdout = String::from_utf8_lossy(&output.stdout);
