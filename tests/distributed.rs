@@ -303,15 +303,6 @@ fn candidates_scored_on_two_ranks_are_those_of_one_process() {
     }
 }
 
-/// Final-training epochs recorded in a `train --checkpoint` folder, 0 when there is none.
-fn final_epochs_done(root: &std::path::Path) -> usize {
-    std::fs::read_to_string(root.join("checkpoint/final.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|state| state["reports"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
     let _turn = common::turn();
@@ -348,7 +339,7 @@ fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while final_epochs_done(&dir.join("killed")) < 1 {
+    while common::final_epochs_done(&dir.join("killed")) < 1 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before its first checkpoint"
@@ -378,7 +369,7 @@ fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let done = final_epochs_done(&dir.join("killed"));
+    let done = common::final_epochs_done(&dir.join("killed"));
     assert!((1..4).contains(&done), "killed after {done} epochs");
 
     // Run again: rank 0 reads the checkpoint, rank 1 continues from what it broadcasts.

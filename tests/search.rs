@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{scratch, turn};
+use common::{final_epochs_done, scratch, turn};
 use spidernet::data::{DataSource, Digits};
 use spidernet::genotype::{Genotype, InputShape};
 use spidernet::memory;
@@ -202,15 +202,6 @@ fn kill_when(mut command: Command, reached: impl FnMut() -> bool, what: &str) {
     wait_until(&mut child, reached, what);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-}
-
-/// Final-training epochs recorded in a run folder's checkpoint, 0 when there is none.
-fn final_epochs_done(root: &Path) -> usize {
-    std::fs::read_to_string(root.join("checkpoint/final.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|state| state["reports"].as_array().map(Vec::len))
-        .unwrap_or(0)
 }
 
 /// Starts `command` with its stderr captured, sends it SIGTERM as soon as `reached` holds, and returns its exit

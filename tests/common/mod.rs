@@ -109,3 +109,14 @@ pub fn python() -> std::path::PathBuf {
     );
     python
 }
+
+/// Final-training epochs recorded in a run folder's (or `train --checkpoint` folder's) checkpoint, 0 when there is
+/// none.
+#[allow(dead_code)]
+pub fn final_epochs_done(root: &Path) -> usize {
+    std::fs::read_to_string(root.join("checkpoint/final.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| state["reports"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
