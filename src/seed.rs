@@ -22,6 +22,8 @@ pub enum Stream {
     Metrics,
     /// The metric-validation harness's continuations: their data subsets, fresh tensors and batch orders.
     Continuation,
+    /// The images that recompute the batch norms' running statistics at the end of each training epoch.
+    Recalibration,
 }
 
 /// Mixes the master seed with a stream and an index (for example an iteration number) into a sub-seed.

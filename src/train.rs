@@ -55,6 +55,10 @@ pub struct TrainConfig {
     /// Which tensors weight decay applies to (the reference's: all of them).
     #[serde(default)]
     pub decay: DecayScope,
+    /// Training images, unaugmented, whose batch statistics replace the batch norms' running ones after the last
+    /// epoch and before every evaluation, with the gates and ops the epoch ended with (0: none, as the reference).
+    #[serde(default)]
+    pub bn_recalibration: usize,
 }
 
 /// The shape of the learning rate over a training, before any warm-up (docs/ALGORITHM.md §9).
@@ -127,6 +131,7 @@ impl Default for TrainConfig {
             cutout: true,
             schedule: Schedule::EpochCosine,
             decay: DecayScope::All,
+            bn_recalibration: 0,
         }
     }
 }
@@ -433,7 +438,7 @@ pub fn train(
         let epoch = reports.len();
         let start = Instant::now();
         let totals = train_epoch(net, &mut optimizer, train, &config, seed, epoch, observer)?;
-        let report = finish_epoch(net, eval, &config, epoch, totals, start)?;
+        let report = finish_epoch(net, (train, eval), &config, (seed, epoch), totals, start)?;
         reports.push(report);
         let flow = match checkpointing.save.as_mut() {
             Some(save) => save(net, &optimizer, &reports)?,
@@ -450,6 +455,13 @@ pub fn train(
         if stop {
             break;
         }
+    }
+    // The network handed back gets the statistics an evaluated epoch gets; with an evaluation every epoch it
+    // already has them.
+    if eval.is_none()
+        && let Some(last) = reports.len().checked_sub(1)
+    {
+        recalibrate(net, train, &config, seed, last)?;
     }
     Ok(reports)
 }
@@ -548,13 +560,13 @@ fn train_epoch(
     Ok(totals)
 }
 
-/// Ends epoch `epoch` (from 0), trained since `start`: checks the weights, deadheads, evaluates `eval` if given,
-/// and reports.
+/// Ends epoch `epoch` (from 0) of a training on `train` seeded by `seed`, trained since `start`: checks the
+/// weights, deadheads, evaluates `eval` if given (after recalibrating the batch norms), and reports.
 fn finish_epoch(
     net: &mut Supernet,
-    eval: Option<&Split>,
+    (train, eval): (&Split, Option<&Split>),
     config: &TrainConfig,
-    epoch: usize,
+    (seed, epoch): (u64, usize),
     totals: EpochTotals,
     start: Instant,
 ) -> anyhow::Result<EpochReport> {
@@ -565,19 +577,20 @@ fn finish_epoch(
         }
         .into());
     }
-    // Batch norms normalise with each rank's own batch statistics; their running statistics, which evaluation
-    // uses, are rank 0's on every rank from here on.
-    distributed::group().broadcast(&net.buffers(), 0)?;
     let batches = totals.batches;
     let deadhead = if config.deadhead {
         net.deadhead(batches)
     } else {
         DeadheadReport::default()
     };
+    // Batch norms normalise with each rank's own batch statistics; their running statistics, which evaluation
+    // uses, are rank 0's on every rank from here on.
+    distributed::group().broadcast(&net.buffers(), 0)?;
     let seconds = start.elapsed().as_secs_f64();
     let eval_start = Instant::now();
     let eval = eval
         .map(|split| {
+            recalibrate(net, train, config, seed, epoch)?;
             let evaluated = alloc_failure::guard(|| evaluate(net, split, config.eval_batch_size));
             at_place(evaluated, epoch + 1, || "in its evaluation".to_string())
         })
@@ -594,6 +607,39 @@ fn finish_epoch(
         seconds,
         eval_seconds: eval_start.elapsed().as_secs_f64(),
     })
+}
+
+/// Recalibrates the batch norms after epoch `epoch` (from 0), when `config` asks for it, and gives every rank rank
+/// 0's statistics.
+fn recalibrate(net: &Supernet, train: &Split, config: &TrainConfig, seed: u64, epoch: usize) -> anyhow::Result<()> {
+    if config.bn_recalibration == 0 {
+        return Ok(());
+    }
+    let recalibrated = alloc_failure::guard(|| Ok(recalibrate_batch_norms(net, train, config, seed, epoch)));
+    at_place(recalibrated, epoch + 1, || {
+        "recomputing the batch norms' statistics".to_string()
+    })?;
+    distributed::group().broadcast(&net.buffers(), 0)
+}
+
+/// Replaces the batch norms' running statistics with the mean batch statistics of `config.bn_recalibration`
+/// unaugmented images of `train`, drawn for epoch `epoch` (from 0), in batches of at most `config.eval_batch_size`
+/// (docs/ALGORITHM.md §9, *Batch-norm recalibration*). The last step can close or open a gate, and deadheading can
+/// remove ops, while the running statistics still average the steps before: recomputing them with the network as
+/// it ends the epoch keeps its evaluation from collapsing. `train` does it before every evaluation of an epoch and
+/// after the last epoch. Does nothing when `config.bn_recalibration` is 0.
+pub fn recalibrate_batch_norms(net: &Supernet, train: &Split, config: &TrainConfig, seed: u64, epoch: usize) -> usize {
+    let images = config.bn_recalibration.min(train.len());
+    let batch_size = config.eval_batch_size.min(images);
+    // A batch norm in train mode needs two values per channel; one image of 1×1 maps has one.
+    if batch_size < 2 {
+        return 0;
+    }
+    let mut order = seed::rng(seed, Stream::Recalibration, epoch as u64);
+    let batches = Batches::shuffled(train, batch_size, &mut order, net.device())
+        .take(images / batch_size)
+        .map(|(images, _)| images);
+    net.recalibrate_batch_norms(batches)
 }
 
 /// Batches of an epoch over `images` images: the last, partial batch is left out.

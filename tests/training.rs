@@ -246,3 +246,89 @@ fn sgd_is_bitwise_libtorchs(nesterov: bool) {
     let error = sgd.load_momentum_buffers(resumed.named_tensors(), foreign).unwrap_err();
     assert!(error.to_string().contains("cells.9.nodes.0.bn.weight"), "{error}");
 }
+
+/// Logits of the final head for `images` as one batch, normalised by the batch's own statistics; the running
+/// statistics are left as they were.
+fn batch_statistics_logits(net: &Supernet, images: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let saved: Vec<(Tensor, Tensor)> = net.buffers().into_iter().map(|b| (b.copy(), b)).collect();
+        let logits = net.forward(images, Mode::train(0.0)).pop().unwrap();
+        for (copy, mut buffer) in saved {
+            buffer.copy_(&copy);
+        }
+        logits
+    })
+}
+
+/// The largest |a − b|, relative to the largest |b|.
+fn relative_gap(a: &Tensor, b: &Tensor) -> f64 {
+    let gap = (a - b).abs().max().double_value(&[]);
+    gap / b.abs().max().double_value(&[])
+}
+
+#[test]
+fn recalibrated_batch_norms_evaluate_as_the_batch_statistics_of_the_network_as_it_ends() {
+    let _turn = turn();
+    let data = Digits::default().load(0).unwrap();
+    let mut net = supernet(&data, 1, 8, 0, PrunerConfig::default());
+    // Every training image in one batch: the recomputed running statistics are that batch's statistics.
+    let everything = data.train.len();
+    let config = TrainConfig {
+        epochs: 2,
+        bn_recalibration: everything,
+        eval_batch_size: everything,
+        ..TrainConfig::default()
+    };
+    train::train_on(&mut net, &data, &config, 0, &mut Silent).unwrap();
+    let images = &data.train.images;
+    let evaluated = tch::no_grad(|| net.forward(images, Mode::eval()).pop().unwrap());
+    let ended = relative_gap(&evaluated, &batch_statistics_logits(&net, images));
+    assert!(
+        ended < 1e-3,
+        "after training, evaluation and batch statistics differ by {ended}"
+    );
+
+    // A gate that closes at the last step leaves running statistics that averaged the open op behind.
+    let (gate, op) = open_gates(&net)
+        .into_iter()
+        .find(|(_, op)| *op == Op::SepConv3x3)
+        .expect("an open sep-conv 3×3");
+    tch::no_grad(|| {
+        let _ = gate.shallow_clone().fill_(-1.0);
+    });
+    let flipped = batch_statistics_logits(&net, images);
+    let stale = relative_gap(
+        &tch::no_grad(|| net.forward(images, Mode::eval()).pop().unwrap()),
+        &flipped,
+    );
+    let seen = train::recalibrate_batch_norms(&net, &data.train, &config, 0, 1);
+    assert_eq!(seen, everything);
+    let recalibrated = relative_gap(
+        &tch::no_grad(|| net.forward(images, Mode::eval()).pop().unwrap()),
+        &flipped,
+    );
+    assert!(
+        recalibrated < 1e-3,
+        "recalibrated statistics differ from the batch's by {recalibrated}"
+    );
+    assert!(
+        stale > 20.0 * recalibrated.max(1e-5),
+        "closing {op:?} left stale statistics only {stale} apart"
+    );
+}
+
+/// Every open gate weight of the network, with its op.
+fn open_gates(net: &Supernet) -> Vec<(Tensor, Op)> {
+    let mut open = Vec::new();
+    for (k, cell) in net.genotype().cells.iter().enumerate() {
+        for edge in &cell.edges {
+            for &op in &edge.ops {
+                let gate = net.gate_weight(k, edge.id, op).unwrap();
+                if gate.double_value(&[]) > 0.0 {
+                    open.push((gate, op));
+                }
+            }
+        }
+    }
+    open
+}

@@ -92,6 +92,10 @@ pub struct RecipeArgs {
     /// Whether the deadhead rule removes ops whose gates stay closed during this training: true or false.
     #[arg(long)]
     deadhead: Option<bool>,
+    /// Training images whose batch statistics replace the batch norms' running ones after the last epoch and
+    /// before every evaluation (0: none).
+    #[arg(long, value_name = "IMAGES")]
+    bn_recalibration: Option<usize>,
 }
 
 impl RecipeArgs {
@@ -122,6 +126,7 @@ impl RecipeArgs {
         base.schedule = self.schedule.map_or(base.schedule, Schedule::from);
         base.decay = self.decay.map_or(base.decay, DecayScope::from);
         base.deadhead = self.deadhead.unwrap_or(base.deadhead);
+        base.bn_recalibration = self.bn_recalibration.unwrap_or(base.bn_recalibration);
         if let Some(augment) = base.augment.as_mut() {
             augment.cutout_probability = self.cutout_probability.unwrap_or(augment.cutout_probability);
             augment.pad = self.crop_padding.unwrap_or(augment.pad);

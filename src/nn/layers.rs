@@ -37,17 +37,7 @@ impl Layers for Plain {
     }
 
     fn batch_norm(&mut self, x: &Tensor, bn: &nn::BatchNorm, train: bool) -> Tensor {
-        Tensor::batch_norm(
-            x,
-            bn.ws.as_ref(),
-            bn.bs.as_ref(),
-            Some(&bn.running_mean),
-            Some(&bn.running_var),
-            train,
-            BATCH_NORM_MOMENTUM,
-            BATCH_NORM_EPS,
-            true,
-        )
+        batch_norm(x, bn, train, BATCH_NORM_MOMENTUM)
     }
 
     fn gate(&mut self, weight: &Tensor, output: &Tensor) -> Tensor {
@@ -60,5 +50,56 @@ impl Layers for Plain {
 
     fn channels(&self, logical: i64) -> i64 {
         logical
+    }
+}
+
+/// A batch norm over `x`; in train mode it normalises with the batch's statistics and folds them into the running
+/// ones with weight `momentum`.
+fn batch_norm(x: &Tensor, bn: &nn::BatchNorm, train: bool, momentum: f64) -> Tensor {
+    Tensor::batch_norm(
+        x,
+        bn.ws.as_ref(),
+        bn.bs.as_ref(),
+        Some(&bn.running_mean),
+        Some(&bn.running_var),
+        train,
+        momentum,
+        BATCH_NORM_EPS,
+        true,
+    )
+}
+
+/// The weights applied as `Plain` applies them, but batch norms fold a batch's statistics into their running ones
+/// with weight `momentum`: 1/k for the k-th of a series of batches makes the running statistics the mean over the
+/// series (PyTorch's cumulative `momentum=None`).
+#[derive(Clone, Copy, Debug)]
+pub struct AveragingStatistics {
+    /// Weight of this batch's statistics in the running ones.
+    pub momentum: f64,
+}
+
+impl Layers for AveragingStatistics {
+    fn input(&mut self, x: &Tensor) -> Tensor {
+        Plain.input(x)
+    }
+
+    fn conv(&mut self, x: &Tensor, conv: &Conv) -> Tensor {
+        Plain.conv(x, conv)
+    }
+
+    fn batch_norm(&mut self, x: &Tensor, bn: &nn::BatchNorm, train: bool) -> Tensor {
+        batch_norm(x, bn, train, self.momentum)
+    }
+
+    fn gate(&mut self, weight: &Tensor, output: &Tensor) -> Tensor {
+        Plain.gate(weight, output)
+    }
+
+    fn linear(&mut self, x: &Tensor, linear: &nn::Linear) -> Tensor {
+        Plain.linear(x, linear)
+    }
+
+    fn channels(&self, logical: i64) -> i64 {
+        Plain.channels(logical)
     }
 }

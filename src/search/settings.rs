@@ -87,10 +87,15 @@ impl Profile {
         }
     }
 
-    /// The final training's recipe: the search phases' one for [`Profile::final_epochs`] epochs.
+    /// The final training's recipe: the search phases' one for [`Profile::final_epochs`] epochs, and for `quick`
+    /// with the batch norms recalibrated at every epoch's end (docs/ALGORITHM.md §9, *Batch-norm recalibration*).
     pub fn final_recipe(self) -> TrainConfig {
         TrainConfig {
             epochs: self.final_epochs(),
+            bn_recalibration: match self {
+                Profile::Reference => 0,
+                Profile::Quick => 2048,
+            },
             ..self.recipe()
         }
     }

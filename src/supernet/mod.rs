@@ -9,7 +9,7 @@ pub use edge::{EdgeNet, GatedOp};
 use crate::genotype::{DeadheadOutcome, Doomed, Genotype, Op};
 use crate::nn::blocks::{self, Conv};
 use crate::nn::init::{self, InitScheme};
-use crate::nn::layers::{Layers, Plain};
+use crate::nn::layers::{AveragingStatistics, Layers, Plain};
 use crate::nn::pruner::{self, GateHistory, PrunerConfig, Verdict};
 use crate::nn::tensor_names as names;
 use crate::seed::{self, Stream};
@@ -278,6 +278,24 @@ impl Supernet {
             layers,
         };
         self.run(x, &mut pass)
+    }
+
+    /// Recomputes every batch norm's running statistics from `batches` alone, with the ops and gates the network
+    /// has now: each becomes the mean of its batch statistics over the batches (docs/ALGORITHM.md §9, *Batch-norm
+    /// recalibration*). No weight changes and no drop-path is drawn. Returns the images seen; with none, the
+    /// statistics are left as they were.
+    pub fn recalibrate_batch_norms(&self, batches: impl IntoIterator<Item = Tensor>) -> usize {
+        let mut seen = 0;
+        tch::no_grad(|| {
+            for (index, batch) in batches.into_iter().enumerate() {
+                let mut layers = AveragingStatistics {
+                    momentum: 1.0 / (index + 1) as f64,
+                };
+                self.forward_with(&batch, Mode::train(0.0), &mut layers);
+                seen += batch.size()[0] as usize;
+            }
+        });
+        seen
     }
 
     /// Logits of every tower, and the output of every ReLU in the network (one per live sep-conv), in node order.
