@@ -378,3 +378,211 @@ fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
     assert!(stderr.contains(&format!("after {done} of 4 epochs")), "{stderr}");
     assert_eq!(fingerprint(&continued), whole, "the continued weights differ");
 }
+
+/// The settings of the small digits searches below: the spidernet strategy, its scoring light.
+const SMALL_SEARCH: [&str; 16] = [
+    "search",
+    "--data",
+    "digits",
+    "--reductions",
+    "1",
+    "--channels",
+    "4",
+    "--epochs-per-iteration",
+    "1",
+    "--search-samples",
+    "300",
+    "--final-epochs",
+    "1",
+    "--final-samples",
+    "320",
+    "--json",
+];
+
+/// `SMALL_SEARCH` then `flags`, into the run folder `out`.
+fn small_search(out: &std::path::Path, flags: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = SMALL_SEARCH.iter().map(|s| s.to_string()).collect();
+    args.extend(flags.iter().map(|s| s.to_string()));
+    args.extend(["--out".to_string(), common::path(out).to_string()]);
+    args
+}
+
+/// The iteration records of a run folder, with the times each rank measures for itself left out.
+fn untimed_history(root: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(root.join("history.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let record_object = record.as_object_mut().unwrap();
+            for timing in ["training_seconds", "scoring_seconds", "train_images_per_second"] {
+                record_object.remove(timing);
+            }
+            for decision in record["decisions"].as_array_mut().unwrap() {
+                for report in decision["tried"].as_array_mut().unwrap() {
+                    report.as_object_mut().unwrap().remove("seconds");
+                }
+            }
+            record
+        })
+        .collect()
+}
+
+/// The names of the files in a run folder and its `checkpoint/`.
+fn folder_listing(root: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for dir in [root.to_path_buf(), root.join("checkpoint")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                names.push(entry.path().strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn a_search_on_two_ranks_makes_one_process_first_mutation_pass_and_rank_0_alone_writes() {
+    let _turn = common::turn();
+    let dir = common::scratch("distributed-search");
+    let flags = ["--seed", "2", "--iterations", "1", "--no-final"];
+    let alone = Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args(small_search(&dir.join("alone"), &flags))
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
+    let args = small_search(&dir.join("shared"), &flags);
+    let shared = launch(2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&shared.stdout);
+    let stderr = String::from_utf8_lossy(&shared.stderr);
+    assert!(shared.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.matches("search: spidernet strategy").count(),
+        1,
+        "rank 0 alone speaks: {stderr}"
+    );
+    assert!(stderr.contains(", 2 ranks"), "{stderr}");
+    assert_eq!(stderr.matches("search stopped").count(), 1, "rank 1 is quiet: {stderr}");
+
+    // The mutation pass before training starts from the same network on both: every candidate report and choice
+    // is one process's. Training then differs (per-rank batch norms), and so may the later iterations.
+    let (alone, shared) = (
+        untimed_history(&dir.join("alone")),
+        untimed_history(&dir.join("shared")),
+    );
+    assert_eq!(alone[0]["iteration"], 0);
+    let tried = alone[0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["tried"].as_array().unwrap().len());
+    assert!(
+        tried.sum::<usize>() >= 2,
+        "the pass must score candidates: {:?}",
+        alone[0]
+    );
+    assert_eq!(alone[0], shared[0]);
+    assert_eq!(alone.len(), shared.len());
+    // Rank 0's folder holds what one process's holds; rank 1 wrote none of its own.
+    assert_eq!(folder_listing(&dir.join("alone")), folder_listing(&dir.join("shared")));
+}
+
+/// The process ids of torchrun's workers under `torchrun`, with their ranks.
+fn workers_of(torchrun: u32) -> Vec<(i32, usize)> {
+    let output = Command::new("pgrep")
+        .args(["-P", &torchrun.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let pid: i32 = line.trim().parse().unwrap();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let rank = environ
+                .split(|&b| b == 0)
+                .filter_map(|entry| std::str::from_utf8(entry).ok()?.strip_prefix("RANK="))
+                .next()
+                .and_then(|rank| rank.parse().ok())
+                .unwrap_or(usize::MAX);
+            (pid, rank)
+        })
+        .collect()
+}
+
+/// Iterations a run folder's checkpoint counts as committed.
+fn iterations_done(root: &std::path::Path) -> usize {
+    std::fs::read_to_string(root.join("checkpoint/state.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|state| state["completed"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+#[test]
+fn a_search_whose_rank_dies_in_iteration_2_is_restarted_by_torchrun_and_ends_as_the_uninterrupted_one() {
+    let _turn = common::turn();
+    let dir = common::scratch("elastic-search");
+    // Random splits, so that the run surely reaches iteration 2.
+    let flags = ["--seed", "4", "--iterations", "3", "--strategy", "random"];
+    let whole = small_search(&dir.join("whole"), &flags);
+    let output = launch(2, &whole.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        untimed_history(&dir.join("whole")).len() >= 3,
+        "the run must reach iteration 2"
+    );
+
+    let restarted = small_search(&dir.join("restarted"), &flags);
+    let child = Command::new(torchrun())
+        .args([
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "--max-restarts",
+            "1",
+            "--no-python",
+        ])
+        .arg(env!("CARGO_BIN_EXE_spidernet"))
+        .args(&restarted)
+        .env("OMP_NUM_THREADS", "1")
+        .env("SPIDERNET_DIST_TIMEOUT", "60s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Iterations 0 and 1 are committed: iteration 2 is training. Kill rank 1 there.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while iterations_done(&dir.join("restarted")) < 2 {
+        assert!(Instant::now() < deadline, "iteration 1 not committed after 180 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let workers = workers_of(child.id());
+    let (rank_1, _) = *workers
+        .iter()
+        .find(|(_, rank)| *rank == 1)
+        .expect("rank 1 under torchrun");
+    // SAFETY: kill(2) on another process has no memory effects in this process.
+    unsafe { libc::kill(rank_1, libc::SIGKILL) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "torchrun must restart the group and finish: {stderr}"
+    );
+    assert!(
+        stderr.contains("the group was restarted (1 so far): continuing the run in"),
+        "{stderr}"
+    );
+    let found = |name: &str| std::fs::read_to_string(dir.join(name).join("found-genotype.json")).unwrap();
+    assert_eq!(
+        found("restarted"),
+        found("whole"),
+        "the restarted run found another network"
+    );
+    assert_eq!(
+        untimed_history(&dir.join("restarted")),
+        untimed_history(&dir.join("whole"))
+    );
+}

@@ -21,6 +21,17 @@ pub struct Progress {
     pub bars: bool,
 }
 
+/// What a rank other than 0 shows of a distributed run: nothing, though it hears an interrupt as rank 0 does.
+pub struct Quiet;
+
+impl TrainObserver for Quiet {
+    fn interrupted(&self) -> bool {
+        super::interrupt::received().is_some()
+    }
+}
+
+impl SearchObserver for Quiet {}
+
 /// The line that says a candidate could not be scored.
 fn skipped_line(skip: &SkippedCandidate) -> String {
     format!(

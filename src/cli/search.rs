@@ -5,7 +5,7 @@ use super::args::{DataArgs, ShapeArgs, load_data, positive};
 use super::choices::{NtkChoice, OpSetChoice, ProfileChoice, StrategyChoice, parse_rule, per_profile};
 use super::events::{self, JsonEvents};
 use super::interrupt;
-use super::progress::{self, Progress};
+use super::progress::{self, Progress, Quiet};
 use clap::Args;
 use spidernet::data::Dataset;
 use spidernet::genotype::{Op, OpSet};
@@ -199,30 +199,16 @@ fn default_run_dir(data: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{stamp}-{data}"))
 }
 
-/// Runs the search, then prints the result, the run folder and the report.
+/// Runs the search, then prints the result, the run folder and the report. Under a launcher every rank runs the
+/// loop and takes the same decisions; rank 0 alone opens the run folder, writes it and speaks
+/// (docs/DISTRIBUTED.md, *A distributed search*).
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let launch = spidernet::distributed::Launch::from_env()?;
-    if launch.is_distributed() {
-        anyhow::bail!(
-            "{} started {} processes, but `spidernet search` does not run distributed yet (docs/DISTRIBUTED.md): \
-             launch it as one process; `spidernet train` and `spidernet score` do run distributed",
-            launch.launcher,
-            launch.world
-        );
-    }
+    let group = spidernet::distributed::init_from_env()?;
+    let leader = group.is_leader();
     interrupt::install()?;
     let device = args.data.device.device()?;
-    let (mut run, data) = match &args.resume {
-        Some(root) => match resume(root, args.json)? {
-            Some(resumed) => resumed,
-            None => return Ok(()),
-        },
-        None => {
-            let config = args.config();
-            let data = load_data(&config.data, &config.data_options, config.seed)?;
-            let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
-            (Run::start(&root, config, &data)?, data)
-        }
+    let Some((mut run, data)) = open_on_every_rank(&args, group, device)? else {
+        return Ok(());
     };
     let config = run.planned_settings();
     let extent = match config.time_budget {
@@ -232,15 +218,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         ),
         None => format!("up to {} iterations", config.iterations),
     };
-    eprintln!(
-        "search: {} strategy, R={} C={}, {extent}, memory budget {}, run folder {}",
-        config.strategy,
-        config.reductions,
-        config.channels,
-        format_size(config.memory_budget),
-        run.dir().root().display()
-    );
-    let outcome = if args.json {
+    if leader {
+        eprintln!(
+            "search: {} strategy, R={} C={}, {extent}, memory budget {}, run folder {}{}",
+            config.strategy,
+            config.reductions,
+            config.channels,
+            format_size(config.memory_budget),
+            run.dir().root().display(),
+            match group.world() {
+                1 => String::new(),
+                world => format!(", {world} ranks"),
+            }
+        );
+    }
+    let outcome = if !leader {
+        run.search(&data, device, &mut Quiet)
+    } else if args.json {
         let mut observer = JsonEvents::new(Progress::search(false));
         run.search(&data, device, &mut observer)
     } else {
@@ -250,10 +244,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let summary = match outcome {
         Ok(summary) => summary,
         Err(error) if error.downcast_ref::<Interrupted>().is_some() => {
-            eprintln!(
-                "interrupted; resume with: spidernet search --resume {}",
-                run.dir().root().display()
-            );
+            if leader {
+                eprintln!(
+                    "interrupted; resume with: spidernet search --resume {}",
+                    run.dir().root().display()
+                );
+            }
             return Err(Exit {
                 code: interrupt::interrupted_exit_code(),
             }
@@ -261,6 +257,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error),
     };
+    if !leader {
+        return Ok(());
+    }
     if summary.test_accuracy.is_some()
         && let Err(error) = super::eval::save_test_evaluation(run.dir().root(), &data)
     {
@@ -268,6 +267,70 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     print_result(run.dir(), &summary, args.json);
     Ok(())
+}
+
+/// The run to search and its data, on every rank: rank 0 opens it (`open`) and shares it; None when it has nothing
+/// left to do.
+fn open_on_every_rank(
+    args: &SearchArgs,
+    group: &spidernet::distributed::ProcessGroup,
+    device: tch::Device,
+) -> anyhow::Result<Option<(Run, Dataset)>> {
+    if group.world() > 1 && args.out.is_none() && args.resume.is_none() {
+        anyhow::bail!(
+            "a search of {} processes needs --out DIR (or --resume DIR): every rank, and a group that {} restarts, \
+             must name the same run folder",
+            group.world(),
+            group.launch().launcher
+        );
+    }
+    let (opened, data) = match group.is_leader() {
+        true => match open(args, group.launch().restart_count) {
+            Ok(Some((run, data))) => (Ok(Some(run)), Some(data)),
+            Ok(None) => (Ok(None), None),
+            Err(error) => (Err(error), None),
+        },
+        false => (Ok(None), None),
+    };
+    let Some(run) = Run::shared(opened, device)? else {
+        return Ok(None);
+    };
+    let data = match data {
+        Some(data) => data,
+        None => {
+            let settings = run.settings();
+            load_data(&settings.data, &settings.data_options, settings.seed)?
+        }
+    };
+    Ok(Some((run, data)))
+}
+
+/// Rank 0's part of starting a search: the run to continue (`--resume`, or the `--out` folder of a group its
+/// launcher restarted, which resumes by itself) or a new one, with its data; None when the run has nothing left to
+/// do (its result is printed).
+fn open(args: &SearchArgs, restart_count: u64) -> anyhow::Result<Option<(Run, Dataset)>> {
+    let restarted = args
+        .out
+        .as_ref()
+        .filter(|_| restart_count > 0)
+        .map(|out| RunDir::read_settings(out).map(|settings| settings.map(|_| out.clone())))
+        .transpose()?
+        .flatten();
+    if let Some(root) = &restarted {
+        eprintln!(
+            "the group was restarted ({restart_count} so far): continuing the run in {}",
+            root.display()
+        );
+    }
+    match args.resume.as_ref().or(restarted.as_ref()) {
+        Some(root) => resume(root, args.json),
+        None => {
+            let config = args.config();
+            let data = load_data(&config.data, &config.data_options, config.seed)?;
+            let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
+            Ok(Some((Run::start(&root, config, &data)?, data)))
+        }
+    }
 }
 
 /// Opens `root` to continue its run and loads its data; a finished run prints its result instead, and gives None.

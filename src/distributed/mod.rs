@@ -221,13 +221,73 @@ impl ProcessGroup {
         Ok(())
     }
 
-    /// Rank 0's `value` on every rank: how a decision taken on one rank's measurements becomes everyone's.
+    /// Rank 0's `value` on every rank: how a decision taken on one rank's measurements becomes everyone's. It
+    /// travels as CBOR, which keeps every f64 (NaN and infinities included) bit for bit.
     pub fn decide<T: serde::Serialize + serde::de::DeserializeOwned>(&self, value: T) -> anyhow::Result<T> {
         if self.gloo.is_none() {
             return Ok(value);
         }
-        let bytes = self.broadcast_bytes(&serde_json::to_vec(&value)?, 0)?;
-        serde_json::from_slice(&bytes).context("reading rank 0's decision")
+        let mut mine = Vec::new();
+        ciborium::into_writer(&value, &mut mine).context("encoding a decision")?;
+        let bytes = self.broadcast_bytes(&mine, 0)?;
+        ciborium::from_reader(bytes.as_slice()).context("reading rank 0's decision")
+    }
+
+    /// Rank 0's outcome on every rank: its value, or on the other ranks an error saying that rank 0 failed (its
+    /// own error is in its output). For work that rank 0 alone can do, such as reading the run folder, so that the
+    /// other ranks fail at once instead of waiting for a collective that never comes.
+    pub fn share_outcome<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        outcome: anyhow::Result<T>,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        if self.gloo.is_none() {
+            return outcome;
+        }
+        match outcome {
+            Ok(value) if self.is_leader() => self.decide(Some(value)).map(|v| v.expect("rank 0's own value")),
+            Err(error) if self.is_leader() => {
+                self.decide(None::<T>)?;
+                Err(error)
+            }
+            _ => self
+                .decide(None::<T>)?
+                .with_context(|| format!("rank 0 failed {what}: its error is in its output")),
+        }
+    }
+
+    /// Rank 0's named f32 tensors on every rank, or None where rank 0 has none: names and shapes go by `decide`,
+    /// the values by broadcast into fresh tensors on `device`. The other ranks' `tensors` are not read.
+    pub fn share_named_tensors(
+        &self,
+        tensors: Option<Vec<(String, Tensor)>>,
+        device: Device,
+    ) -> anyhow::Result<Option<Vec<(String, Tensor)>>> {
+        if self.gloo.is_none() {
+            return Ok(tensors);
+        }
+        let tensors = tensors.filter(|_| self.is_leader());
+        if let Some((name, tensor)) = tensors.iter().flatten().find(|(_, t)| t.kind() != Kind::Float) {
+            bail!(
+                "{name} is {:?}: only f32 tensors are shared between ranks",
+                tensor.kind()
+            );
+        }
+        let layout: Option<Vec<(String, Vec<i64>)>> = tensors
+            .as_ref()
+            .map(|list| list.iter().map(|(name, t)| (name.clone(), t.size())).collect());
+        let Some(layout) = self.decide(layout)? else {
+            return Ok(None);
+        };
+        let tensors = match tensors {
+            Some(tensors) => tensors,
+            None => layout
+                .into_iter()
+                .map(|(name, shape)| (name, Tensor::zeros(shape, (Kind::Float, device))))
+                .collect(),
+        };
+        self.broadcast(&tensors.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0)?;
+        Ok(Some(tensors))
     }
 
     /// The rows of a batch of `n` that this rank trains on: a contiguous share, the first `n mod world` ranks

@@ -105,7 +105,9 @@ pub(super) fn train_final(
     observer: &mut dyn SearchObserver,
 ) -> anyhow::Result<Schedule> {
     let peak_window = MemoryWindow::start(run.device);
-    let outcome = final_training(genotype, run, Some(dir), observer)?;
+    // A follower neither reads the folder's checkpoint (rank 0's start is shared) nor writes one.
+    let outcome = final_training(genotype, run, dir.writes().then_some(dir), observer)?;
+    crate::distributed::group().ensure_identical("final weights", outcome.net.fingerprint())?;
     summary.final_training_samples = outcome.samples;
     summary.final_training_seconds = outcome.seconds;
     summary.final_epochs = outcome.reports.len();
@@ -119,7 +121,9 @@ pub(super) fn train_final(
     summary.test_loss = Some(outcome.evaluation.loss);
     summary.live_ops = outcome.net.genotype().live_op_count();
     summary.parameters = outcome.net.parameter_count();
-    Artifacts::new(dir.root()).save(&outcome.net, run.data)?;
+    if dir.writes() {
+        Artifacts::new(dir.root()).save(&outcome.net, run.data)?;
+    }
     Ok(Schedule {
         epochs: outcome.scheduled_epochs,
         rescheduled: outcome.rescheduled.or_else(|| {
@@ -249,8 +253,6 @@ struct SharedStart {
     reports: Vec<EpochReport>,
     seconds: f64,
     epochs: usize,
-    /// The momentum buffers' names and shapes, in rank 0's order.
-    momentum: Vec<(String, Vec<i64>)>,
 }
 
 /// In a distributed run, every rank continues from rank 0's start (rank 0 alone reads the checkpoint folder); a
@@ -271,36 +273,24 @@ fn shared_start(start: Start, run: &FinalRun) -> anyhow::Result<Start> {
         reports: resumed.reports.clone(),
         seconds,
         epochs,
-        momentum: resumed
-            .momentum
-            .iter()
-            .map(|(name, t)| (name.clone(), t.size()))
-            .collect(),
     });
     let Some(shared) = group.decide(mine)? else {
         return Ok((net, None, seconds, epochs));
     };
-    let (net, momentum) = match resumed {
+    let net = match resumed {
         // Rank 0 keeps what it read.
-        Some(resumed) => (net, resumed.momentum),
+        Some(_) => net,
         None => {
             let mut net = fresh_network(&shared.genotype, run.config, run.device, Phase::Final);
             let gates = shared.gates.into_iter().map(|g| (g.op, g.history)).collect();
             net.restore_gate_histories(gates)
                 .context("rank 0's gate histories do not fit its genotype")?;
-            let zeros = |shape: &[i64]| Tensor::zeros(shape, (tch::Kind::Float, run.device));
-            (
-                net,
-                shared
-                    .momentum
-                    .iter()
-                    .map(|(name, shape)| (name.clone(), zeros(shape)))
-                    .collect(),
-            )
+            net
         }
     };
-    let buffers: Vec<Tensor> = momentum.iter().map(|(_, t)| t.shallow_clone()).collect();
-    group.broadcast(&buffers, 0)?;
+    let momentum = group
+        .share_named_tensors(resumed.map(|resumed| resumed.momentum), run.device)?
+        .context("rank 0 continues a training but shared no momentum buffers")?;
     let resumed = Resumed {
         reports: shared.reports,
         momentum,

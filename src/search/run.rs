@@ -3,25 +3,43 @@
 
 use super::SearchObserver;
 use super::budget::Plan;
-use super::record::{Checkpoint, Summary};
+use super::record::{Checkpoint, IterationRecord, Summary};
 use super::run_dir::{NOTHING_TO_RESUME, RunDir};
 use super::run_lock::{LockError, RunLock};
 use super::settings::SearchConfig;
 use crate::data::Dataset;
+use crate::distributed;
 use crate::genotype::Genotype;
 use anyhow::Context;
-use std::path::Path;
-use tch::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
 
 /// A search run: its locked folder, the settings it was asked for, the plans a time budget made, and where it
-/// stands.
+/// stands. In a distributed run, rank 0 holds the run and its folder's lock; every other rank holds a follower's
+/// copy of it ([`Run::shared`]).
 #[derive(Debug)]
 pub struct Run {
     dir: RunDir,
     settings: SearchConfig,
     plans: Vec<Plan>,
     checkpoint: Checkpoint,
-    _lock: RunLock,
+    /// The records of the iterations the checkpoint counts.
+    history: Vec<IterationRecord>,
+    /// The tensors the next phase inherits (`--inherit-weights`), as the checkpoint left them.
+    inherited: Option<Vec<(String, Tensor)>>,
+    _lock: Option<RunLock>,
+}
+
+/// What the other ranks of a distributed run receive of the run rank 0 opened; the inherited tensors follow by
+/// broadcast.
+#[derive(Serialize, Deserialize)]
+struct SharedRun {
+    root: PathBuf,
+    settings: SearchConfig,
+    plans: Vec<Plan>,
+    checkpoint: Checkpoint,
+    history: Vec<IterationRecord>,
 }
 
 impl Run {
@@ -41,7 +59,9 @@ impl Run {
             settings,
             plans: Vec::new(),
             checkpoint,
-            _lock: lock,
+            history: Vec::new(),
+            inherited: None,
+            _lock: Some(lock),
         })
     }
 
@@ -62,13 +82,70 @@ impl Run {
             settings.check_memory_budget(&checkpoint.genotype)?;
         }
         let plans = dir.plans()?;
+        let mut history = dir.history()?;
+        history.truncate(checkpoint.completed);
+        let inherited = match settings.inherit_weights {
+            true => dir.inherited(checkpoint.completed)?,
+            false => None,
+        };
         Ok(Run {
             dir,
             settings,
             plans,
             checkpoint,
-            _lock: lock,
+            history,
+            inherited,
+            _lock: Some(lock),
         })
+    }
+
+    /// In a distributed run, the run rank 0 `opened` on every rank: rank 0 keeps its own, and every other rank gets
+    /// a follower's copy, whose folder it neither reads nor writes (their `opened` is not read). None where rank 0
+    /// opened a run that has nothing left to do; rank 0's error fails every rank. A single process keeps `opened`.
+    pub fn shared(opened: anyhow::Result<Option<Run>>, device: Device) -> anyhow::Result<Option<Run>> {
+        let group = distributed::group();
+        if group.world() == 1 {
+            return opened;
+        }
+        let mine = match &opened {
+            Ok(run) => Ok(run.as_ref().map(|run| SharedRun {
+                root: run.dir.root().to_path_buf(),
+                settings: run.settings.clone(),
+                plans: run.plans.clone(),
+                checkpoint: run.checkpoint.clone(),
+                history: run.history.clone(),
+            })),
+            Err(_) => Err(anyhow::anyhow!("rank 0 could not open the run")),
+        };
+        let shared = match group.share_outcome(mine, "to open the run folder") {
+            Ok(shared) => shared,
+            Err(error) => return Err(opened.err().unwrap_or(error)),
+        };
+        let Some(shared) = shared else {
+            return opened;
+        };
+        let leader_inherited = opened.as_ref().ok().and_then(|run| {
+            let tensors = run.as_ref()?.inherited.as_ref()?;
+            Some(
+                tensors
+                    .iter()
+                    .map(|(name, t)| (name.clone(), t.shallow_clone()))
+                    .collect(),
+            )
+        });
+        let inherited = group.share_named_tensors(leader_inherited, device)?;
+        if group.is_leader() {
+            return opened;
+        }
+        Ok(Some(Run {
+            dir: RunDir::follower(&shared.root),
+            settings: shared.settings,
+            plans: shared.plans,
+            checkpoint: shared.checkpoint,
+            history: shared.history,
+            inherited,
+            _lock: None,
+        }))
     }
 
     /// The run folder.
@@ -122,6 +199,11 @@ impl Run {
     /// The parts the search loop works on: the folder, the settings asked for, the plans and the checkpoint.
     pub(super) fn parts(&mut self) -> (&RunDir, &SearchConfig, &mut Vec<Plan>, &mut Checkpoint) {
         (&self.dir, &self.settings, &mut self.plans, &mut self.checkpoint)
+    }
+
+    /// Hands the search loop the iteration records and inherited tensors it continues from.
+    pub(super) fn take_progress(&mut self) -> (Vec<IterationRecord>, Option<Vec<(String, Tensor)>>) {
+        (std::mem::take(&mut self.history), self.inherited.take())
     }
 }
 

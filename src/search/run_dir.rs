@@ -1,5 +1,6 @@
 //! The run folder: config, genotype, history, checkpoint, weights and summary, all written atomically.
 
+use super::FOUND_GENOTYPE_FILE;
 use super::budget::Plan;
 use super::record::{Checkpoint, FINAL_CHECKPOINT_FORMAT, FinalCheckpoint, IterationRecord, Summary};
 use super::settings::SearchConfig;
@@ -23,10 +24,12 @@ pub type SavedFinalTraining = (FinalCheckpoint, Vec<(String, Tensor)>);
 pub const NOTHING_TO_RESUME: &str =
     "a search stopped before it wrote config.json has nothing to resume: start it again with the same command";
 
-/// Paths of one run.
+/// Paths of one run. In a distributed run only rank 0 writes the folder: the other ranks hold a follower's
+/// `RunDir` (`RunDir::follower`), whose writes do nothing and which is never read.
 #[derive(Clone, Debug)]
 pub struct RunDir {
     root: PathBuf,
+    writes: bool,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -59,6 +62,7 @@ impl RunDir {
     pub fn create(root: &Path, config: &SearchConfig, start: &Checkpoint) -> anyhow::Result<RunDir> {
         let dir = RunDir {
             root: root.to_path_buf(),
+            writes: true,
         };
         if dir.config_path().exists() {
             bail!(
@@ -79,6 +83,7 @@ impl RunDir {
     pub fn open(root: &Path) -> anyhow::Result<(RunDir, SearchConfig, Checkpoint)> {
         let dir = RunDir {
             root: root.to_path_buf(),
+            writes: true,
         };
         if !dir.config_path().exists() {
             bail!(
@@ -113,9 +118,24 @@ impl RunDir {
     pub fn read_settings(root: &Path) -> anyhow::Result<Option<SearchConfig>> {
         let dir = RunDir {
             root: root.to_path_buf(),
+            writes: true,
         };
         let path = dir.config_path();
         path.exists().then(|| read_json(&path)).transpose()
+    }
+
+    /// The folder of rank 0's run, as a rank other than 0 knows it: it writes nothing there and reads nothing
+    /// (what it continues from, rank 0 sends).
+    pub fn follower(root: &Path) -> RunDir {
+        RunDir {
+            root: root.to_path_buf(),
+            writes: false,
+        }
+    }
+
+    /// Whether this process writes the folder: false on a follower.
+    pub fn writes(&self) -> bool {
+        self.writes
     }
 
     /// The folder itself.
@@ -173,6 +193,9 @@ impl RunDir {
     /// Records an iteration: history (rewritten whole, so a crash never leaves half a line), genotype, then the
     /// checkpoint that makes it count.
     pub fn commit(&self, history: &[IterationRecord], checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         self.save_history(history)?;
         self.save_genotype(&checkpoint.genotype)?;
         write_json(&self.checkpoint_path(), checkpoint)
@@ -180,6 +203,9 @@ impl RunDir {
 
     /// Rewrites `history.jsonl` whole.
     pub fn save_history(&self, history: &[IterationRecord]) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         write_lines(&self.history_path(), history)
     }
 
@@ -207,11 +233,17 @@ impl RunDir {
 
     /// Rewrites `plans.jsonl` whole.
     pub fn save_plans(&self, plans: &[Plan]) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         write_lines(&self.plans_path(), plans)
     }
 
     /// Writes `genotype.json`.
     pub fn save_genotype(&self, genotype: &Genotype) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         genotype
             .save(&self.genotype_path())
             .with_context(|| format!("cannot write {}", self.genotype_path().display()))
@@ -236,6 +268,9 @@ impl RunDir {
     /// `final.json`, which names that file and makes the epoch count; then removes the previous epoch's tensors.
     /// A crash at any point leaves the last recorded epoch whole.
     pub fn commit_final(&self, state: &mut FinalCheckpoint, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         state.tensors = format!("{FINAL_TENSORS_PREFIX}{}.safetensors", state.epochs_done());
         artifacts::write_tensors(&self.checkpoint_dir().join(&state.tensors), tensors)?;
         write_json(&self.final_checkpoint_path(), state)?;
@@ -283,6 +318,9 @@ impl RunDir {
 
     /// Removes the final training's checkpoint and the inherited tensors once the run's result is saved.
     pub fn remove_final_checkpoint(&self) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         let path = self.final_checkpoint_path();
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -308,6 +346,9 @@ impl RunDir {
     /// Writes the tensors the next phase inherits after `completed` iterations; call before the commit that
     /// records them, and `forget_older_inherited` after it.
     pub fn save_inherited(&self, completed: usize, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         artifacts::write_tensors(&self.inherited_path(completed), tensors)
     }
 
@@ -323,6 +364,9 @@ impl RunDir {
 
     /// Removes the inherited tensors of every step but `completed`.
     pub fn forget_older_inherited(&self, completed: usize) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         let keep = self.inherited_path(completed);
         let keep = keep.file_name().and_then(|name| name.to_str());
         self.remove_tensor_files(INHERITED_TENSORS_PREFIX, keep)
@@ -347,6 +391,9 @@ impl RunDir {
     /// Removes the temporary files that writes cut short by a crash left in the folder and its `checkpoint/`; call
     /// only while holding the folder's lock, since a running search's writes look the same.
     pub fn remove_stray_temporaries(&self) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         for dir in [self.root.clone(), self.checkpoint_dir()] {
             let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
             for entry in entries {
@@ -360,8 +407,22 @@ impl RunDir {
         Ok(())
     }
 
+    /// Writes `found-genotype.json`: the network the final training trains.
+    pub fn save_found_genotype(&self, found: &Genotype) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
+        let path = self.root.join(FOUND_GENOTYPE_FILE);
+        found
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// Writes `summary.json`.
     pub fn save_summary(&self, summary: &Summary) -> anyhow::Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         write_json(&self.summary_path(), summary)
     }
 }

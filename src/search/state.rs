@@ -3,6 +3,7 @@
 //! for) or timed: then a planner hooks in once per phase, and each plan it makes is followed from then on and
 //! recorded in `plans.jsonl` with the next commit.
 
+use super::SearchObserver;
 use super::budget::Plan;
 use super::discretize::{self, Discretized};
 use super::final_training::{Deadline, Schedule};
@@ -13,10 +14,10 @@ use super::record::{Checkpoint, IterationRecord};
 use super::run::Run;
 use super::run_dir::RunDir;
 use super::settings::SearchConfig;
-use super::{FOUND_GENOTYPE_FILE, SearchObserver};
 use crate::data::Dataset;
+use crate::distributed;
 use crate::genotype::Genotype;
-use anyhow::Context;
+use crate::system::hash::stable_hash;
 use tch::{Device, Tensor};
 
 /// The loop's state over one process's part of a run.
@@ -44,10 +45,9 @@ pub(super) struct Loop<'a> {
 impl<'a> Loop<'a> {
     /// The loop's state where `run` stands, on `data`.
     pub fn open(run: &'a mut Run, data: &'a Dataset) -> anyhow::Result<Loop<'a>> {
+        let (history, inherited) = run.take_progress();
         let (dir, asked, plans, checkpoint) = run.parts();
         let clock = RunClock::start(checkpoint.elapsed_seconds);
-        let mut history = dir.history()?;
-        history.truncate(checkpoint.completed);
         let settings = asked.following(plans.last());
         let splits = search_data(data, &settings);
         let sizes = SplitSizes {
@@ -56,10 +56,6 @@ impl<'a> Loop<'a> {
             final_available: data.train.len(),
         };
         let planner = Planner::new(&settings, clock, &history, plans);
-        let inherited = match settings.inherit_weights {
-            true => dir.inherited(checkpoint.completed)?,
-            false => None,
-        };
         Ok(Loop {
             dir,
             asked,
@@ -94,7 +90,7 @@ impl<'a> Loop<'a> {
         let unplanned = self.plans.is_empty() && !self.settings.premutate && self.checkpoint.stopped.is_none();
         if let Some(planner) = self.planner.as_mut().filter(|_| unplanned) {
             let plan = planner.at_start(&self.settings, self.plans, self.sizes);
-            self.follow(plan, observer);
+            self.follow(plan, observer)?;
         }
         Ok(())
     }
@@ -116,15 +112,22 @@ impl<'a> Loop<'a> {
         trained: &Genotype,
         observer: &mut dyn SearchObserver,
     ) -> anyhow::Result<()> {
+        // Every rank grew the same network from the same gathered scores; its times are rank 0's.
+        let group = distributed::group();
+        group.ensure_identical(
+            "genotypes",
+            stable_hash(&serde_json::to_vec(&self.checkpoint.genotype)?),
+        )?;
+        let record = group.decide(record)?;
         if let Some(planner) = self.planner.as_mut() {
             let grown = &self.checkpoint.genotype;
             let plan = planner.after_iteration(&record, trained, grown, &self.settings, self.plans, self.sizes);
-            self.follow(plan, observer);
+            self.follow(plan, observer)?;
         }
         update_stop(self.checkpoint, &record, &self.settings);
         self.history.push(record);
         self.checkpoint.completed = self.history.len();
-        self.checkpoint.elapsed_seconds = self.clock.spent();
+        self.checkpoint.elapsed_seconds = group.decide(self.clock.spent())?;
         if let Some(tensors) = &self.inherited {
             self.dir.save_inherited(self.checkpoint.completed, tensors)?;
         }
@@ -143,10 +146,7 @@ impl<'a> Loop<'a> {
             (Some(keep), Some(open)) => Some((keep, discretize::keep_top_ops(&mut found, open, keep))),
             _ => None,
         };
-        let path = self.dir.root().join(FOUND_GENOTYPE_FILE);
-        found
-            .save(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.dir.save_found_genotype(&found)?;
         Ok((found, discretized))
     }
 
@@ -164,13 +164,18 @@ impl<'a> Loop<'a> {
             return Ok(None);
         };
         let budget = planner.budget();
-        if self.dir.final_state()?.is_none() {
+        let group = distributed::group();
+        let started = group.share_outcome(
+            self.dir.final_state().map(|state| state.is_some()),
+            "to read the final training's checkpoint",
+        )?;
+        if !started {
             let searched = &self.checkpoint.genotype;
             let cheaper =
                 self.settings.memory_of(found).total() as f64 / self.settings.memory_of(searched).total().max(1) as f64;
             let plan = planner.before_final(&self.settings, self.plans, self.sizes, cheaper);
-            self.follow(plan, observer);
-            self.checkpoint.elapsed_seconds = self.clock.spent();
+            self.follow(plan, observer)?;
+            self.checkpoint.elapsed_seconds = group.decide(self.clock.spent())?;
             self.commit()?;
         }
         Ok(Some(Deadline::after(budget, self.checkpoint.elapsed_seconds)))
@@ -183,7 +188,7 @@ impl<'a> Loop<'a> {
             .filter(|_| schedule.epochs != self.settings.final_train.epochs);
         if let (Some(planner), Some(change)) = (self.planner.as_ref(), changed) {
             let plan = planner.during_final(self.plans, schedule.epochs, change, self.checkpoint.elapsed_seconds);
-            self.follow(plan, observer);
+            self.follow(plan, observer)?;
             // The run ends here, with no checkpoint to commit: the plan is recorded at once.
             self.dir.save_plans(self.plans)?;
         }
@@ -210,8 +215,10 @@ impl<'a> Loop<'a> {
         self.clock.spent()
     }
 
-    /// Follows `plan` from now on (the search trains on the images it sizes); the next commit records it.
-    fn follow(&mut self, plan: Plan, observer: &mut dyn SearchObserver) {
+    /// Follows `plan` from now on (the search trains on the images it sizes); the next commit records it. In a
+    /// distributed run every rank follows rank 0's plan, which rests on rank 0's clock.
+    fn follow(&mut self, plan: Plan, observer: &mut dyn SearchObserver) -> anyhow::Result<()> {
+        let plan = distributed::group().decide(plan)?;
         observer.plan(&plan);
         self.plans.push(plan);
         let before = self.settings.search_samples;
@@ -219,5 +226,6 @@ impl<'a> Loop<'a> {
         if self.settings.search_samples != before {
             self.splits = search_data(self.data, &self.settings);
         }
+        Ok(())
     }
 }
