@@ -586,3 +586,71 @@ fn a_search_whose_rank_dies_in_iteration_2_is_restarted_by_torchrun_and_ends_as_
         untimed_history(&dir.join("whole"))
     );
 }
+
+#[test]
+fn a_search_killed_alone_continues_on_two_ranks_and_a_budgeted_one_follows_rank_0s_plans() {
+    let _turn = common::turn();
+    let dir = common::scratch("distributed-resume");
+    let root = dir.join("run");
+    let flags = ["--seed", "6", "--iterations", "3", "--strategy", "random"];
+    // One process, killed (SIGKILL) once iteration 0 is committed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spidernet"))
+        .args(small_search(&root, &flags))
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while iterations_done(&root) < 1 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before its first commit"
+        );
+        assert!(Instant::now() < deadline, "nothing committed after 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = untimed_history(&root);
+    let done = before.len();
+    assert!((1..4).contains(&done), "killed after {done} iterations");
+
+    // Continued by 2 ranks: rank 0 reads the folder, rank 1 follows what it sends.
+    let resumed = launch(2, &["search", "--resume", common::path(&root)]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("after {done} completed steps")), "{stderr}");
+    let after = untimed_history(&root);
+    assert_eq!(after[..done], before[..], "the committed iterations stay as they were");
+    assert!(after.len() > done, "the 2 ranks went on: {} iterations", after.len());
+    assert!(root.join("summary.json").exists() && root.join("weights.safetensors").exists());
+
+    // Under a time budget every plan, and so every size the ranks train at, is rank 0's; the run compares the
+    // ranks' genotypes after every iteration and their final weights, and fails if they differ.
+    let budgeted = dir.join("budgeted");
+    let output = launch(
+        2,
+        &[
+            "search",
+            "--data",
+            "digits",
+            "--reductions",
+            "1",
+            "--channels",
+            "4",
+            "--time-budget",
+            "30s",
+            "--seed",
+            "7",
+            "--out",
+            common::path(&budgeted),
+        ],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let plans = std::fs::read_to_string(budgeted.join("plans.jsonl")).unwrap();
+    assert!(
+        plans.lines().count() >= 2,
+        "a plan at the start and after iterations: {plans}"
+    );
+}
