@@ -236,6 +236,26 @@ fn data_parallel_training_keeps_the_ranks_identical_and_follows_one_process() {
         1,
         "only rank 0 speaks: {stdout}"
     );
+    // Every step all-reduces every gradient: at least the final network's parameters, as f32, per step.
+    let number_before = |line: &str, unit: &str| -> f64 {
+        let head = &line[..line.find(unit).unwrap_or_else(|| panic!("{unit} in {line}"))];
+        head.trim_end().rsplit([' ', ',']).next().unwrap().parse().unwrap()
+    };
+    let traffic = stdout
+        .lines()
+        .find(|l| l.starts_with("rank 0's collectives:"))
+        .expect("the traffic line");
+    let accuracy = stdout.lines().find(|l| l.starts_with("test accuracy")).unwrap();
+    let parameters = number_before(accuracy, " parameters");
+    let per_step = number_before(traffic, " KiB per step");
+    assert!(
+        per_step >= parameters * 4.0 / 1024.0,
+        "{traffic} for {parameters} parameters"
+    );
+    assert!(
+        per_step < parameters * 4.0 / 1024.0 * 3.0,
+        "{traffic} for {parameters} parameters"
+    );
     assert_ne!(one, two, "per-rank batch norms must show");
     assert!(largest_loss_gap(&one, &two) < 0.35, "{one:?}\n{two:?}");
     // With 128 images per rank the batch statistics nearly agree, and so do the curves (measured: within 1.2 %).

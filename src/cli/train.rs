@@ -264,24 +264,42 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(error) = observer.error {
         return Err(error);
     }
-    report(group, &outcome, args.out.as_deref(), &data)
+    report(
+        group,
+        &outcome,
+        settings.final_train.batch_size,
+        args.out.as_deref(),
+        &data,
+    )
 }
 
 /// Checks that the ranks agree; then rank 0 prints the outcome and saves the network in `out`, if given.
 fn report(
     group: &spidernet::distributed::ProcessGroup,
     outcome: &FinalOutcome,
+    batch_size: usize,
     out: Option<&std::path::Path>,
     data: &Dataset,
 ) -> anyhow::Result<()> {
     let leader = group.is_leader();
     if group.world() > 1 {
+        let traffic = group.traffic();
         group.ensure_identical("weights", outcome.net.fingerprint())?;
         if leader {
             println!(
                 "{} ranks, identical weights (fingerprint {:016x})",
                 group.world(),
                 outcome.net.fingerprint()
+            );
+            let steps = outcome.reports.len() * spidernet::train::batches_per_epoch(outcome.samples, batch_size);
+            println!(
+                "rank 0's collectives: {} calls, {:.1} KiB per step over {steps} steps, {:.2} s ({:.1} % of the \
+                 training's {:.1} s)",
+                traffic.collectives,
+                traffic.bytes as f64 / 1024.0 / steps.max(1) as f64,
+                traffic.seconds,
+                100.0 * traffic.seconds / outcome.seconds,
+                outcome.seconds
             );
         }
     }

@@ -28,6 +28,19 @@ pub struct ProcessGroup {
     // Behind a lock so that the process's group can be shared; collectives are issued from one thread anyway, in
     // the same order on every rank.
     gloo: Option<Mutex<gloo::GlooGroup>>,
+    traffic: Mutex<Traffic>,
+}
+
+/// What this rank's collectives have carried so far: how many ran, the bytes of their payloads (each tensor or
+/// buffer counted once, as this rank contributes it) and the wall time spent inside them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Traffic {
+    /// Collective calls into c10d.
+    pub collectives: u64,
+    /// Bytes of the payloads.
+    pub bytes: u64,
+    /// Seconds spent in them, waiting for the other ranks included.
+    pub seconds: f64,
 }
 
 /// The process's group, as PyTorch's default process group: joined once by `init_from_env`.
@@ -54,6 +67,7 @@ impl ProcessGroup {
         ProcessGroup {
             launch: Launch::single(),
             gloo: None,
+            traffic: Mutex::default(),
         }
     }
 
@@ -91,7 +105,24 @@ impl ProcessGroup {
         Ok(ProcessGroup {
             launch,
             gloo: Some(Mutex::new(gloo)),
+            traffic: Mutex::default(),
         })
+    }
+
+    /// What this rank's collectives have carried so far (nothing in a single process).
+    pub fn traffic(&self) -> Traffic {
+        *self.traffic.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs one collective over a payload of `bytes`, adding it to the traffic.
+    fn counted<T>(&self, bytes: usize, collective: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        let start = std::time::Instant::now();
+        let outcome = collective();
+        let mut traffic = self.traffic.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        traffic.collectives += 1;
+        traffic.bytes += bytes as u64;
+        traffic.seconds += start.elapsed().as_secs_f64();
+        outcome
     }
 
     /// Where this process stands in the run.
@@ -148,7 +179,9 @@ impl ProcessGroup {
         for bucket in buckets(tensors, BUCKET_BYTES) {
             let members = &tensors[bucket.clone()];
             let flat = flatten(members)?;
-            collective(&gloo, std::slice::from_ref(&flat)).map_err(|message| self.failed(what, message))?;
+            let bytes = flat.numel() * flat.kind().elt_size_in_bytes();
+            self.counted(bytes, || collective(&gloo, std::slice::from_ref(&flat)))
+                .map_err(|message| self.failed(what, message))?;
             unflatten(&flat, members)?;
         }
         Ok(())
@@ -161,7 +194,7 @@ impl ProcessGroup {
         };
         let length = Tensor::from_slice(&[bytes.len() as i64]);
         let lengths: Vec<Tensor> = (0..self.world()).map(|_| length.zeros_like()).collect();
-        gloo.all_gather(&length, &lengths)
+        self.counted(8, || gloo.all_gather(&length, &lengths))
             .map_err(|message| self.failed("all-gather", message))?;
         let lengths: Vec<usize> = lengths.iter().map(|l| l.int64_value(&[0]) as usize).collect();
         let longest = lengths.iter().copied().max().unwrap_or(0).max(1);
@@ -169,7 +202,7 @@ impl ProcessGroup {
         padded.resize(longest, 0);
         let input = Tensor::from_slice(&padded);
         let outputs: Vec<Tensor> = (0..self.world()).map(|_| input.zeros_like()).collect();
-        gloo.all_gather(&input, &outputs)
+        self.counted(longest, || gloo.all_gather(&input, &outputs))
             .map_err(|message| self.failed("all-gather", message))?;
         outputs
             .iter()
@@ -188,13 +221,13 @@ impl ProcessGroup {
         };
         self.check_rank(root)?;
         let length = Tensor::from_slice(&[bytes.len() as i64]);
-        gloo.broadcast(std::slice::from_ref(&length), root)
+        self.counted(8, || gloo.broadcast(std::slice::from_ref(&length), root))
             .map_err(|message| self.failed("broadcast", message))?;
         let length = length.int64_value(&[0]) as usize;
         let mut padded = bytes.to_vec();
         padded.resize(length.max(1), 0);
         let tensor = Tensor::from_slice(&padded);
-        gloo.broadcast(std::slice::from_ref(&tensor), root)
+        self.counted(padded.len(), || gloo.broadcast(std::slice::from_ref(&tensor), root))
             .map_err(|message| self.failed("broadcast", message))?;
         let all = Vec::<u8>::try_from(&tensor).context("reading broadcast bytes")?;
         Ok(all[..length].to_vec())
@@ -320,7 +353,9 @@ impl ProcessGroup {
     /// Returns when every rank has reached it.
     pub fn barrier(&self) -> anyhow::Result<()> {
         match self.gloo() {
-            Some(gloo) => gloo.barrier().map_err(|message| self.failed("barrier", message)),
+            Some(gloo) => self
+                .counted(0, || gloo.barrier())
+                .map_err(|message| self.failed("barrier", message)),
             None => Ok(()),
         }
     }
@@ -449,7 +484,7 @@ mod tests {
                 world,
                 ..Launch::single()
             },
-            gloo: None,
+            ..ProcessGroup::single()
         };
         let shards = |n, world| (0..world).map(|r| rank_of(r, world).shard(n)).collect::<Vec<_>>();
         assert_eq!(shards(64, 2), vec![0..32, 32..64]);
