@@ -12,21 +12,34 @@ fn torchrun() -> std::path::PathBuf {
     python.with_file_name("torchrun")
 }
 
-/// `spidernet ARGS` under `torchrun --standalone --nproc-per-node N --no-python`, each rank on one thread.
-fn launch(processes: usize, args: &[&str]) -> Output {
-    Command::new(torchrun())
-        .args([
-            "--standalone",
-            "--nproc-per-node",
-            &processes.to_string(),
-            "--no-python",
-        ])
+/// `spidernet ARGS` under `torchrun --standalone --nproc-per-node N TORCHRUN_FLAGS --no-python`, each rank on one
+/// thread.
+fn under_torchrun<S: AsRef<std::ffi::OsStr>>(processes: usize, torchrun_flags: &[&str], args: &[S]) -> Command {
+    let mut command = Command::new(torchrun());
+    command
+        .args(["--standalone", "--nproc-per-node", &processes.to_string()])
+        .args(torchrun_flags)
+        .arg("--no-python")
         .arg(env!("CARGO_BIN_EXE_spidernet"))
         .args(args)
         .env("OMP_NUM_THREADS", "1")
-        .env("SPIDERNET_DIST_TIMEOUT", "60s")
-        .output()
-        .expect("running torchrun")
+        .env("SPIDERNET_DIST_TIMEOUT", "60s");
+    command
+}
+
+/// `spidernet ARGS` on `processes` ranks under torchrun, to its end.
+fn launch(processes: usize, args: &[&str]) -> Output {
+    under_torchrun(processes, &[], args).output().expect("running torchrun")
+}
+
+/// Waits until `done()` holds, failing if `child` ends first or `seconds` pass; `what` names the wait.
+fn wait_for(child: &mut std::process::Child, seconds: u64, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its {what}");
+        assert!(Instant::now() < deadline, "no {what} after {seconds} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -349,24 +362,14 @@ fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
 
     // The same run, killed (torchrun and both ranks, SIGKILL) once rank 0 has checkpointed its first epoch.
     let killed = train("killed");
-    let mut child = Command::new(torchrun())
-        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
-        .arg(env!("CARGO_BIN_EXE_spidernet"))
-        .args(&killed)
-        .env("OMP_NUM_THREADS", "1")
+    let mut child = under_torchrun(2, &[], &killed)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while common::final_epochs_done(&dir.join("killed")) < 1 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its first checkpoint"
-        );
-        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&mut child, 120, "first checkpoint", || {
+        common::final_epochs_done(&dir.join("killed")) >= 1
+    });
     // torchrun starts its workers in sessions of their own: kill them by parent, then torchrun.
     let workers = Command::new("pgrep")
         .args(["-P", &child.id().to_string()])
@@ -399,15 +402,11 @@ fn a_two_rank_training_killed_after_an_epoch_continues_to_the_same_weights() {
     assert_eq!(fingerprint(&continued), whole, "the continued weights differ");
 }
 
-/// The settings of the small digits searches below: the spidernet strategy, its scoring light.
-const SMALL_SEARCH: [&str; 16] = [
-    "search",
-    "--data",
-    "digits",
-    "--reductions",
-    "1",
-    "--channels",
-    "4",
+/// A search on digits of the smallest network.
+const SMALL_NETWORK: [&str; 7] = ["search", "--data", "digits", "--reductions", "1", "--channels", "4"];
+
+/// The sizes of the small digits searches below.
+const SMALL_SIZES: [&str; 9] = [
     "--epochs-per-iteration",
     "1",
     "--search-samples",
@@ -419,9 +418,13 @@ const SMALL_SEARCH: [&str; 16] = [
     "--json",
 ];
 
-/// `SMALL_SEARCH` then `flags`, into the run folder `out`.
+/// `SMALL_NETWORK`, `SMALL_SIZES`, then `flags`, into the run folder `out`.
 fn small_search(out: &std::path::Path, flags: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = SMALL_SEARCH.iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = SMALL_NETWORK
+        .iter()
+        .chain(&SMALL_SIZES)
+        .map(|s| s.to_string())
+        .collect();
     args.extend(flags.iter().map(|s| s.to_string()));
     args.extend(["--out".to_string(), common::path(out).to_string()]);
     args
@@ -555,29 +558,15 @@ fn a_search_whose_rank_dies_in_iteration_2_is_restarted_by_torchrun_and_ends_as_
     );
 
     let restarted = small_search(&dir.join("restarted"), &flags);
-    let child = Command::new(torchrun())
-        .args([
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "--max-restarts",
-            "1",
-            "--no-python",
-        ])
-        .arg(env!("CARGO_BIN_EXE_spidernet"))
-        .args(&restarted)
-        .env("OMP_NUM_THREADS", "1")
-        .env("SPIDERNET_DIST_TIMEOUT", "60s")
+    let mut child = under_torchrun(2, &["--max-restarts", "1"], &restarted)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Iterations 0 and 1 are committed: iteration 2 is training. Kill rank 1 there.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while iterations_done(&dir.join("restarted")) < 2 {
-        assert!(Instant::now() < deadline, "iteration 1 not committed after 180 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&mut child, 180, "commit of iteration 1", || {
+        iterations_done(&dir.join("restarted")) >= 2
+    });
     let workers = workers_of(child.id());
     let (rank_1, _) = *workers
         .iter()
@@ -621,15 +610,7 @@ fn a_search_killed_alone_continues_on_two_ranks_and_a_budgeted_one_follows_rank_
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while iterations_done(&root) < 1 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the search ended before its first commit"
-        );
-        assert!(Instant::now() < deadline, "nothing committed after 120 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&mut child, 120, "first commit", || iterations_done(&root) >= 1);
     child.kill().unwrap();
     child.wait().unwrap();
     let before = untimed_history(&root);
@@ -649,24 +630,9 @@ fn a_search_killed_alone_continues_on_two_ranks_and_a_budgeted_one_follows_rank_
     // Under a time budget every plan, and so every size the ranks train at, is rank 0's; the run compares the
     // ranks' genotypes after every iteration and their final weights, and fails if they differ.
     let budgeted = dir.join("budgeted");
-    let output = launch(
-        2,
-        &[
-            "search",
-            "--data",
-            "digits",
-            "--reductions",
-            "1",
-            "--channels",
-            "4",
-            "--time-budget",
-            "30s",
-            "--seed",
-            "7",
-            "--out",
-            common::path(&budgeted),
-        ],
-    );
+    let mut args = SMALL_NETWORK.to_vec();
+    args.extend(["--time-budget", "30s", "--seed", "7", "--out", common::path(&budgeted)]);
+    let output = launch(2, &args);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let plans = std::fs::read_to_string(budgeted.join("plans.jsonl")).unwrap();
     assert!(
