@@ -25,7 +25,8 @@ pub const NOTHING_TO_RESUME: &str =
     "a search stopped before it wrote config.json has nothing to resume: start it again with the same command";
 
 /// Paths of one run. In a distributed run only rank 0 writes the folder: the other ranks hold a follower's
-/// `RunDir` (`RunDir::follower`), whose writes do nothing and which is never read.
+/// `RunDir` (`RunDir::follower`), whose writes do nothing and whose reads of the loop (`summary`, `final_state`)
+/// find nothing; what they continue from, rank 0 sends.
 #[derive(Clone, Debug)]
 pub struct RunDir {
     root: PathBuf,
@@ -251,6 +252,9 @@ impl RunDir {
 
     /// `summary.json`, once the run has finished.
     pub fn summary(&self) -> anyhow::Result<Option<Summary>> {
+        if !self.writes {
+            return Ok(None);
+        }
         let path = self.summary_path();
         path.exists().then(|| read_json(&path)).transpose()
     }
@@ -312,6 +316,9 @@ impl RunDir {
 
     /// `final.json` alone (no tensors), if a final training was interrupted.
     pub fn final_state(&self) -> anyhow::Result<Option<FinalCheckpoint>> {
+        if !self.writes {
+            return Ok(None);
+        }
         let path = self.final_checkpoint_path();
         path.exists().then(|| read_json(&path)).transpose()
     }
