@@ -284,7 +284,7 @@ fn report(
     let leader = group.is_leader();
     if group.world() > 1 {
         let traffic = group.traffic();
-        group.ensure_identical("weights", outcome.net.fingerprint())?;
+        group.ensure_identical("weights", || Ok(outcome.net.fingerprint()))?;
         if leader {
             println!(
                 "{} ranks, identical weights (fingerprint {:016x})",

@@ -107,7 +107,7 @@ pub(super) fn train_final(
     let peak_window = MemoryWindow::start(run.device);
     // A follower neither reads the folder's checkpoint (rank 0's start is shared) nor writes one.
     let outcome = final_training(genotype, run, dir.writes().then_some(dir), observer)?;
-    crate::distributed::group().ensure_identical("final weights", outcome.net.fingerprint())?;
+    crate::distributed::group().ensure_identical("final weights", || Ok(outcome.net.fingerprint()))?;
     summary.final_training_samples = outcome.samples;
     summary.final_training_seconds = outcome.seconds;
     summary.final_epochs = outcome.reports.len();

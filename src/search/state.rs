@@ -114,10 +114,9 @@ impl<'a> Loop<'a> {
     ) -> anyhow::Result<()> {
         // Every rank grew the same network from the same gathered scores; its times are rank 0's.
         let group = distributed::group();
-        group.ensure_identical(
-            "genotypes",
-            stable_hash(&serde_json::to_vec(&self.checkpoint.genotype)?),
-        )?;
+        group.ensure_identical("genotypes", || {
+            Ok(stable_hash(&serde_json::to_vec(&self.checkpoint.genotype)?))
+        })?;
         let record = group.decide(record)?;
         if let Some(planner) = self.planner.as_mut() {
             let grown = &self.checkpoint.genotype;
