@@ -46,6 +46,8 @@ variants=(
   "quick-no-deadhead|$found|--bn-recalibration 0 --deadhead false"
   "standard-c32-no-deadhead|$(widened 32)|$standard --deadhead false"
   "quick-recalibrated|$found|--bn-recalibration 2048"
+  "quick-recalibrated-c32|$(widened 32)|--bn-recalibration 2048"
+  "quick-recalibrated-no-deadhead|$found|--bn-recalibration 2048 --deadhead false"
 )
 
 selected=()

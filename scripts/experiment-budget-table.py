@@ -139,6 +139,22 @@ def main():
             stats = "— | — | —" if test is None else f"{test[0]:.2f} | {test[1]:.1f} | {test[2]:.3f}"
             print(f"| {name} | {delta:+.2f} | {stats} |")
 
+    print_probes(out)
+
+
+def print_probes(out: Path):
+    """The runs in the order they started, each with the machine-speed probe taken just before it."""
+    path = out / "probes.jsonl"
+    if not path.exists():
+        return
+    print()
+    print("| order | run | started (UTC) | machine-speed probe (`bench --workload a`) |")
+    print("|---|---|---|---|")
+    for order, line in enumerate(path.read_text().splitlines(), start=1):
+        entry = json.loads(line)
+        probe = entry["probe"]
+        print(f"| {order} | {entry['run']} | {entry['started']} | {probe['median']:,.0f} {probe['unit']} |")
+
 
 if __name__ == "__main__":
     main()

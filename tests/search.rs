@@ -562,6 +562,16 @@ fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_nea
         (asked.iterations, asked.search_samples, asked.final_samples),
         (Profile::Quick.iterations(), None, None)
     );
+    assert_eq!(
+        asked.split_gain,
+        Profile::Quick.split_gain(),
+        "the quick profile weighs every split of a budgeted search by default"
+    );
+    for mutation in dir.history().unwrap().iter().flat_map(|r| &r.mutations) {
+        let time = mutation.time.as_ref().expect("every split that fits is timed");
+        assert_eq!(Some(time.expected_gain), Profile::Quick.split_gain());
+        assert_eq!(mutation.applied, time.worth);
+    }
     let followed = asked.following(plans.last());
     let last = plans.last().unwrap();
     assert_eq!(followed.final_train.epochs, last.final_epochs);
@@ -810,6 +820,11 @@ fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
     assert!(status.success());
     let (dir, asked, _) = RunDir::open(&root).unwrap();
     assert_eq!(asked.split_gain, Some(-1.0), "points are stored as a fraction");
+    assert_eq!(
+        Profile::Reference.split_gain(),
+        None,
+        "the reference profile grows as published"
+    );
     let plans = dir.plans().unwrap();
     let history = dir.history().unwrap();
     let premutation = &history[0];
@@ -845,6 +860,41 @@ fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
         }
     }
     let _ = std::fs::remove_dir_all(&root);
+
+    // `off` grows regardless of time: nothing is timed, every split that fits is made.
+    let unweighed = scratch("split-gain-off");
+    let run = |gain: &str| {
+        spidernet(&[
+            "search",
+            "--time-budget",
+            "10s",
+            "--reductions",
+            "1",
+            "--channels",
+            "4",
+            "--split-gain",
+            gain,
+            "--out",
+            &unweighed.display().to_string(),
+        ])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+    };
+    let refused = run("a lot");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("\"a lot\" is not accuracy points") && stderr.contains("or off"),
+        "{stderr}"
+    );
+    assert!(run("off").status.success());
+    let (dir, asked, _) = RunDir::open(&unweighed).unwrap();
+    assert_eq!(asked.split_gain, None);
+    let mutations: Vec<_> = dir.history().unwrap().into_iter().flat_map(|r| r.mutations).collect();
+    assert!(!mutations.is_empty());
+    assert!(mutations.iter().all(|m| m.time.is_none() && m.applied));
+    let _ = std::fs::remove_dir_all(&unweighed);
 }
 
 #[test]

@@ -74,11 +74,10 @@ pub struct SearchArgs {
     // Before the final training, keep on each edge only the K ops whose gates were open longest.
     #[arg(long, value_name = "K", value_parser = positive, help = final_ops_help())]
     final_ops: Option<usize>,
-    /// With --time-budget, the accuracy in points that a split is expected to add at equal epochs: a split is made
-    /// only when this exceeds what its slower training steps cost in final epochs, measured on this machine
-    /// (docs/SEARCH.md, *Growth that counts time*) [default: splits are not weighed].
-    #[arg(long, value_name = "POINTS", requires = "time_budget", allow_negative_numbers = true, value_parser = parse_points)]
-    split_gain: Option<f64>,
+    // With --time-budget, the accuracy a split is expected to add at equal epochs, or "off".
+    #[arg(long, value_name = "POINTS|off", requires = "time_budget", allow_negative_numbers = true,
+          value_parser = parse_split_gain, help = split_gain_help())]
+    split_gain: Option<SplitGain>,
     /// Skip the final training.
     #[arg(long)]
     no_final: bool,
@@ -145,7 +144,11 @@ impl SearchArgs {
         config.train.epochs = self.epochs_per_iteration;
         config.final_training = !self.no_final;
         config.inherit_weights = self.inherit_weights;
-        config.split_gain = self.split_gain.map(|points| points / 100.0);
+        match self.split_gain {
+            Some(SplitGain::Points(points)) => config.split_gain = Some(points / 100.0),
+            Some(SplitGain::Off) => config.split_gain = None,
+            None => {}
+        }
         config.final_ops = match self.final_ops {
             Some(keep) if keep >= Op::ALL.len() => None,
             Some(keep) => Some(keep),
@@ -160,14 +163,39 @@ impl SearchArgs {
     }
 }
 
-/// Parses accuracy points (a percentage), finite and within ±100.
-fn parse_points(text: &str) -> Result<f64, String> {
+/// Parses `--split-gain`: accuracy points (a percentage), finite and within ±100, or `off`.
+fn parse_split_gain(text: &str) -> Result<SplitGain, String> {
+    if text.trim() == "off" {
+        return Ok(SplitGain::Off);
+    }
     match text.trim().parse::<f64>() {
-        Ok(points) if points.is_finite() && points.abs() <= 100.0 => Ok(points),
+        Ok(points) if points.is_finite() && points.abs() <= 100.0 => Ok(SplitGain::Points(points)),
         _ => Err(format!(
-            "{text:?} is not accuracy points: give a number such as 0.2 (a fifth of a point)"
+            "{text:?} is not accuracy points: give a number such as 0.2 (a fifth of a point), or off"
         )),
     }
+}
+
+/// What `--split-gain` asks for.
+#[derive(Clone, Copy, Debug)]
+enum SplitGain {
+    /// The gain a split is expected to add, in points.
+    Points(f64),
+    /// Splits are not weighed against their time.
+    Off,
+}
+
+/// The help of `--split-gain`, with each profile's value.
+fn split_gain_help() -> String {
+    per_profile(
+        "With --time-budget, the accuracy in points that a split is expected to add at equal epochs: a split is made \
+         only when this exceeds what its slower training steps cost in final epochs, measured on this machine; off \
+         grows regardless of time (docs/SEARCH.md, *Growth that counts time*)",
+        |p| match p.split_gain() {
+            Some(gain) => format!("{:.3}", 100.0 * gain),
+            None => "off".to_string(),
+        },
+    )
 }
 
 /// Parses a duration such as `30m`, `2h` or `1h 30m` into seconds; at least 10 s.

@@ -49,7 +49,8 @@ fn weighed_gain(config: &SearchConfig) -> Option<f64> {
 }
 
 /// Times a training step of `current` and of `grown` (the search recipe's batch, at the genotypes' own width) and
-/// weighs the slowdown against `gain`, with the final epochs of the plan in force, if any.
+/// weighs the slowdown against `gain`, with the final epochs of the plan in force, if any. Timings differ from rank
+/// to rank, so in a process group every rank measures and rank 0's verdict is everyone's.
 fn split_cost(
     scorer: &Scorer,
     config: &SearchConfig,
@@ -64,7 +65,7 @@ fn split_cost(
     };
     let seconds = |genotype: &Genotype| -> anyhow::Result<f64> { Ok(TimePerImage.measure(genotype, &probe, 0)?[0]) };
     let (before, after) = (seconds(current)?, seconds(grown)?);
-    Ok(time_cost::weigh(before, after, planned, gain))
+    crate::distributed::group().decide(time_cost::weigh(before, after, planned, gain))
 }
 
 /// Chooses and applies at most one split per cell, cells in order so that cell k+1 sees cell k's split.

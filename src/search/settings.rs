@@ -4,6 +4,7 @@
 
 use super::budget::{Plan, TimeBudget};
 use super::mutate::Strategy;
+use super::time_cost;
 use crate::data::{DataOptions, Dataset};
 use crate::genotype::{Genotype, OpSet};
 use crate::memory::{self, MemoryEstimate};
@@ -45,6 +46,16 @@ impl Profile {
     pub fn final_ops(self) -> Option<usize> {
         match self {
             Profile::Quick => Some(2),
+            Profile::Reference => None,
+        }
+    }
+
+    /// Under a time budget, the accuracy a split is expected to add at equal epochs, weighed against the final
+    /// epochs it costs (`--split-gain`): for `quick` the gain the metric-validation study measured for its rule's
+    /// pick ([`time_cost::MEASURED_SPLIT_GAIN`]); `reference` grows as published, whatever the time.
+    pub fn split_gain(self) -> Option<f64> {
+        match self {
+            Profile::Quick => Some(time_cost::MEASURED_SPLIT_GAIN),
             Profile::Reference => None,
         }
     }
@@ -163,8 +174,9 @@ pub struct SearchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_ops: Option<usize>,
     /// Under a time budget, the accuracy a split is expected to add at equal epochs (`--split-gain`): a split is
-    /// made only when this exceeds what its slower steps cost in final epochs (`time_cost::weigh`). None (both
-    /// profiles, until measured; docs/SEARCH.md, *Growth that counts time*): splits are not weighed.
+    /// made only when this exceeds what its slower steps cost in final epochs (`time_cost::weigh`). None (the
+    /// reference profile, `--split-gain off`, and runs recorded before the quick profile had a default): splits are
+    /// not weighed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_gain: Option<f64>,
     /// The candidate ops of every edge (`--ops`); runs recorded before the option existed used the published ones.
@@ -210,7 +222,7 @@ impl SearchConfig {
             time_budget: None,
             inherit_weights: false,
             final_ops: profile.final_ops(),
-            split_gain: None,
+            split_gain: profile.split_gain(),
             op_set: OpSet::Published,
         }
     }
