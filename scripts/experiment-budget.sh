@@ -23,11 +23,11 @@ python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$binary" ] || (cd "$root" && cargo build --release)
 mkdir -p "$out/logs" "$out/runs" "$out/baselines"
 
-# Appends one line to probes.jsonl: the run about to start, the time, and the median seconds of the probe's
-# training steps.
+# Appends one line to probes.jsonl: the run about to start, the time, and the probe's median training images/s
+# on the initial network (the first of workload a's two lines).
 probe() {
   local measured
-  measured=$("$binary" bench --workload a --repeats 3 --json | head -n 1)
+  measured=$("$binary" bench --workload a --repeats 3 --steps 5 --json | sed -n 1p)
   printf '{"run":"%s","started":"%s","probe":%s}\n' "$1" "$(date -u +%FT%TZ)" "$measured" >> "$out/probes.jsonl"
 }
 for seed in ${SEEDS:-0 1 2}; do
