@@ -48,6 +48,8 @@ variants=(
   "quick-recalibrated|$found|--bn-recalibration 2048"
   "quick-recalibrated-c32|$(widened 32)|--bn-recalibration 2048"
   "quick-recalibrated-no-deadhead|$found|--bn-recalibration 2048 --deadhead false"
+  "quick-frozen|$found|--bn-recalibration 2048 --freeze-gates 1"
+  "quick-frozen-c32|$(widened 32)|--bn-recalibration 2048 --freeze-gates 1"
 )
 
 selected=()

@@ -59,6 +59,11 @@ pub struct TrainConfig {
     /// epoch and before every evaluation, with the gates and ops the epoch ended with (0: none, as the reference).
     #[serde(default)]
     pub bn_recalibration: usize,
+    /// The last this many epochs train with every gate weight held where it stands at their start: no gradient,
+    /// momentum or decay moves it, so no gate flips and the network evaluated is the one they trained (0: the gates
+    /// train to the end, as the reference).
+    #[serde(default)]
+    pub freeze_gates_epochs: usize,
 }
 
 /// The shape of the learning rate over a training, before any warm-up (docs/ALGORITHM.md §9).
@@ -132,7 +137,37 @@ impl Default for TrainConfig {
             schedule: Schedule::EpochCosine,
             decay: DecayScope::All,
             bn_recalibration: 0,
+            freeze_gates_epochs: 0,
         }
+    }
+}
+
+/// Gate weights held fixed through an epoch: their values at its start, put back after every step.
+struct FrozenGates(Vec<(tch::Tensor, tch::Tensor)>);
+
+impl FrozenGates {
+    /// The gates of `net` as they stand, when `epoch` (from 0) is one of `config`'s last `freeze_gates_epochs`.
+    fn for_epoch(net: &Supernet, config: &TrainConfig, epoch: usize) -> Option<Self> {
+        (epoch + config.freeze_gates_epochs >= config.epochs.max(1) && config.freeze_gates_epochs > 0).then(|| {
+            FrozenGates(
+                net.pruner_weights()
+                    .into_iter()
+                    .map(|weight| {
+                        let held = weight.detach().copy();
+                        (weight, held)
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Puts every gate weight back to its held value.
+    fn restore(&mut self) {
+        tch::no_grad(|| {
+            for (weight, held) in &mut self.0 {
+                weight.copy_(held);
+            }
+        });
     }
 }
 
@@ -466,6 +501,20 @@ pub fn train(
     Ok(reports)
 }
 
+/// The value of a batch's `loss`, or the error that names where it stopped being finite (1-based epoch and batch).
+fn finite_loss(loss: &tch::Tensor, epoch: usize, batch: usize, batches: usize) -> Result<f64, TrainingError> {
+    let value = loss.double_value(&[]);
+    match value.is_finite() {
+        true => Ok(value),
+        false => Err(TrainingError::NonFiniteLoss {
+            value,
+            epoch,
+            batch,
+            batches,
+        }),
+    }
+}
+
 /// Sums over the batches of one epoch.
 struct EpochTotals {
     loss: f64,
@@ -490,6 +539,7 @@ fn train_epoch(
     let drop_path = drop_path_at(config, epoch);
     let group = distributed::group();
     net.seed_drop_path(seed, epoch);
+    let mut frozen = FrozenGates::for_epoch(net, config, epoch);
     let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
     let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
     let mut totals = EpochTotals {
@@ -532,16 +582,10 @@ fn train_epoch(
             }
         });
         let (loss, logits) = at_place(trained, epoch + 1, || format!("batch {} of {batches}", index + 1))?;
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            return Err(TrainingError::NonFiniteLoss {
-                value: loss_value,
-                epoch: epoch + 1,
-                batch: index + 1,
-                batches,
-            }
-            .into());
+        if let Some(frozen) = frozen.as_mut() {
+            frozen.restore();
         }
+        let loss_value = finite_loss(&loss, epoch + 1, index + 1, batches)?;
         let n = labels.size()[0] as usize;
         totals.loss += loss_value * n as f64;
         totals.correct += Supernet::accuracy(logits.last().expect("one head at least"), &labels) * n as f64;

@@ -332,3 +332,53 @@ fn open_gates(net: &Supernet) -> Vec<(Tensor, Op)> {
     }
     open
 }
+
+#[test]
+fn frozen_gates_hold_their_values_through_the_last_epochs_while_the_weights_train() {
+    let _turn = turn();
+    let data = Digits::default().load(0).unwrap();
+    let gate_values =
+        |net: &Supernet| -> Vec<f64> { net.pruner_weights().iter().map(|w| w.double_value(&[])).collect() };
+    let other_weights = |net: &Supernet| -> Vec<Vec<f32>> {
+        let tensors = net
+            .named_tensors()
+            .into_iter()
+            .filter(|(name, _)| !name.ends_with("gate"));
+        tensors
+            .map(|(_, t)| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap())
+            .collect()
+    };
+    let trained = |epochs: usize, freeze_gates_epochs: usize| {
+        let mut net = supernet(&data, 1, 8, 0, PrunerConfig::default());
+        let config = TrainConfig {
+            epochs,
+            freeze_gates_epochs,
+            deadhead: false,
+            ..TrainConfig::default()
+        };
+        train::train_on(&mut net, &data, &config, 0, &mut Silent).unwrap();
+        net
+    };
+    // The reference schedule holds lr_max through the first epoch whatever the epochs, so the first epoch of a
+    // two-epoch run is a one-epoch run.
+    let after_first = trained(1, 0);
+    let free = trained(2, 0);
+    let frozen_last = trained(2, 1);
+    assert_eq!(
+        gate_values(&frozen_last),
+        gate_values(&after_first),
+        "the frozen last epoch left every gate where the first epoch put it"
+    );
+    assert_ne!(gate_values(&free), gate_values(&after_first), "free gates train on");
+    assert_ne!(
+        other_weights(&frozen_last),
+        other_weights(&after_first),
+        "the other weights train through the frozen epoch"
+    );
+    let untrained = supernet(&data, 1, 8, 0, PrunerConfig::default());
+    assert_eq!(
+        gate_values(&trained(2, 2)),
+        gate_values(&untrained),
+        "every epoch frozen"
+    );
+}

@@ -96,6 +96,10 @@ pub struct RecipeArgs {
     /// before every evaluation (0: none).
     #[arg(long, value_name = "IMAGES")]
     bn_recalibration: Option<usize>,
+    /// Train the last N epochs with every gate held where it stands at their start, so that the network evaluated
+    /// is the one those epochs trained (0: the gates train to the end).
+    #[arg(long, value_name = "EPOCHS")]
+    freeze_gates: Option<usize>,
 }
 
 impl RecipeArgs {
@@ -127,6 +131,7 @@ impl RecipeArgs {
         base.decay = self.decay.map_or(base.decay, DecayScope::from);
         base.deadhead = self.deadhead.unwrap_or(base.deadhead);
         base.bn_recalibration = self.bn_recalibration.unwrap_or(base.bn_recalibration);
+        base.freeze_gates_epochs = self.freeze_gates.unwrap_or(base.freeze_gates_epochs);
         if let Some(augment) = base.augment.as_mut() {
             augment.cutout_probability = self.cutout_probability.unwrap_or(augment.cutout_probability);
             augment.pad = self.crop_padding.unwrap_or(augment.pad);
