@@ -142,29 +142,24 @@ impl Default for TrainConfig {
     }
 }
 
-/// Gate weights held fixed through an epoch: their values at its start, put back after every step.
+/// Gate weights held fixed through an epoch: each value at its start, with the weight it is put back into after
+/// every step.
 struct FrozenGates(Vec<(tch::Tensor, tch::Tensor)>);
 
 impl FrozenGates {
     /// The gates of `net` as they stand, when `epoch` (from 0) is one of `config`'s last `freeze_gates_epochs`.
     fn for_epoch(net: &Supernet, config: &TrainConfig, epoch: usize) -> Option<Self> {
-        (epoch + config.freeze_gates_epochs >= config.epochs.max(1) && config.freeze_gates_epochs > 0).then(|| {
-            FrozenGates(
-                net.pruner_weights()
-                    .into_iter()
-                    .map(|weight| {
-                        let held = weight.detach().copy();
-                        (weight, held)
-                    })
-                    .collect(),
-            )
+        let frozen = config.freeze_gates_epochs > 0 && epoch + config.freeze_gates_epochs >= config.epochs;
+        frozen.then(|| {
+            let weights = net.pruner_weights().into_iter();
+            FrozenGates(weights.map(|weight| (weight.detach().copy(), weight)).collect())
         })
     }
 
     /// Puts every gate weight back to its held value.
     fn restore(&mut self) {
         tch::no_grad(|| {
-            for (weight, held) in &mut self.0 {
+            for (held, weight) in &mut self.0 {
                 weight.copy_(held);
             }
         });
