@@ -271,9 +271,11 @@ fn data_parallel_training_keeps_the_ranks_identical_and_follows_one_process() {
     );
     assert_ne!(one, two, "per-rank batch norms must show");
     assert!(largest_loss_gap(&one, &two) < 0.35, "{one:?}\n{two:?}");
-    // With 128 images per rank the batch statistics nearly agree, and so do the curves (measured: within 1.2 %).
+    // With 128 images per rank the batch statistics nearly agree, and so do the curves. Measured: within 1.2 % on a
+    // 2-core Xeon, 3.9 % on a 2-core EPYC, whose kernels round differently and whose small differences the 8 epochs
+    // amplify; at 32 images per rank the gap reaches 25 %.
     let (one, two, _) = alone_and_on_two_ranks(256);
-    assert!(largest_loss_gap(&one, &two) < 0.03, "{one:?}\n{two:?}");
+    assert!(largest_loss_gap(&one, &two) < 0.08, "{one:?}\n{two:?}");
 }
 
 /// `spidernet score GENOTYPE ARGS --json` alone, then on 2 ranks: both outputs, with timings left out.

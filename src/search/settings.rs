@@ -99,14 +99,17 @@ impl Profile {
     }
 
     /// The final training's recipe: the search phases' one for [`Profile::final_epochs`] epochs, and for `quick`
-    /// with the batch norms recalibrated at every epoch's end (docs/ALGORITHM.md §9, *Batch-norm recalibration*).
+    /// with the batch norms recalibrated before every evaluation and the gates frozen for the last epoch
+    /// (docs/ALGORITHM.md §9, *Batch-norm recalibration* and *Frozen gates*).
     pub fn final_recipe(self) -> TrainConfig {
+        let (bn_recalibration, freeze_gates_epochs) = match self {
+            Profile::Reference => (0, 0),
+            Profile::Quick => (2048, 1),
+        };
         TrainConfig {
             epochs: self.final_epochs(),
-            bn_recalibration: match self {
-                Profile::Reference => 0,
-                Profile::Quick => 2048,
-            },
+            bn_recalibration,
+            freeze_gates_epochs,
             ..self.recipe()
         }
     }
@@ -313,6 +316,30 @@ mod tests {
         old.as_object_mut().unwrap().remove("deadhead_window");
         let old: SearchConfig = serde_json::from_value(old).unwrap();
         assert_eq!(old.pruner_for(2).window_epochs, 4);
+    }
+
+    #[test]
+    fn only_the_quick_final_training_recalibrates_and_freezes_its_last_epoch() {
+        let quick = Profile::Quick.final_recipe();
+        assert_eq!((quick.bn_recalibration, quick.freeze_gates_epochs), (2048, 1));
+        let reference = Profile::Reference.final_recipe();
+        assert_eq!(
+            reference,
+            TrainConfig {
+                epochs: Profile::Reference.final_epochs(),
+                ..Profile::Reference.recipe()
+            },
+            "the reference's final training is its search recipe, longer"
+        );
+        assert_eq!((reference.bn_recalibration, reference.freeze_gates_epochs), (0, 0));
+        // A config.json written before frozen gates existed reads as the training it ran: gates free to the end.
+        let mut old = serde_json::to_value(SearchConfig::new(Profile::Quick, "digits", 1, 4, 0)).unwrap();
+        old["final_train"]
+            .as_object_mut()
+            .unwrap()
+            .remove("freeze_gates_epochs");
+        let old: SearchConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.final_train.freeze_gates_epochs, 0);
     }
 
     #[test]
