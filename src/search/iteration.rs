@@ -2,9 +2,10 @@
 //! mutation pass over every cell; and the rules around it: the data splits the search uses, the fresh networks of
 //! each phase, when the loop stops, and what the search alone sums up to.
 
+use super::mutate::Strategy;
 use super::record::{Checkpoint, GateOpen, IterationRecord, Summary};
 use super::settings::SearchConfig;
-use super::{Phase, SearchObserver, inherit, mutate};
+use super::{Phase, SearchObserver, inherit, mutate, time_cost};
 use crate::data::{Dataset, Split};
 use crate::genotype::Genotype;
 use crate::seed::{self, Stream};
@@ -65,6 +66,21 @@ pub(super) fn update_stop(checkpoint: &mut Checkpoint, record: &IterationRecord,
     } else {
         None
     };
+}
+
+/// Why a search with `settings` ends before its first iteration, if it does: strategy none grows nothing by
+/// definition, and a scored search whose splits are weighed against their time with an expected gain ≤ 0 can make
+/// none ([`time_cost::a_split_can_pay`]), so it spends nothing on scoring them.
+pub(super) fn grows_nothing(settings: &SearchConfig) -> Option<String> {
+    match (settings.strategy, settings.weighed_split_gain()) {
+        (Strategy::Unchanged, _) => Some("strategy none: the initial genotype is trained as it is".to_string()),
+        (Strategy::Spidernet, Some(gain)) if !time_cost::a_split_can_pay(gain) => Some(format!(
+            "no split can be worth its time: a split only adds work, and its expected gain is {:+.3} points \
+             (--split-gain); the whole budget goes to the final training",
+            100.0 * gain
+        )),
+        _ => None,
+    }
 }
 
 /// The summary of the search alone: the final genotype's size and the time spent searching.
@@ -249,8 +265,8 @@ pub(crate) fn fresh_network(genotype: &Genotype, config: &SearchConfig, device: 
 mod tests {
     use super::*;
     use crate::genotype::InputShape;
+    use crate::search::budget::TimeBudget;
     use crate::search::record::Mutation;
-    use crate::search::time_cost;
     use crate::search::{Profile, SearchConfig};
 
     fn record(iteration: usize, mutations: Vec<Mutation>) -> IterationRecord {
@@ -311,5 +327,57 @@ mod tests {
         );
         assert_eq!(checkpoint.stopped, None, "one split was worth its time");
         assert_eq!(checkpoint.stale, 0);
+    }
+
+    #[test]
+    fn a_scored_search_whose_splits_cannot_pay_for_their_time_grows_nothing() {
+        let budgeted = |profile, strategy, gain| {
+            let mut config = SearchConfig::new(profile, "digits", 1, 4, 0);
+            config.strategy = strategy;
+            config.split_gain = gain;
+            config.time_budget = Some(TimeBudget {
+                seconds: 1800.0,
+                max_iterations: 6,
+                max_epochs_per_iteration: 2,
+            });
+            config
+        };
+        let quick = budgeted(Profile::Quick, Strategy::Spidernet, Profile::Quick.split_gain());
+        let reason = grows_nothing(&quick).expect("the measured gain is negative");
+        assert!(reason.starts_with("no split can be worth its time"), "{reason}");
+        assert!(reason.contains("-0.058 points"), "{reason}");
+        assert!(grows_nothing(&budgeted(Profile::Quick, Strategy::Spidernet, Some(0.0))).is_some());
+        assert_eq!(
+            grows_nothing(&budgeted(Profile::Quick, Strategy::Spidernet, Some(0.001))),
+            None,
+            "a positive gain may pay for a split: the splits are scored and weighed"
+        );
+        assert_eq!(
+            grows_nothing(&budgeted(Profile::Quick, Strategy::Spidernet, None)),
+            None
+        );
+        assert_eq!(
+            grows_nothing(&budgeted(
+                Profile::Reference,
+                Strategy::Spidernet,
+                Profile::Reference.split_gain()
+            )),
+            None,
+            "the reference profile grows as published"
+        );
+        assert_eq!(
+            grows_nothing(&budgeted(Profile::Quick, Strategy::Random, Some(-1.0))),
+            None,
+            "random splits are not weighed"
+        );
+        let mut unbudgeted = quick.clone();
+        unbudgeted.time_budget = None;
+        assert_eq!(
+            grows_nothing(&unbudgeted),
+            None,
+            "without a budget time costs no accuracy"
+        );
+        let none = budgeted(Profile::Quick, Strategy::Unchanged, None);
+        assert!(grows_nothing(&none).unwrap().starts_with("strategy none"));
     }
 }

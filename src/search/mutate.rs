@@ -42,12 +42,6 @@ impl std::fmt::Display for Strategy {
     }
 }
 
-/// The expected gain of a split that a search with `config` weighs against its cost in final epochs: only under
-/// a time budget, with `--split-gain` set.
-fn weighed_gain(config: &SearchConfig) -> Option<f64> {
-    config.time_budget.and(config.split_gain)
-}
-
 /// Times a training step of `current` and of `grown` (the search recipe's batch, at the genotypes' own width) and
 /// weighs the slowdown against `gain`, with the final epochs of the plan in force, if any. Timings differ from rank
 /// to rank, so in a process group every rank measures and rank 0's verdict is everyone's.
@@ -124,7 +118,7 @@ pub fn mutation_pass(
         grown.cells[cell].split(edge)?;
         let estimated_bytes = config.memory_of(&grown).total();
         let fits = estimated_bytes <= config.memory_budget;
-        let time = match (&scorer, weighed_gain(config)) {
+        let time = match (&scorer, config.weighed_split_gain()) {
             (Some(scorer), Some(gain)) if fits => Some(split_cost(
                 scorer,
                 config,

@@ -243,6 +243,12 @@ impl SearchConfig {
         settings
     }
 
+    /// The expected gain of a split that this search weighs against its cost in final epochs: only under a time
+    /// budget, with `--split-gain` set.
+    pub fn weighed_split_gain(&self) -> Option<f64> {
+        self.time_budget.and(self.split_gain)
+    }
+
     /// The pruner of a training phase of `epochs` epochs, its window set by `deadhead_window`.
     pub fn pruner_for(&self, epochs: usize) -> PrunerConfig {
         let window_epochs = match self.deadhead_window {

@@ -7,8 +7,7 @@ use super::SearchObserver;
 use super::budget::Plan;
 use super::discretize::{self, Discretized};
 use super::final_training::{Deadline, Schedule};
-use super::iteration::{SearchData, search_data, update_stop};
-use super::mutate::Strategy;
+use super::iteration::{SearchData, grows_nothing, search_data, update_stop};
 use super::planning::{Planner, RunClock, SplitSizes};
 use super::record::{Checkpoint, IterationRecord};
 use super::run::Run;
@@ -73,7 +72,7 @@ impl<'a> Loop<'a> {
     }
 
     /// Before the first iteration: a timed run measures its network and, without the mutation pass before
-    /// training, makes its first plan; strategy none ends the search at once.
+    /// training, makes its first plan; a search that can grow nothing ends at once.
     pub fn begin(&mut self, device: Device, observer: &mut dyn SearchObserver) -> anyhow::Result<()> {
         if let Some(planner) = self.planner.as_mut().filter(|p| p.needs_probe()) {
             planner.probe(
@@ -83,8 +82,10 @@ impl<'a> Loop<'a> {
                 device,
             )?;
         }
-        if self.settings.strategy == Strategy::Unchanged && self.checkpoint.stopped.is_none() {
-            self.checkpoint.stopped = Some("strategy none: the initial genotype is trained as it is".to_string());
+        if self.checkpoint.stopped.is_none()
+            && let Some(reason) = grows_nothing(&self.settings)
+        {
+            self.checkpoint.stopped = Some(reason);
             self.commit()?;
         }
         let unplanned = self.plans.is_empty() && !self.settings.premutate && self.checkpoint.stopped.is_none();

@@ -59,6 +59,14 @@ pub fn weigh(before: f64, after: f64, final_epochs: Option<usize>, expected_gain
     }
 }
 
+/// Whether any split can be worth its time when it is expected to add `expected_gain`. A split adds a node and an
+/// edge of ops, so the network it grows does more work per image and its cost is never below 0: only a positive
+/// expected gain can exceed it. A split that measured faster would be noise, not a reason to grow; so with a gain
+/// ≤ 0 the search scores nothing and gives the whole budget to the final training.
+pub fn a_split_can_pay(expected_gain: f64) -> bool {
+    expected_gain > 0.0
+}
+
 impl SplitCost {
     /// One phrase for the terminal: the slowdown, the epochs and the balance.
     pub fn describe(&self) -> String {
@@ -99,9 +107,12 @@ mod tests {
             assert!((double.cost - ACCURACY_PER_EFOLD * std::f64::consts::LN_2).abs() < 1e-15);
             assert!((double.final_epochs_after.unwrap() - epochs as f64 / 2.0).abs() < 1e-12);
         }
-        // A split that measured faster costs nothing and is made even with no expected gain.
+        // A split that measured faster costs nothing and is made even with no expected gain, if it is weighed at
+        // all: with no positive gain the search does not weigh any.
         let faster = weigh(0.010, 0.009, Some(10), 0.0);
         assert!(faster.cost < 0.0 && faster.worth);
+        assert!(!a_split_can_pay(0.0) && !a_split_can_pay(MEASURED_SPLIT_GAIN));
+        assert!(a_split_can_pay(1e-6));
         // A broken measurement never makes a split.
         assert!(!weigh(0.0, 0.01, Some(10), 1.0).worth);
         assert!(!weigh(0.01, f64::NAN, Some(10), 1.0).worth);
