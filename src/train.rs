@@ -2,6 +2,7 @@
 
 use crate::data::{Augment, Batches, Dataset, Split};
 use crate::distributed::{self, ProcessGroup};
+use crate::genotype::Genotype;
 use crate::nn::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::{BatchShare, DeadheadReport, Mode, Supernet};
@@ -64,6 +65,59 @@ pub struct TrainConfig {
     /// train to the end, as the reference).
     #[serde(default)]
     pub freeze_gates_epochs: usize,
+    /// A cut of every edge to its strongest ops after one epoch, so that the epochs after it train a smaller,
+    /// faster network (none: no cut, as the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_ops: Option<OpCut>,
+}
+
+/// A cut of every edge to the ops whose gates were open on the most batches, made during a training
+/// ([`Supernet::keep_strongest_ops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpCut {
+    /// The epoch (from 1) at whose end the cut is made.
+    pub after_epoch: usize,
+    /// Ops each edge keeps.
+    pub keep: usize,
+}
+
+/// The epoch at whose end a final training cuts its network when no supernet training ranked the ops before it
+/// (docs/ALGORITHM.md §5, *The cut during the final training*): the first, so that every later epoch trains the
+/// smaller network. A network a search already cut has no more ops to lose there.
+pub const CUT_AFTER_EPOCH: usize = 1;
+
+impl OpCut {
+    /// The cut that `--final-ops` (`keep`; none keeps every op) and `--final-ops-after` (`after`; none:
+    /// [`CUT_AFTER_EPOCH`]) ask for. An epoch given with every op kept is refused: there would be nothing to cut.
+    pub fn asked(keep: Option<usize>, after: Option<usize>) -> anyhow::Result<Option<OpCut>> {
+        match (keep, after) {
+            (None, Some(after_epoch)) => anyhow::bail!(
+                "--final-ops-after {after_epoch}: there is no cut to make, as every op is kept; give --final-ops K \
+                 with K below {} (the reference profile keeps every op)",
+                crate::genotype::Op::ALL.len()
+            ),
+            (None, None) => Ok(None),
+            (Some(keep), after) => Ok(Some(OpCut {
+                after_epoch: after.unwrap_or(CUT_AFTER_EPOCH),
+                keep,
+            })),
+        }
+    }
+
+    /// Whether the cut removes anything from `genotype`: whether an edge has more than `keep` ops.
+    pub fn changes(&self, genotype: &Genotype) -> bool {
+        genotype
+            .cells
+            .iter()
+            .flat_map(|cell| &cell.edges)
+            .any(|edge| edge.ops.len() > self.keep)
+    }
+
+    /// Whether the cut is made at the end of epoch `epoch` (from 0) of a training of `epochs`: never after the
+    /// last, which would leave a network no epoch trained.
+    fn due_after(&self, epoch: usize, epochs: usize) -> bool {
+        self.after_epoch == epoch + 1 && epoch + 1 < epochs
+    }
 }
 
 /// The shape of the learning rate over a training, before any warm-up (docs/ALGORITHM.md §9).
@@ -138,6 +192,7 @@ impl Default for TrainConfig {
             decay: DecayScope::All,
             bn_recalibration: 0,
             freeze_gates_epochs: 0,
+            cut_ops: None,
         }
     }
 }
@@ -617,11 +672,16 @@ fn finish_epoch(
         .into());
     }
     let batches = totals.batches;
-    let deadhead = if config.deadhead {
+    let mut deadhead = if config.deadhead {
         net.deadhead(batches)
     } else {
         DeadheadReport::default()
     };
+    if let Some(cut) = config.cut_ops.filter(|cut| cut.due_after(epoch, config.epochs)) {
+        let outcome = net.keep_strongest_ops(cut.keep);
+        deadhead.cut = outcome.cut;
+        deadhead.spared.extend(outcome.spared);
+    }
     // Batch norms normalise with each rank's own batch statistics; their running statistics, which evaluation
     // uses, are rank 0's on every rank from here on.
     distributed::group().broadcast(&net.buffers(), 0)?;

@@ -33,6 +33,7 @@ fn small_config(strategy: Strategy) -> SearchConfig {
     // Gate records from one epoch of a 4-channel supernet rank ops too loosely to cut its edges to 2 ops and keep
     // the accuracy bounds below: these tests train every live op; final_ops has a test of its own.
     config.final_ops = None;
+    config.final_train.cut_ops = None;
     config
 }
 
@@ -602,6 +603,82 @@ fn final_ops_cuts_every_edge_of_the_trained_network_to_k_ops() {
     let history = dir.history().unwrap();
     assert!(!history.last().unwrap().gate_open.is_empty());
     let _ = std::fs::remove_dir_all(dir.root());
+}
+
+#[test]
+fn a_network_no_supernet_training_ranked_is_cut_after_its_first_final_epoch_by_its_own_gates() {
+    let _turn = turn();
+    let root = scratch("final-ops-after");
+    let search = |extra: &[&str]| {
+        let mut args = vec!["search", "--reductions", "1", "--channels", "4", "--strategy", "none"];
+        args.extend(extra);
+        spidernet(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let out = root.display().to_string();
+    let output = search(&["--final-epochs", "3", "--json", "--out", &out]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let epochs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "epoch_finished")
+        .map(|event| event["report"].clone())
+        .collect();
+    assert_eq!(epochs.len(), 3);
+    let cut = |report: &serde_json::Value| report["deadhead"]["cut"].as_array().map_or(0, Vec::len);
+    let found = Genotype::load(&root.join("found-genotype.json")).unwrap();
+    let trained = Genotype::load(&root.join("genotype.json")).unwrap();
+    let edges: usize = found.cells.iter().map(|c| c.edges.len()).sum();
+    assert_eq!(
+        found.live_op_count(),
+        7 * edges,
+        "nothing is cut before the final training"
+    );
+    assert!(
+        cut(&epochs[0]) > 0,
+        "the cut is made after epoch 1: {:?}",
+        epochs[0]["deadhead"]
+    );
+    assert!(epochs[0]["live_ops"].as_u64().unwrap() as usize <= 2 * edges);
+    assert_eq!((cut(&epochs[1]), cut(&epochs[2])), (0, 0), "and only then");
+    assert!(trained.cells.iter().flat_map(|c| &c.edges).all(|e| e.ops.len() <= 2));
+    let (_, asked, _) = RunDir::open(&root).unwrap();
+    let recorded = asked.final_train.cut_ops.expect("config.json records the cut");
+    assert_eq!(
+        (recorded.after_epoch, recorded.keep),
+        (1, Profile::Quick.final_ops().unwrap())
+    );
+    let _ = std::fs::remove_dir_all(&root);
+
+    // `--final-ops-after` picks the epoch, `--final-ops` the ops kept.
+    let later = search(&[
+        "--final-ops-after",
+        "2",
+        "--final-ops",
+        "3",
+        "--no-final",
+        "--out",
+        &out,
+    ]);
+    assert!(later.status.success(), "{}", String::from_utf8_lossy(&later.stderr));
+    let (_, asked, _) = RunDir::open(&root).unwrap();
+    let recorded = asked.final_train.cut_ops.unwrap();
+    assert_eq!((recorded.after_epoch, recorded.keep), (2, 3));
+    let _ = std::fs::remove_dir_all(&root);
+
+    // The reference profile keeps every op: there is nothing to cut.
+    let refused = search(&["--profile", "reference", "--final-ops-after", "1", "--out", &out]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--final-ops-after 1: there is no cut to make"),
+        "{stderr}"
+    );
+    assert!(!root.join("config.json").exists(), "a refused run left a run folder");
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Copies the files of `from` and its subfolders into `to`.

@@ -118,6 +118,12 @@ impl TrainObserver for Progress {
             report.parameters,
             report.seconds
         );
+        if !report.deadhead.cut.is_empty() {
+            line.push_str(&format!(
+                "  cut {} (each edge keeps its strongest)",
+                report.deadhead.cut.len()
+            ));
+        }
         if !report.deadhead.killed.is_empty() {
             line.push_str(&format!("  deadheaded {}", report.deadhead.killed.len()));
         }

@@ -13,7 +13,7 @@ use spidernet::memory::{self, format_size};
 use spidernet::metrics::DecisionRule;
 use spidernet::search::budget::TimeBudget;
 use spidernet::search::{Profile, Run, RunDir, SearchConfig, Summary};
-use spidernet::train::Interrupted;
+use spidernet::train::{Interrupted, OpCut};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -74,6 +74,11 @@ pub struct SearchArgs {
     // Before the final training, keep on each edge only the K ops whose gates were open longest.
     #[arg(long, value_name = "K", value_parser = positive, help = final_ops_help())]
     final_ops: Option<usize>,
+    /// When no supernet training ranked the ops before the final training (--strategy none, a budgeted quick
+    /// search), make the --final-ops cut at the end of this epoch of the final training, ranked by its own gates
+    /// [default: 1].
+    #[arg(long, value_name = "EPOCH", value_parser = positive)]
+    final_ops_after: Option<usize>,
     // With --time-budget, the accuracy a split is expected to add at equal epochs, or "off".
     #[arg(long, value_name = "POINTS|off", requires = "time_budget", allow_negative_numbers = true,
           value_parser = parse_split_gain, help = split_gain_help())]
@@ -87,7 +92,7 @@ pub struct SearchArgs {
     /// Continue the search in this run folder from its last complete iteration (its settings are used).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "out", "reductions", "channels", "memory_budget", "profile", "iterations", "epochs_per_iteration",
-        "final_epochs", "strategy", "ntk", "metrics", "ops", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops", "split_gain",
+        "final_epochs", "strategy", "ntk", "metrics", "ops", "search_samples", "final_samples", "seed", "no_final", "data", "time_budget", "inherit_weights", "final_ops", "final_ops_after", "split_gain",
         "image_size", "flip",
     ])]
     resume: Option<PathBuf>,
@@ -115,7 +120,7 @@ fn rule_help() -> String {
 
 impl SearchArgs {
     /// The search settings: the profile's, with every flag given applied on top.
-    fn config(&self) -> SearchConfig {
+    fn config(&self) -> anyhow::Result<SearchConfig> {
         let mut config = SearchConfig::new(
             Profile::from(self.profile),
             &self.data.data,
@@ -154,12 +159,13 @@ impl SearchArgs {
             Some(keep) => Some(keep),
             None => config.final_ops,
         };
+        config.final_train.cut_ops = OpCut::asked(config.final_ops, self.final_ops_after)?;
         config.time_budget = self.time_budget.map(|seconds| TimeBudget {
             seconds,
             max_iterations: config.iterations,
             max_epochs_per_iteration: config.train.epochs,
         });
-        config
+        Ok(config)
     }
 }
 
@@ -353,7 +359,7 @@ fn open(args: &SearchArgs, restart_count: u64) -> anyhow::Result<Option<(Run, Da
     match args.resume.as_ref().or(restarted.as_ref()) {
         Some(root) => resume(root, args.json),
         None => {
-            let config = args.config();
+            let config = args.config()?;
             let data = load_data(&config.data, &config.data_options, config.seed)?;
             let root = args.out.clone().unwrap_or_else(|| default_run_dir(&config.data));
             Ok(Some((Run::start(&root, config, &data)?, data)))

@@ -7,10 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use spidernet::artifacts::Artifacts;
 use spidernet::data::Dataset;
-use spidernet::genotype::Genotype;
+use spidernet::genotype::{Genotype, Op};
 use spidernet::search::{FinalOutcome, FinalRun, SearchConfig, SearchObserver, TrainingFolder, final_training};
 use spidernet::system::atomic::write_atomic;
-use spidernet::train::{DecayScope, EpochReport, Schedule, TrainConfig, TrainObserver};
+use spidernet::train::{DecayScope, EpochReport, OpCut, Schedule, TrainConfig, TrainObserver};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -100,6 +100,13 @@ pub struct RecipeArgs {
     /// is the one those epochs trained (0: the gates train to the end).
     #[arg(long, value_name = "EPOCHS")]
     freeze_gates: Option<usize>,
+    /// After --final-ops-after's epoch, every edge keeps only its K ops whose gates were open longest; 7 keeps every
+    /// op [default: the profile's, 2 for quick, every op for reference].
+    #[arg(long, value_name = "K", value_parser = positive)]
+    final_ops: Option<usize>,
+    /// The epoch at whose end the --final-ops cut is made [default: 1].
+    #[arg(long, value_name = "EPOCH", value_parser = positive)]
+    final_ops_after: Option<usize>,
 }
 
 impl RecipeArgs {
@@ -132,6 +139,15 @@ impl RecipeArgs {
         base.deadhead = self.deadhead.unwrap_or(base.deadhead);
         base.bn_recalibration = self.bn_recalibration.unwrap_or(base.bn_recalibration);
         base.freeze_gates_epochs = self.freeze_gates.unwrap_or(base.freeze_gates_epochs);
+        let keep = match self.final_ops {
+            Some(keep) if keep >= Op::ALL.len() => None,
+            Some(keep) => Some(keep),
+            None => base.cut_ops.map(|cut| cut.keep),
+        };
+        let after = self
+            .final_ops_after
+            .or(keep.and(base.cut_ops.map(|cut| cut.after_epoch)));
+        base.cut_ops = OpCut::asked(keep, after)?;
         if let Some(augment) = base.augment.as_mut() {
             augment.cutout_probability = self.cutout_probability.unwrap_or(augment.cutout_probability);
             augment.pad = self.crop_padding.unwrap_or(augment.pad);

@@ -184,6 +184,10 @@ pub fn final_training(
         deadline: run.deadline,
         scheduled: epochs,
         rescheduled: None,
+        cut_after: train_config
+            .cut_ops
+            .filter(|cut| cut.changes(net.genotype()))
+            .map(|cut| cut.after_epoch),
     };
     observer.phase(Phase::Final, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
@@ -303,6 +307,8 @@ struct Scheduler {
     deadline: Option<Deadline>,
     scheduled: usize,
     rescheduled: Option<Rescheduling>,
+    /// The epoch at whose end a cut makes the network smaller (`TrainConfig::cut_ops`), if one does.
+    cut_after: Option<usize>,
 }
 
 impl Scheduler {
@@ -311,12 +317,26 @@ impl Scheduler {
         let Some(deadline) = self.deadline else {
             return Flow::Continue;
         };
+        let done = reports.len();
         let last = reports.last().map_or(0.0, |r| r.seconds);
-        let fit = deadline.epochs_that_fit(seconds, last, reports.len());
-        // The first epoch is the first measurement of the final network itself: the epochs follow it either way.
+        // The first epoch of the network that trains to the end is the first measurement of it: the epochs follow
+        // it either way. Before a cut, epochs time a bigger network than the rest will train: only a budget
+        // already spent stops the training there.
+        let first_measured = self
+            .cut_after
+            .filter(|&epoch| epoch < self.scheduled)
+            .map_or(1, |epoch| epoch + 1);
+        if done < first_measured {
+            return if deadline.next_epoch_overruns(seconds, 0.0) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            };
+        }
+        let fit = deadline.epochs_that_fit(seconds, last, done);
         // Later epochs only add epochs, when deadheading has made them faster; one that would end too late is not
         // started.
-        if (reports.len() == 1 && fit != self.scheduled) || fit > self.scheduled {
+        if (done == first_measured && fit != self.scheduled) || fit > self.scheduled {
             self.scheduled = fit;
             self.rescheduled = Some(Rescheduling {
                 after_epochs: reports.len(),
@@ -417,4 +437,54 @@ fn restore(
         momentum,
     };
     Ok((net, Some(resumed), state.seconds, state.epochs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epochs(seconds: &[f64]) -> Vec<EpochReport> {
+        seconds
+            .iter()
+            .enumerate()
+            .map(|(i, &seconds)| EpochReport {
+                epoch: i + 1,
+                lr: 0.1,
+                train_loss: 1.0,
+                train_accuracy: 0.5,
+                eval: None,
+                live_ops: 10,
+                parameters: 100,
+                deadhead: Default::default(),
+                seconds,
+                eval_seconds: 0.0,
+            })
+            .collect()
+    }
+
+    fn scheduler(cut_after: Option<usize>) -> Scheduler {
+        Scheduler {
+            deadline: Some(Deadline::after(100.0, 0.0)),
+            scheduled: 2,
+            rescheduled: None,
+            cut_after,
+        }
+    }
+
+    #[test]
+    fn epochs_before_a_cut_do_not_plan_the_rest_and_the_first_after_it_does() {
+        // 60 s for the uncut epoch 1: on its own it says no second epoch fits in the 100 s.
+        assert_eq!(scheduler(None).after_epoch(60.0, &epochs(&[60.0])), Flow::Reschedule(1));
+        let mut cut = scheduler(Some(1));
+        assert_eq!(cut.after_epoch(60.0, &epochs(&[60.0])), Flow::Continue);
+        assert_eq!(cut.rescheduled, None);
+        // The cut network's epoch took 15 s: the 25 s left hold one more.
+        assert_eq!(cut.after_epoch(75.0, &epochs(&[60.0, 15.0])), Flow::Reschedule(3));
+        assert_eq!(cut.rescheduled.unwrap().after_epochs, 2);
+        // A budget spent before the cut stops the training all the same.
+        assert_eq!(scheduler(Some(1)).after_epoch(106.0, &epochs(&[106.0])), Flow::Stop);
+        // A cut due at or after the last scheduled epoch is never made: the first epoch plans, as without one.
+        let mut late = scheduler(Some(2));
+        assert_eq!(late.after_epoch(60.0, &epochs(&[60.0])), Flow::Reschedule(1));
+    }
 }

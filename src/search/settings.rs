@@ -10,7 +10,7 @@ use crate::genotype::{Genotype, OpSet};
 use crate::memory::{self, MemoryEstimate};
 use crate::metrics::MetricsConfig;
 use crate::nn::pruner::PrunerConfig;
-use crate::train::TrainConfig;
+use crate::train::{CUT_AFTER_EPOCH, OpCut, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 /// A preset of search settings; every number that differs between the presets lives in its methods.
@@ -110,6 +110,10 @@ impl Profile {
             epochs: self.final_epochs(),
             bn_recalibration,
             freeze_gates_epochs,
+            cut_ops: self.final_ops().map(|keep| OpCut {
+                after_epoch: CUT_AFTER_EPOCH,
+                keep,
+            }),
             ..self.recipe()
         }
     }
@@ -173,7 +177,7 @@ pub struct SearchConfig {
     pub inherit_weights: bool,
     /// Before the final training, keep on each edge only this many ops, those whose gates were open longest in
     /// the last supernet training (none: every live op). A run with no supernet training (strategy none) has no
-    /// gate records and keeps every op.
+    /// gate records: its final training makes the cut instead (`final_train.cut_ops`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_ops: Option<usize>,
     /// Under a time budget, the accuracy a split is expected to add at equal epochs (`--split-gain`): a split is
@@ -325,9 +329,16 @@ mod tests {
     }
 
     #[test]
-    fn only_the_quick_final_training_recalibrates_and_freezes_its_last_epoch() {
+    fn only_the_quick_final_training_recalibrates_freezes_its_last_epoch_and_cuts_after_its_first() {
         let quick = Profile::Quick.final_recipe();
         assert_eq!((quick.bn_recalibration, quick.freeze_gates_epochs), (2048, 1));
+        assert_eq!(
+            quick.cut_ops,
+            Some(OpCut {
+                after_epoch: 1,
+                keep: Profile::Quick.final_ops().unwrap()
+            })
+        );
         let reference = Profile::Reference.final_recipe();
         assert_eq!(
             reference,
@@ -344,8 +355,13 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("freeze_gates_epochs");
+        old["final_train"].as_object_mut().unwrap().remove("cut_ops");
         let old: SearchConfig = serde_json::from_value(old).unwrap();
         assert_eq!(old.final_train.freeze_gates_epochs, 0);
+        assert_eq!(
+            old.final_train.cut_ops, None,
+            "nor was its network cut during its final training"
+        );
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct DeadheadReport {
     pub killed: Vec<OpRef>,
     /// Ops the rule condemned but kept, because they carried a cell's last input→output path.
     pub spared: Vec<OpRef>,
+    /// Ops removed by a cut to each edge's strongest ops ([`Supernet::keep_strongest_ops`]), not by the rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut: Vec<OpRef>,
 }
 
 /// The supernet: stem, cells with gated ops, and one GAP + linear tower per cell.
@@ -438,21 +441,52 @@ impl Supernet {
                     }
                 }
             }
-            if doomed.is_empty() {
-                continue;
-            }
-            let outcome: DeadheadOutcome = self.genotype.cells[k].deadhead(&doomed);
-            self.cells[k].apply_deadhead(&outcome);
-            self.forget_dead_tensors(k, &outcome);
-            let refs = |list: &[(u32, Op)]| {
-                list.iter()
-                    .map(|&(edge, op)| OpRef { cell: k, edge, op })
-                    .collect::<Vec<_>>()
-            };
-            report.killed.extend(refs(&outcome.killed));
-            report.spared.extend(refs(&outcome.spared));
+            let (killed, spared) = self.remove_ops(k, &doomed);
+            report.killed.extend(killed);
+            report.spared.extend(spared);
         }
         report
+    }
+
+    /// Cuts every edge down to its `keep` ops whose gates were open on the most batches since the training began
+    /// (ties in the edge's op order), removing the others as deadheading does; an op whose removal would leave its
+    /// cell without a path stays (in `spared`). The removed ops are in the report's `cut`.
+    pub fn keep_strongest_ops(&mut self, keep: usize) -> DeadheadReport {
+        let mut report = DeadheadReport::default();
+        for k in 0..self.cells.len() {
+            let mut doomed = Vec::new();
+            for (&edge_id, edge) in &self.cells[k].edges {
+                let mut ranked: Vec<&GatedOp> = edge.ops.iter().collect();
+                // Stable: equal counts keep the edge's op order.
+                ranked.sort_by_key(|gated| std::cmp::Reverse(gated.history.total_open()));
+                doomed.extend(ranked.iter().skip(keep.max(1)).map(|gated| Doomed {
+                    edge_id,
+                    op: gated.block.op,
+                    open_count: gated.history.total_open(),
+                }));
+            }
+            let (cut, spared) = self.remove_ops(k, &doomed);
+            report.cut.extend(cut);
+            report.spared.extend(spared);
+        }
+        report
+    }
+
+    /// Removes the `doomed` ops of cell `k` from the genotype and the network, with what they alone fed; returns
+    /// the ops removed and those kept because they carried the cell's last path.
+    fn remove_ops(&mut self, k: usize, doomed: &[Doomed]) -> (Vec<OpRef>, Vec<OpRef>) {
+        if doomed.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let outcome: DeadheadOutcome = self.genotype.cells[k].deadhead(doomed);
+        self.cells[k].apply_deadhead(&outcome);
+        self.forget_dead_tensors(k, &outcome);
+        let refs = |list: &[(u32, Op)]| {
+            list.iter()
+                .map(|&(edge, op)| OpRef { cell: k, edge, op })
+                .collect::<Vec<_>>()
+        };
+        (refs(&outcome.killed), refs(&outcome.spared))
     }
 
     /// Drops the tensors of what deadheading removed from cell `k` out of the variable store, frozen, and renames
@@ -676,6 +710,55 @@ mod tests {
         });
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.buffers().len() + a.parameters().len(), a.named_tensors().len());
+    }
+
+    #[test]
+    fn a_cut_keeps_each_edges_longest_open_ops_and_exactly_their_tensors() {
+        let mut genotype = Genotype::minimal(1, 4, InputShape::new(1, 8, 8), 10).unwrap();
+        genotype.cells[0].split(0).unwrap();
+        let mut net = Supernet::builder(&genotype).build();
+        // Op i of an edge was open on (7 − i) · (edge + 1) batches, but on edge 0 of cell 1 every gate was open
+        // equally long: ties keep the edge's op order.
+        let histories = net
+            .gate_histories()
+            .into_iter()
+            .map(|(op, _)| {
+                let rank = Op::ALL.iter().position(|&o| o == op.op).unwrap() as u64;
+                let batches = if (op.cell, op.edge) == (1, 0) {
+                    3
+                } else if op.op == Op::SepConv3x3 {
+                    1000
+                } else {
+                    (7 - rank) * (u64::from(op.edge) + 1)
+                };
+                let mut history = GateHistory::default();
+                for _ in 0..batches {
+                    history.record(true);
+                }
+                (op, history)
+            })
+            .collect();
+        net.restore_gate_histories(histories).unwrap();
+        let edges: usize = net.genotype.cells.iter().map(|c| c.edges.len()).sum();
+        let report = net.keep_strongest_ops(2);
+        assert_eq!(report.cut.len(), 5 * edges);
+        assert!(report.killed.is_empty() && report.spared.is_empty());
+        for (k, cell) in net.genotype.cells.iter().enumerate() {
+            for edge in &cell.edges {
+                let expected = if (k, edge.id) == (1, 0) {
+                    vec![Op::ALL[0], Op::ALL[1]]
+                } else {
+                    let mut two = vec![Op::ALL[0], Op::SepConv3x3];
+                    two.sort_by_key(|op| Op::ALL.iter().position(|o| o == op));
+                    two
+                };
+                assert_eq!(edge.ops, expected, "cell {k}, edge {}", edge.id);
+            }
+        }
+        // The store holds exactly the tensors of a fresh network of the cut genotype.
+        let mut fresh = Supernet::builder(&net.genotype).build();
+        fresh.load_named_tensors(net.named_tensors()).unwrap();
+        net.genotype.check().unwrap();
     }
 
     #[test]
