@@ -177,6 +177,17 @@ fn spidernet(args: &[&str]) -> Command {
     command
 }
 
+/// Runs `spidernet search` on the digits at R = 1, C = 4 with `flags`, and keeps what it printed.
+fn small_search_output(flags: &[&str]) -> std::process::Output {
+    let mut args = vec!["search", "--reductions", "1", "--channels", "4"];
+    args.extend(flags);
+    spidernet(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
 fn history_lines(root: &Path) -> usize {
     std::fs::read_to_string(root.join("history.jsonl")).map_or(0, |t| t.lines().count())
 }
@@ -609,15 +620,7 @@ fn final_ops_cuts_every_edge_of_the_trained_network_to_k_ops() {
 fn a_network_no_supernet_training_ranked_is_cut_after_its_first_final_epoch_by_its_own_gates() {
     let _turn = turn();
     let root = scratch("final-ops-after");
-    let search = |extra: &[&str]| {
-        let mut args = vec!["search", "--reductions", "1", "--channels", "4", "--strategy", "none"];
-        args.extend(extra);
-        spidernet(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
-    };
+    let search = |flags: &[&str]| small_search_output(&[&["--strategy", "none"], flags].concat());
     let out = root.display().to_string();
     let output = search(&["--final-epochs", "3", "--json", "--out", &out]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -937,25 +940,12 @@ fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
     let _ = std::fs::remove_dir_all(&root);
 
     // `off` grows regardless of time: nothing is timed, every split that fits is made.
-    let unweighed = scratch("split-gain-off");
-    let run = |gain: &str| {
-        spidernet(&[
-            "search",
-            "--time-budget",
-            "10s",
-            "--reductions",
-            "1",
-            "--channels",
-            "4",
-            "--split-gain",
-            gain,
-            "--out",
-            &unweighed.display().to_string(),
-        ])
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+    let budgeted = |out: &Path, flags: &[&str]| {
+        let out = out.display().to_string();
+        small_search_output(&[&["--time-budget", "10s", "--out", &out], flags].concat())
     };
+    let unweighed = scratch("split-gain-off");
+    let run = |gain: &str| budgeted(&unweighed, &["--split-gain", gain]);
     let refused = run("a lot");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -974,21 +964,7 @@ fn a_time_budgeted_search_weighs_each_split_by_its_measured_step_time() {
     // The quick profile's measured gain is negative: no split can pay, so nothing is scored or trained before the
     // final training, which gets the whole budget.
     let quick = scratch("split-gain-quick");
-    let output = spidernet(&[
-        "search",
-        "--time-budget",
-        "10s",
-        "--reductions",
-        "1",
-        "--channels",
-        "4",
-        "--out",
-        &quick.display().to_string(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .output()
-    .unwrap();
+    let output = budgeted(&quick, &[]);
     assert!(output.status.success());
     let printed = format!(
         "{}{}",

@@ -102,7 +102,7 @@ pub struct SearchArgs {
 fn final_ops_help() -> String {
     per_profile(
         &format!(
-            "Before the final training, keep on each edge only the K ops whose gates were open longest in the last supernet training; {} keeps every live op",
+            "Before the final training, keep on each edge only the K ops whose gates were open longest in the last supernet training (with no supernet training, after the final training's first epoch, by its gates); {} keeps every live op",
             OpSet::Published.ops().len()
         ),
         |p| p.final_ops().unwrap_or(OpSet::Published.ops().len()).to_string(),
