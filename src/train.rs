@@ -113,10 +113,15 @@ impl OpCut {
             .any(|edge| edge.ops.len() > self.keep)
     }
 
-    /// Whether the cut is made at the end of epoch `epoch` (from 0) of a training of `epochs`: never after the
-    /// last, which would leave a network no epoch trained.
+    /// Whether a training of `epochs` makes the cut at all: never after its last epoch, which would leave a network
+    /// no epoch trained.
+    pub fn made_within(&self, epochs: usize) -> bool {
+        self.after_epoch < epochs
+    }
+
+    /// Whether the cut is made at the end of epoch `epoch` (from 0) of a training of `epochs`.
     fn due_after(&self, epoch: usize, epochs: usize) -> bool {
-        self.after_epoch == epoch + 1 && epoch + 1 < epochs
+        self.after_epoch == epoch + 1 && self.made_within(epochs)
     }
 }
 

@@ -13,6 +13,16 @@ pub fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// The ops per edge that `--final-ops K` keeps, `default` when the flag is absent: none (every op) for a K of at
+/// least the number of ops there are.
+pub fn final_ops(flag: Option<usize>, default: Option<usize>) -> Option<usize> {
+    match flag {
+        Some(keep) if keep >= spidernet::genotype::Op::ALL.len() => None,
+        Some(keep) => Some(keep),
+        None => default,
+    }
+}
+
 /// Parses `32` or `28x32` (height x width) into (height, width).
 pub fn parse_image_size(text: &str) -> Result<(usize, usize), String> {
     let parse = |part: &str| match part.trim().parse::<usize>() {

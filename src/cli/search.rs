@@ -1,14 +1,14 @@
 //! `spidernet search`: a new search or a resumed one, its progress, and the result lines.
 
 use super::Exit;
-use super::args::{DataArgs, ShapeArgs, load_data, positive};
+use super::args::{self, DataArgs, ShapeArgs, load_data, positive};
 use super::choices::{NtkChoice, OpSetChoice, ProfileChoice, StrategyChoice, parse_rule, per_profile};
 use super::events::{self, JsonEvents};
 use super::interrupt;
 use super::progress::{self, Progress, Quiet};
 use clap::Args;
 use spidernet::data::Dataset;
-use spidernet::genotype::{Op, OpSet};
+use spidernet::genotype::OpSet;
 use spidernet::memory::{self, format_size};
 use spidernet::metrics::DecisionRule;
 use spidernet::search::budget::TimeBudget;
@@ -154,11 +154,7 @@ impl SearchArgs {
             Some(SplitGain::Off) => config.split_gain = None,
             None => {}
         }
-        config.final_ops = match self.final_ops {
-            Some(keep) if keep >= Op::ALL.len() => None,
-            Some(keep) => Some(keep),
-            None => config.final_ops,
-        };
+        config.final_ops = args::final_ops(self.final_ops, config.final_ops);
         config.final_train.cut_ops = OpCut::asked(config.final_ops, self.final_ops_after)?;
         config.time_budget = self.time_budget.map(|seconds| TimeBudget {
             seconds,

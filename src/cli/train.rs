@@ -1,13 +1,13 @@
 //! `spidernet train`: a genotype trained from scratch, with augmentation, and optionally saved for export.
 
-use super::args::{DataArgs, load_data, positive};
+use super::args::{self, DataArgs, load_data, positive};
 use super::choices::{DecayChoice, ProfileChoice, ScheduleChoice};
 use super::progress::Progress;
 use anyhow::Context;
 use clap::Args;
 use spidernet::artifacts::Artifacts;
 use spidernet::data::Dataset;
-use spidernet::genotype::{Genotype, Op};
+use spidernet::genotype::Genotype;
 use spidernet::search::{FinalOutcome, FinalRun, SearchConfig, SearchObserver, TrainingFolder, final_training};
 use spidernet::system::atomic::write_atomic;
 use spidernet::train::{DecayScope, EpochReport, OpCut, Schedule, TrainConfig, TrainObserver};
@@ -139,11 +139,7 @@ impl RecipeArgs {
         base.deadhead = self.deadhead.unwrap_or(base.deadhead);
         base.bn_recalibration = self.bn_recalibration.unwrap_or(base.bn_recalibration);
         base.freeze_gates_epochs = self.freeze_gates.unwrap_or(base.freeze_gates_epochs);
-        let keep = match self.final_ops {
-            Some(keep) if keep >= Op::ALL.len() => None,
-            Some(keep) => Some(keep),
-            None => base.cut_ops.map(|cut| cut.keep),
-        };
+        let keep = args::final_ops(self.final_ops, base.cut_ops.map(|cut| cut.keep));
         let after = self
             .final_ops_after
             .or(keep.and(base.cut_ops.map(|cut| cut.after_epoch)));

@@ -13,7 +13,7 @@ use crate::nn::optim::Sgd;
 use crate::seed::{self, Stream};
 use crate::supernet::Supernet;
 use crate::system::memory_probe::MemoryWindow;
-use crate::train::{self, Checkpointing, EpochReport, Evaluation, Flow, Resumed, TrainConfig};
+use crate::train::{self, Checkpointing, EpochReport, Evaluation, Flow, OpCut, Resumed, TrainConfig};
 use anyhow::Context;
 use std::time::Instant;
 use tch::{Device, Tensor};
@@ -184,10 +184,7 @@ pub fn final_training(
         deadline: run.deadline,
         scheduled: epochs,
         rescheduled: None,
-        cut_after: train_config
-            .cut_ops
-            .filter(|cut| cut.changes(net.genotype()))
-            .map(|cut| cut.after_epoch),
+        cut: train_config.cut_ops.filter(|cut| cut.changes(net.genotype())),
     };
     observer.phase(Phase::Final, train_config.epochs);
     let train_seed = seed::derive(config.seed, Stream::BatchOrder, Phase::Final.seed_index());
@@ -307,8 +304,8 @@ struct Scheduler {
     deadline: Option<Deadline>,
     scheduled: usize,
     rescheduled: Option<Rescheduling>,
-    /// The epoch at whose end a cut makes the network smaller (`TrainConfig::cut_ops`), if one does.
-    cut_after: Option<usize>,
+    /// The cut that makes the network smaller during the training (`TrainConfig::cut_ops`), if one does.
+    cut: Option<OpCut>,
 }
 
 impl Scheduler {
@@ -323,9 +320,9 @@ impl Scheduler {
         // it either way. Before a cut, epochs time a bigger network than the rest will train: only a budget
         // already spent stops the training there.
         let first_measured = self
-            .cut_after
-            .filter(|&epoch| epoch < self.scheduled)
-            .map_or(1, |epoch| epoch + 1);
+            .cut
+            .filter(|cut| cut.made_within(self.scheduled))
+            .map_or(1, |cut| cut.after_epoch + 1);
         if done < first_measured {
             return if deadline.next_epoch_overruns(seconds, 0.0) {
                 Flow::Stop
@@ -467,7 +464,7 @@ mod tests {
             deadline: Some(Deadline::after(100.0, 0.0)),
             scheduled: 2,
             rescheduled: None,
-            cut_after,
+            cut: cut_after.map(|after_epoch| OpCut { after_epoch, keep: 2 }),
         }
     }
 
