@@ -65,7 +65,7 @@ pub struct TrainConfig {
     /// train to the end, as the reference).
     #[serde(default)]
     pub freeze_gates_epochs: usize,
-    /// A cut of every edge to its strongest ops after one epoch, so that the epochs after it train a smaller,
+    /// A cut of every edge to its strongest ops during the training, so that the epochs after it train a smaller,
     /// faster network (none: no cut, as the reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_ops: Option<OpCut>,
@@ -73,23 +73,31 @@ pub struct TrainConfig {
 
 /// A cut of every edge to the ops whose gates were open on the most batches, made during a training
 /// ([`Supernet::keep_strongest_ops`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OpCut {
-    /// The epoch (from 1) at whose end the cut is made.
-    pub after_epoch: usize,
+    /// Where the cut is made, in epochs from the start: a whole number at that epoch's end, a fraction part-way
+    /// through the epoch it falls in (0.25: after the first quarter of the first epoch's batches).
+    pub after_epoch: f64,
     /// Ops each edge keeps.
     pub keep: usize,
 }
 
-/// The epoch at whose end a final training cuts its network when no supernet training ranked the ops before it
-/// (docs/ALGORITHM.md §5, *The cut during the final training*): the first, so that every later epoch trains the
-/// smaller network. A network a search already cut has no more ops to lose there.
-pub const CUT_AFTER_EPOCH: usize = 1;
+/// Where a final training cuts its network when no supernet training ranked the ops before it
+/// (docs/ALGORITHM.md §5, *The cut during the final training*): at the end of the first epoch, so that every later
+/// epoch trains the smaller network. A network a search already cut has no more ops to lose there.
+pub const CUT_AFTER_EPOCH: f64 = 1.0;
 
 impl OpCut {
     /// The cut that `--final-ops` (`keep`; none keeps every op) and `--final-ops-after` (`after`; none:
-    /// [`CUT_AFTER_EPOCH`]) ask for. An epoch given with every op kept is refused: there would be nothing to cut.
-    pub fn asked(keep: Option<usize>, after: Option<usize>) -> anyhow::Result<Option<OpCut>> {
+    /// [`CUT_AFTER_EPOCH`]) ask for. A point given with every op kept is refused, as there would be nothing to cut,
+    /// and so is one that is not a positive number of epochs.
+    pub fn asked(keep: Option<usize>, after: Option<f64>) -> anyhow::Result<Option<OpCut>> {
+        if let Some(after) = after.filter(|after| !(after.is_finite() && *after > 0.0)) {
+            anyhow::bail!(
+                "--final-ops-after {after}: give a positive number of epochs (1: at the end of the first; 0.25: a \
+                 quarter into it)"
+            );
+        }
         match (keep, after) {
             (None, Some(after_epoch)) => anyhow::bail!(
                 "--final-ops-after {after_epoch}: there is no cut to make, as every op is kept; give --final-ops K \
@@ -113,15 +121,35 @@ impl OpCut {
             .any(|edge| edge.ops.len() > self.keep)
     }
 
-    /// Whether a training of `epochs` makes the cut at all: never after its last epoch, which would leave a network
-    /// no epoch trained.
+    /// Whether a training of `epochs` makes the cut at all: never at its very end, which would leave a network no
+    /// batch trained.
     pub fn made_within(&self, epochs: usize) -> bool {
-        self.after_epoch < epochs
+        self.after_epoch < epochs as f64
     }
 
-    /// Whether the cut is made at the end of epoch `epoch` (from 0) of a training of `epochs`.
-    fn due_after(&self, epoch: usize, epochs: usize) -> bool {
-        self.after_epoch == epoch + 1 && self.made_within(epochs)
+    /// The epoch (from 1) the cut falls in, or at whose end it falls.
+    pub fn epoch(&self) -> usize {
+        (self.after_epoch.ceil() as usize).max(1)
+    }
+
+    /// The batch (from 0) of its epoch after which the cut is made, in epochs of `batches` batches: the first
+    /// whose end reaches the cut's point, and the last batch for a whole number.
+    fn batch(&self, batches: usize) -> usize {
+        let into_epoch = self.after_epoch - (self.epoch() - 1) as f64;
+        ((into_epoch * batches as f64).ceil() as usize).clamp(1, batches.max(1)) - 1
+    }
+
+    /// Whether the cut is made after batch `batch` (from 0) of epoch `epoch` (from 0) but before the epoch's end,
+    /// where `finish_epoch` makes it with the epoch's deadheading.
+    fn due_part_way(&self, (epoch, batch): (usize, usize), epochs: usize, batches: usize) -> bool {
+        batch + 1 < batches && self.due_at((epoch, batch), epochs, batches)
+    }
+
+    /// Whether the cut is made after batch `batch` (from 0) of epoch `epoch` (from 0), in a training of `epochs`
+    /// epochs of `batches` batches.
+    fn due_at(&self, (epoch, batch): (usize, usize), epochs: usize, batches: usize) -> bool {
+        let last = epoch + 1 == epochs && batch + 1 == batches;
+        self.epoch() == epoch + 1 && self.batch(batches) == batch && self.made_within(epochs) && !last
     }
 }
 
@@ -570,12 +598,13 @@ fn finite_loss(loss: &tch::Tensor, epoch: usize, batch: usize, batches: usize) -
     }
 }
 
-/// Sums over the batches of one epoch.
+/// Sums over the batches of one epoch, and the cut made part-way through it.
 struct EpochTotals {
     loss: f64,
     correct: f64,
     seen: usize,
     batches: usize,
+    cut: DeadheadReport,
 }
 
 /// Trains epoch `epoch` (from 0): every batch of `train` in the epoch's seeded order, augmented and with drop-path
@@ -602,6 +631,7 @@ fn train_epoch(
         correct: 0.0,
         seen: 0,
         batches,
+        cut: DeadheadReport::default(),
     };
     for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
         // Every rank augments the whole global batch, so that the augmentation stream is the same for any number
@@ -640,6 +670,9 @@ fn train_epoch(
         if let Some(frozen) = frozen.as_mut() {
             frozen.restore();
         }
+        if let Some(cut) = cut_part_way(net, config, (epoch, index), batches) {
+            totals.cut = cut;
+        }
         let loss_value = finite_loss(&loss, epoch + 1, index + 1, batches)?;
         let n = labels.size()[0] as usize;
         totals.loss += loss_value * n as f64;
@@ -657,6 +690,20 @@ fn train_epoch(
     totals.correct = sums[1];
     totals.seen = sums[2] as usize;
     Ok(totals)
+}
+
+/// Makes the cut of `config` after batch `index` (from 0) of epoch `epoch` (from 0), of `batches`, when it falls
+/// there and before the epoch's end (a cut at the end is made with the epoch's deadheading, in `finish_epoch`).
+fn cut_part_way(
+    net: &mut Supernet,
+    config: &TrainConfig,
+    (epoch, index): (usize, usize),
+    batches: usize,
+) -> Option<DeadheadReport> {
+    let cut = config
+        .cut_ops
+        .filter(|cut| cut.due_part_way((epoch, index), config.epochs, batches))?;
+    Some(net.keep_strongest_ops(cut.keep))
 }
 
 /// Ends epoch `epoch` (from 0) of a training on `train` seeded by `seed`, trained since `start`: checks the
@@ -682,9 +729,12 @@ fn finish_epoch(
     } else {
         DeadheadReport::default()
     };
-    if let Some(cut) = config.cut_ops.filter(|cut| cut.due_after(epoch, config.epochs)) {
-        let outcome = net.keep_strongest_ops(cut.keep);
-        deadhead.cut = outcome.cut;
+    let at_the_end = config
+        .cut_ops
+        .filter(|cut| cut.due_at((epoch, batches - 1), config.epochs, batches))
+        .map(|cut| net.keep_strongest_ops(cut.keep));
+    for outcome in [Some(totals.cut), at_the_end].into_iter().flatten() {
+        deadhead.cut.extend(outcome.cut);
         deadhead.spared.extend(outcome.spared);
     }
     // Batch norms normalise with each rank's own batch statistics; their running statistics, which evaluation
@@ -876,6 +926,48 @@ mod tests {
             learning_rate(&rescheduled, 1, 9, 10) > learning_rate(&linear, 1, 9, 10),
             "more epochs stretch the fall"
         );
+    }
+
+    #[test]
+    fn a_cut_falls_after_the_first_batch_that_reaches_its_point_and_never_at_the_very_end() {
+        // In epochs of 10 batches: the end of epoch 1, a quarter into it (after its 3rd batch, the first whose end
+        // passes 2.5 batches), and half-way through epoch 2.
+        let due = |after, epochs| -> Vec<(usize, usize)> {
+            (0..epochs)
+                .flat_map(|epoch| (0..10).map(move |batch| (epoch, batch)))
+                .filter(|&at| cut_at(after).due_at(at, epochs, 10))
+                .collect()
+        };
+        assert_eq!(due(1.0, 3), [(0, 9)]);
+        assert_eq!(due(0.25, 3), [(0, 2)]);
+        assert_eq!(due(1.5, 3), [(1, 4)]);
+        assert_eq!(
+            (cut_at(1.0).epoch(), cut_at(0.25).epoch(), cut_at(1.5).epoch()),
+            (1, 1, 2)
+        );
+        // Within the only epoch, but not at its end: that would leave a network no batch trained.
+        assert_eq!(due(0.25, 1), [(0, 2)]);
+        assert!(due(1.0, 1).is_empty() && due(2.0, 2).is_empty() && due(0.99, 1).is_empty());
+        // A point inside the first batch: the cut follows that batch.
+        assert!(cut_at(0.01).due_at((0, 0), 2, 10));
+        assert!(!cut_at(0.25).made_within(0) && cut_at(0.25).made_within(1) && !cut_at(1.0).made_within(1));
+    }
+
+    #[test]
+    fn a_cut_asked_for_must_lie_a_positive_number_of_epochs_in_and_have_ops_to_remove() {
+        assert_eq!(OpCut::asked(Some(2), None).unwrap(), Some(cut_at(CUT_AFTER_EPOCH)));
+        assert_eq!(OpCut::asked(Some(2), Some(0.5)).unwrap(), Some(cut_at(0.5)));
+        assert_eq!(OpCut::asked(None, None).unwrap(), None);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let message = OpCut::asked(Some(2), Some(bad)).unwrap_err().to_string();
+            assert!(message.contains("positive number of epochs"), "{bad}: {message}");
+        }
+        let message = OpCut::asked(None, Some(1.0)).unwrap_err().to_string();
+        assert!(message.contains("no cut to make"), "{message}");
+    }
+
+    fn cut_at(after_epoch: f64) -> OpCut {
+        OpCut { after_epoch, keep: 2 }
     }
 
     #[test]

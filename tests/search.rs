@@ -622,14 +622,17 @@ fn a_network_no_supernet_training_ranked_is_cut_after_its_first_final_epoch_by_i
     let root = scratch("final-ops-after");
     let search = |flags: &[&str]| small_search_output(&[&["--strategy", "none"], flags].concat());
     let out = root.display().to_string();
-    let output = search(&["--final-epochs", "3", "--json", "--out", &out]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let epochs: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["event"] == "epoch_finished")
-        .map(|event| event["report"].clone())
-        .collect();
+    // The final training's epoch reports, from a successful run's JSON events.
+    let epoch_reports = |output: std::process::Output| -> Vec<serde_json::Value> {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["event"] == "epoch_finished")
+            .map(|event| event["report"].clone())
+            .collect()
+    };
+    let epochs = epoch_reports(search(&["--final-epochs", "3", "--json", "--out", &out]));
     assert_eq!(epochs.len(), 3);
     let cut = |report: &serde_json::Value| report["deadhead"]["cut"].as_array().map_or(0, Vec::len);
     let found = Genotype::load(&root.join("found-genotype.json")).unwrap();
@@ -652,7 +655,7 @@ fn a_network_no_supernet_training_ranked_is_cut_after_its_first_final_epoch_by_i
     let recorded = asked.final_train.cut_ops.expect("config.json records the cut");
     assert_eq!(
         (recorded.after_epoch, recorded.keep),
-        (1, Profile::Quick.final_ops().unwrap())
+        (1.0, Profile::Quick.final_ops().unwrap())
     );
     let _ = std::fs::remove_dir_all(&root);
 
@@ -669,8 +672,35 @@ fn a_network_no_supernet_training_ranked_is_cut_after_its_first_final_epoch_by_i
     assert!(later.status.success(), "{}", String::from_utf8_lossy(&later.stderr));
     let (_, asked, _) = RunDir::open(&root).unwrap();
     let recorded = asked.final_train.cut_ops.unwrap();
-    assert_eq!((recorded.after_epoch, recorded.keep), (2, 3));
+    assert_eq!((recorded.after_epoch, recorded.keep), (2.0, 3));
     let _ = std::fs::remove_dir_all(&root);
+
+    // A fraction cuts part-way through an epoch: within the only epoch of a 1-epoch training, where a cut at its
+    // end would leave the cut network untrained and is not made.
+    for (after, cut_part_way) in [("0.5", true), ("1", false)] {
+        let flags = [
+            "--final-epochs",
+            "1",
+            "--final-ops-after",
+            after,
+            "--json",
+            "--out",
+            &out,
+        ];
+        let epochs = epoch_reports(search(&flags));
+        assert_eq!(epochs.len(), 1);
+        assert_eq!(
+            cut(&epochs[0]) > 0,
+            cut_part_way,
+            "--final-ops-after {after}: {:?}",
+            epochs[0]["deadhead"]
+        );
+        let trained = Genotype::load(&root.join("genotype.json")).unwrap();
+        if cut_part_way {
+            assert!(trained.cells.iter().flat_map(|c| &c.edges).all(|e| e.ops.len() <= 2));
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     // The reference profile keeps every op: there is nothing to cut.
     let refused = search(&["--profile", "reference", "--final-ops-after", "1", "--out", &out]);

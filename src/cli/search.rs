@@ -75,10 +75,11 @@ pub struct SearchArgs {
     #[arg(long, value_name = "K", value_parser = positive, help = final_ops_help())]
     final_ops: Option<usize>,
     /// When no supernet training ranked the ops before the final training (--strategy none, a budgeted quick
-    /// search), make the --final-ops cut at the end of this epoch of the final training, ranked by its own gates
+    /// search), make the --final-ops cut this many epochs into the final training, ranked by its own gates: a whole
+    /// number at that epoch's end, a fraction part-way through an epoch (0.25: a quarter into the first)
     /// [default: 1].
-    #[arg(long, value_name = "EPOCH", value_parser = positive)]
-    final_ops_after: Option<usize>,
+    #[arg(long, value_name = "EPOCHS")]
+    final_ops_after: Option<f64>,
     // With --time-budget, the accuracy a split is expected to add at equal epochs, or "off".
     #[arg(long, value_name = "POINTS|off", requires = "time_budget", allow_negative_numbers = true,
           value_parser = parse_split_gain, help = split_gain_help())]

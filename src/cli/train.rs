@@ -104,9 +104,10 @@ pub struct RecipeArgs {
     /// op [default: the profile's, 2 for quick, every op for reference].
     #[arg(long, value_name = "K", value_parser = positive)]
     final_ops: Option<usize>,
-    /// The epoch at whose end the --final-ops cut is made [default: 1].
-    #[arg(long, value_name = "EPOCH", value_parser = positive)]
-    final_ops_after: Option<usize>,
+    /// How many epochs into the training the --final-ops cut is made: a whole number at that epoch's end, a
+    /// fraction part-way through an epoch (0.25: a quarter into the first) [default: 1].
+    #[arg(long, value_name = "EPOCHS")]
+    final_ops_after: Option<f64>,
 }
 
 impl RecipeArgs {

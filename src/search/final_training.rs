@@ -318,11 +318,12 @@ impl Scheduler {
         let last = reports.last().map_or(0.0, |r| r.seconds);
         // The first epoch of the network that trains to the end is the first measurement of it: the epochs follow
         // it either way. Before a cut, epochs time a bigger network than the rest will train: only a budget
-        // already spent stops the training there.
+        // already spent stops the training there. The last scheduled epoch plans all the same, or the training
+        // would end there.
         let first_measured = self
             .cut
             .filter(|cut| cut.made_within(self.scheduled))
-            .map_or(1, |cut| cut.after_epoch + 1);
+            .map_or(1, |cut| (cut.epoch() + 1).min(self.scheduled));
         if done < first_measured {
             return if deadline.next_epoch_overruns(seconds, 0.0) {
                 Flow::Stop
@@ -459,7 +460,7 @@ mod tests {
             .collect()
     }
 
-    fn scheduler(cut_after: Option<usize>) -> Scheduler {
+    fn scheduler(cut_after: Option<f64>) -> Scheduler {
         Scheduler {
             deadline: Some(Deadline::after(100.0, 0.0)),
             scheduled: 2,
@@ -472,16 +473,38 @@ mod tests {
     fn epochs_before_a_cut_do_not_plan_the_rest_and_the_first_after_it_does() {
         // 60 s for the uncut epoch 1: on its own it says no second epoch fits in the 100 s.
         assert_eq!(scheduler(None).after_epoch(60.0, &epochs(&[60.0])), Flow::Reschedule(1));
-        let mut cut = scheduler(Some(1));
-        assert_eq!(cut.after_epoch(60.0, &epochs(&[60.0])), Flow::Continue);
-        assert_eq!(cut.rescheduled, None);
-        // The cut network's epoch took 15 s: the 25 s left hold one more.
-        assert_eq!(cut.after_epoch(75.0, &epochs(&[60.0, 15.0])), Flow::Reschedule(3));
-        assert_eq!(cut.rescheduled.unwrap().after_epochs, 2);
+        // A cut at the end of epoch 1 or part-way through it: epoch 1 times a network the rest will not train.
+        for after in [1.0, 0.25] {
+            let mut cut = scheduler(Some(after));
+            assert_eq!(cut.after_epoch(60.0, &epochs(&[60.0])), Flow::Continue);
+            assert_eq!(cut.rescheduled, None);
+            // The cut network's epoch took 15 s: the 25 s left hold one more.
+            assert_eq!(cut.after_epoch(75.0, &epochs(&[60.0, 15.0])), Flow::Reschedule(3));
+            assert_eq!(cut.rescheduled.unwrap().after_epochs, 2);
+        }
+        // A cut part-way through epoch 2 leaves epoch 2 unmeasured as well...
+        let mut second = Scheduler {
+            scheduled: 4,
+            ..scheduler(Some(1.5))
+        };
+        assert_eq!(second.after_epoch(30.0, &epochs(&[30.0])), Flow::Continue);
+        assert_eq!(second.after_epoch(55.0, &epochs(&[30.0, 25.0])), Flow::Continue);
+        assert_eq!(
+            second.after_epoch(65.0, &epochs(&[30.0, 25.0, 10.0])),
+            Flow::Reschedule(6)
+        );
+        // ...but not when it is the last scheduled one: that one plans, or the training would end there.
+        let mut in_the_last = scheduler(Some(1.5));
+        assert_eq!(in_the_last.after_epoch(30.0, &epochs(&[30.0])), Flow::Continue);
+        assert_eq!(
+            in_the_last.after_epoch(55.0, &epochs(&[30.0, 25.0])),
+            Flow::Reschedule(3)
+        );
         // A budget spent before the cut stops the training all the same.
-        assert_eq!(scheduler(Some(1)).after_epoch(106.0, &epochs(&[106.0])), Flow::Stop);
-        // A cut due at or after the last scheduled epoch is never made: the first epoch plans, as without one.
-        let mut late = scheduler(Some(2));
+        assert_eq!(scheduler(Some(1.0)).after_epoch(106.0, &epochs(&[106.0])), Flow::Stop);
+        // A cut due at or after the end of the last scheduled epoch is never made: the first epoch plans, as
+        // without one.
+        let mut late = scheduler(Some(2.0));
         assert_eq!(late.after_epoch(60.0, &epochs(&[60.0])), Flow::Reschedule(1));
     }
 }

@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(
             quick.cut_ops,
             Some(OpCut {
-                after_epoch: 1,
+                after_epoch: 1.0,
                 keep: Profile::Quick.final_ops().unwrap()
             })
         );
