@@ -139,17 +139,12 @@ impl OpCut {
         ((into_epoch * batches as f64).ceil() as usize).clamp(1, batches.max(1)) - 1
     }
 
-    /// Whether the cut is made after batch `batch` (from 0) of epoch `epoch` (from 0) but before the epoch's end,
-    /// where `finish_epoch` makes it with the epoch's deadheading.
-    fn due_part_way(&self, (epoch, batch): (usize, usize), epochs: usize, batches: usize) -> bool {
-        batch + 1 < batches && self.due_at((epoch, batch), epochs, batches)
-    }
-
-    /// Whether the cut is made after batch `batch` (from 0) of epoch `epoch` (from 0), in a training of `epochs`
-    /// epochs of `batches` batches.
-    fn due_at(&self, (epoch, batch): (usize, usize), epochs: usize, batches: usize) -> bool {
-        let last = epoch + 1 == epochs && batch + 1 == batches;
-        self.epoch() == epoch + 1 && self.batch(batches) == batch && self.made_within(epochs) && !last
+    /// The batch (from 0) of epoch `epoch` (from 0) after which the cut is made, in a training of `epochs` epochs
+    /// of `batches` batches; none when the cut falls in another epoch or at the training's very end.
+    fn batch_in(&self, epoch: usize, epochs: usize, batches: usize) -> Option<usize> {
+        let batch = self.batch(batches);
+        let at_the_very_end = epoch + 1 == epochs && batch + 1 == batches;
+        (self.epoch() == epoch + 1 && self.made_within(epochs) && !at_the_very_end).then_some(batch)
     }
 }
 
@@ -624,6 +619,7 @@ fn train_epoch(
     let group = distributed::group();
     net.seed_drop_path(seed, epoch);
     let mut frozen = FrozenGates::for_epoch(net, config, epoch);
+    let part_way = part_way_cut(config, epoch, batches);
     let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
     let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
     let mut totals = EpochTotals {
@@ -670,8 +666,8 @@ fn train_epoch(
         if let Some(frozen) = frozen.as_mut() {
             frozen.restore();
         }
-        if let Some(cut) = cut_part_way(net, config, (epoch, index), batches) {
-            totals.cut = cut;
+        if let Some((_, keep)) = part_way.filter(|&(after, _)| after == index) {
+            totals.cut = net.keep_strongest_ops(keep);
         }
         let loss_value = finite_loss(&loss, epoch + 1, index + 1, batches)?;
         let n = labels.size()[0] as usize;
@@ -692,18 +688,14 @@ fn train_epoch(
     Ok(totals)
 }
 
-/// Makes the cut of `config` after batch `index` (from 0) of epoch `epoch` (from 0), of `batches`, when it falls
-/// there and before the epoch's end (a cut at the end is made with the epoch's deadheading, in `finish_epoch`).
-fn cut_part_way(
-    net: &mut Supernet,
-    config: &TrainConfig,
-    (epoch, index): (usize, usize),
-    batches: usize,
-) -> Option<DeadheadReport> {
-    let cut = config
-        .cut_ops
-        .filter(|cut| cut.due_part_way((epoch, index), config.epochs, batches))?;
-    Some(net.keep_strongest_ops(cut.keep))
+/// The cut of `config` that falls part-way through epoch `epoch` (from 0) of `batches`, as the batch (from 0) it
+/// follows and the ops each edge keeps; a cut at the epoch's end is made with its deadheading, in `finish_epoch`.
+fn part_way_cut(config: &TrainConfig, epoch: usize, batches: usize) -> Option<(usize, usize)> {
+    let cut = config.cut_ops?;
+    let after = cut
+        .batch_in(epoch, config.epochs, batches)
+        .filter(|&after| after + 1 < batches)?;
+    Some((after, cut.keep))
 }
 
 /// Ends epoch `epoch` (from 0) of a training on `train` seeded by `seed`, trained since `start`: checks the
@@ -731,7 +723,7 @@ fn finish_epoch(
     };
     let at_the_end = config
         .cut_ops
-        .filter(|cut| cut.due_at((epoch, batches - 1), config.epochs, batches))
+        .filter(|cut| cut.batch_in(epoch, config.epochs, batches) == Some(batches - 1))
         .map(|cut| net.keep_strongest_ops(cut.keep));
     for outcome in [Some(totals.cut), at_the_end].into_iter().flatten() {
         deadhead.cut.extend(outcome.cut);
@@ -935,7 +927,7 @@ mod tests {
         let due = |after, epochs| -> Vec<(usize, usize)> {
             (0..epochs)
                 .flat_map(|epoch| (0..10).map(move |batch| (epoch, batch)))
-                .filter(|&at| cut_at(after).due_at(at, epochs, 10))
+                .filter(|&(epoch, batch)| cut_at(after).batch_in(epoch, epochs, 10) == Some(batch))
                 .collect()
         };
         assert_eq!(due(1.0, 3), [(0, 9)]);
@@ -949,7 +941,7 @@ mod tests {
         assert_eq!(due(0.25, 1), [(0, 2)]);
         assert!(due(1.0, 1).is_empty() && due(2.0, 2).is_empty() && due(0.99, 1).is_empty());
         // A point inside the first batch: the cut follows that batch.
-        assert!(cut_at(0.01).due_at((0, 0), 2, 10));
+        assert_eq!(cut_at(0.01).batch_in(0, 2, 10), Some(0));
         assert!(!cut_at(0.25).made_within(0) && cut_at(0.25).made_within(1) && !cut_at(1.0).made_within(1));
     }
 
