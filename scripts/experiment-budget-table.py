@@ -2,10 +2,15 @@
 """The equal-budget experiment (scripts/experiment-budget.sh) as Markdown: mean ± std over seeds of every strategy
 and baseline, and Welch's t of spidernet's test accuracy against each of the others.
 
-    python3 scripts/experiment-budget-table.py OUT_DIR
+    python3 scripts/experiment-budget-table.py OUT_DIR [--arms NAME,NAME,...]
+
+--arms keeps the named arms only (as the table's header names them: spidernet, none-dense, pytorch-resnet9, ...),
+in the order given.
 """
+import argparse
 import json
 import math
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -100,14 +105,23 @@ def welch(a, b):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    out = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--arms", help="comma-separated arms to keep, in this order")
+    args = parser.parse_args()
+    out = args.out
     groups = {}
     for name, _, row in list(spidernet_rows(out)) + list(baseline_rows(out)):
         groups.setdefault(name, []).append(row)
     if not groups:
         sys.exit(f"error: {out} holds no finished runs (runs/*/summary.json or baselines/*.json)")
+    if args.arms:
+        wanted = [arm for arm in args.arms.split(",") if arm]
+        missing = [arm for arm in wanted if arm not in groups]
+        if missing:
+            sys.exit(f"error: --arms {args.arms}: {out} has no finished runs of {', '.join(missing)} "
+                     f"(it has {', '.join(groups)})")
+        groups = {arm: groups[arm] for arm in wanted}
     names = list(groups)
     fields = list(next(iter(groups.values()))[0])
     print("| | " + " | ".join(f"{n} (n = {len(groups[n])})" for n in names) + " |")
@@ -157,4 +171,6 @@ def print_probes(out: Path):
 
 
 if __name__ == "__main__":
+    # A reader that stops early (`| head`) ends the output quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     main()
