@@ -155,8 +155,8 @@ pub struct FinalOutcome {
 }
 
 /// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset; each epoch on
-/// `final_train.epoch_images` of its images, when set) with augmentation, then evaluates on the test split. With a run folder to checkpoint in, every epoch is saved there, and a
-/// checkpoint found there is continued from.
+/// `final_train.epoch_images` of its images, when set) with augmentation, then evaluates on the test split. With a
+/// run folder to checkpoint in, every epoch is saved there, and a checkpoint found there is continued from.
 pub fn final_training(
     genotype: &Genotype,
     run: &FinalRun,
