@@ -194,7 +194,8 @@ fn cutout_by_default() -> bool {
 impl TrainConfig {
     /// The images each epoch trains on, out of a training split of `split_images`.
     pub fn images_per_epoch(&self, split_images: usize) -> usize {
-        self.epoch_images.map_or(split_images, |images| images.min(split_images))
+        self.epoch_images
+            .map_or(split_images, |images| images.min(split_images))
     }
 
     /// `data`'s augmentation as this recipe runs it: without cutout when `cutout` is off.
@@ -623,15 +624,13 @@ fn train_epoch(
     epoch: usize,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<EpochTotals> {
-    let images = config.images_per_epoch(train.len());
-    let batches = batches_per_epoch(images, config.batch_size);
+    let batches = batches_per_epoch(config.images_per_epoch(train.len()), config.batch_size);
     let device = net.device();
     let drop_path = drop_path_at(config, epoch);
     let group = distributed::group();
     net.seed_drop_path(seed, epoch);
     let mut frozen = FrozenGates::for_epoch(net, config, epoch);
     let part_way = part_way_cut(config, epoch, batches);
-    let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
     let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
     let mut totals = EpochTotals {
         loss: 0.0,
@@ -640,7 +639,8 @@ fn train_epoch(
         batches,
         cut: DeadheadReport::default(),
     };
-    for (index, (images, labels)) in Batches::drawn(train, images, config.batch_size, &mut order, device).enumerate() {
+    for (index, (images, labels)) in epoch_batches(train, batches, config.batch_size, (seed, epoch), device).enumerate()
+    {
         // Every rank augments the whole global batch, so that the augmentation stream is the same for any number
         // of ranks, then trains on its share of it.
         let global = labels.size()[0] as usize;
@@ -697,6 +697,19 @@ fn train_epoch(
     totals.correct = sums[1];
     totals.seen = sums[2] as usize;
     Ok(totals)
+}
+
+/// The `batches` training batches of epoch `epoch` (from 0) of a training seeded by `seed`: drawn in the epoch's own
+/// order of the whole of `train`.
+fn epoch_batches(
+    train: &Split,
+    batches: usize,
+    batch_size: usize,
+    (seed, epoch): (u64, usize),
+    device: tch::Device,
+) -> Batches<'_> {
+    let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
+    Batches::drawn(train, batches * batch_size, batch_size, &mut order, device)
 }
 
 /// The cut of `config` that falls part-way through epoch `epoch` (from 0) of `batches`, as the batch (from 0) it

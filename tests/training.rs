@@ -405,7 +405,9 @@ fn epochs_of_fewer_images_than_the_split_train_that_many_batches_and_too_few_for
     assert_eq!(reports.len(), 2);
     // 650 images in batches of 64: 10 whole batches per epoch, not the split's own count.
     assert!(data.train.len() / 64 > 10);
-    let expected: Vec<_> = (1..=2).flat_map(|epoch| (1..=10).map(move |b| (epoch, b, 10))).collect();
+    let expected: Vec<_> = (1..=2)
+        .flat_map(|epoch| (1..=10).map(move |b| (epoch, b, 10)))
+        .collect();
     assert_eq!(counted.0, expected);
 
     let mut net = supernet(&data, 1, 4, 0, PrunerConfig::default());
@@ -413,6 +415,11 @@ fn epochs_of_fewer_images_than_the_split_train_that_many_batches_and_too_few_for
         epoch_images: Some(40),
         ..config
     };
-    let error = train::train_on(&mut net, &data, &too_few, 0, &mut Silent).unwrap_err().to_string();
-    assert!(error.contains("an epoch trains on 40") && error.contains("fewer than one batch of 64"), "{error}");
+    let error = train::train_on(&mut net, &data, &too_few, 0, &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("an epoch trains on 40") && error.contains("fewer than one batch of 64"),
+        "{error}"
+    );
 }

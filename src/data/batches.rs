@@ -87,7 +87,9 @@ mod tests {
 
     /// The indices an iterator's batches hold, in order.
     fn drawn_indices(batches: Batches) -> Vec<i64> {
-        batches.flat_map(|(_, labels)| Vec::<i64>::try_from(&labels).expect("labels")).collect()
+        batches
+            .flat_map(|(_, labels)| Vec::<i64>::try_from(&labels).expect("labels"))
+            .collect()
     }
 
     #[test]
@@ -99,14 +101,26 @@ mod tests {
             let indices = drawn_indices(Batches::drawn(&split, 70, 16, &mut rng, Device::Cpu));
             // 70 images in batches of 16: 4 whole batches.
             assert_eq!(indices.len(), 64);
-            assert_eq!(indices.iter().collect::<BTreeSet<_>>().len(), 64, "an image twice in one draw");
+            assert_eq!(
+                indices.iter().collect::<BTreeSet<_>>().len(),
+                64,
+                "an image twice in one draw"
+            );
             seen.extend(indices);
         }
-        // A fixed subset of 70 would never reach 30 of the images; six fresh draws miss each with odds 0.3⁶.
-        assert!(seen.len() > 95, "six draws of 64 reached only {} of 100 images", seen.len());
+        // A fixed subset of 70 would never reach 30 of the images; six fresh draws of 64 miss each with odds 0.36⁶.
+        assert!(
+            seen.len() > 95,
+            "six draws of 64 reached only {} of 100 images",
+            seen.len()
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let everything = drawn_indices(Batches::drawn(&split, 1000, 16, &mut rng, Device::Cpu));
-        assert_eq!(everything.len(), 96, "a draw larger than the split takes all of its whole batches");
+        assert_eq!(
+            everything.len(),
+            96,
+            "a draw larger than the split takes all of its whole batches"
+        );
     }
 
     #[test]

@@ -120,9 +120,13 @@ impl Plan {
                 format!(", {:.1} s per mutation pass", self.seconds_per_pass),
             ),
         };
-        let each = if self.final_draws_afresh { " each" } else { "" };
+        let images = if self.final_draws_afresh {
+            "images each"
+        } else {
+            "images"
+        };
         format!(
-            "plan ({}): {search}{} on {} images{each}; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",
+            "plan ({}): {search}{} on {} {images}; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",
             self.made,
             counted(self.final_epochs, "final epoch"),
             self.final_samples,
@@ -316,7 +320,11 @@ mod tests {
         line.as_object_mut().expect("an object").remove("final_draws_afresh");
         let recorded = Plan::parse_plans(&line.to_string()).expect("a recorded plan parses");
         assert!(!recorded[0].final_draws_afresh, "{recorded:?}");
-        assert!(!recorded[0].describe().contains("images each"), "{}", recorded[0].describe());
+        assert!(
+            !recorded[0].describe().contains("images each"),
+            "{}",
+            recorded[0].describe()
+        );
     }
 
     #[test]
