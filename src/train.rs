@@ -69,6 +69,10 @@ pub struct TrainConfig {
     /// faster network (none: no cut, as the reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_ops: Option<OpCut>,
+    /// Images each epoch trains on, drawn afresh from the whole training split in every epoch's own order, so that
+    /// over the epochs the network sees all of them (none: every image in every epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_images: Option<usize>,
 }
 
 /// A cut of every edge to the ops whose gates were open on the most batches, made during a training
@@ -188,6 +192,12 @@ fn cutout_by_default() -> bool {
 }
 
 impl TrainConfig {
+    /// The images each epoch trains on, out of a training split of `split_images`.
+    pub fn images_per_epoch(&self, split_images: usize) -> usize {
+        self.epoch_images
+            .map_or(split_images, |images| images.min(split_images))
+    }
+
     /// `data`'s augmentation as this recipe runs it: without cutout when `cutout` is off.
     pub fn augmentation_for(&self, data: &Dataset) -> Augment {
         let mut augment = data.augment();
@@ -221,6 +231,7 @@ impl Default for TrainConfig {
             bn_recalibration: 0,
             freeze_gates_epochs: 0,
             cut_ops: None,
+            epoch_images: None,
         }
     }
 }
@@ -520,10 +531,10 @@ pub fn train(
     observer: &mut dyn TrainObserver,
     mut checkpointing: Checkpointing,
 ) -> anyhow::Result<Vec<EpochReport>> {
-    let batches = batches_per_epoch(train.len(), config.batch_size);
-    if batches == 0 {
+    let images = config.images_per_epoch(train.len());
+    if batches_per_epoch(images, config.batch_size) == 0 {
         anyhow::bail!(
-            "the training split has {} samples, fewer than one batch of {}",
+            "an epoch trains on {images} of the training split's {} samples, fewer than one batch of {}",
             train.len(),
             config.batch_size
         );
@@ -602,8 +613,8 @@ struct EpochTotals {
     cut: DeadheadReport,
 }
 
-/// Trains epoch `epoch` (from 0): every batch of `train` in the epoch's seeded order, augmented and with drop-path
-/// masks drawn from the epoch's own streams.
+/// Trains epoch `epoch` (from 0): the batches of `train` in the epoch's seeded order (its first
+/// `config.epoch_images` images, when set), augmented and with drop-path masks drawn from the epoch's own streams.
 fn train_epoch(
     net: &mut Supernet,
     optimizer: &mut Sgd,
@@ -613,14 +624,13 @@ fn train_epoch(
     epoch: usize,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<EpochTotals> {
-    let batches = batches_per_epoch(train.len(), config.batch_size);
+    let batches = batches_per_epoch(config.images_per_epoch(train.len()), config.batch_size);
     let device = net.device();
     let drop_path = drop_path_at(config, epoch);
     let group = distributed::group();
     net.seed_drop_path(seed, epoch);
     let mut frozen = FrozenGates::for_epoch(net, config, epoch);
     let part_way = part_way_cut(config, epoch, batches);
-    let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
     let mut augment_rng = seed::rng(seed, Stream::Augment, epoch as u64);
     let mut totals = EpochTotals {
         loss: 0.0,
@@ -629,7 +639,8 @@ fn train_epoch(
         batches,
         cut: DeadheadReport::default(),
     };
-    for (index, (images, labels)) in Batches::shuffled(train, config.batch_size, &mut order, device).enumerate() {
+    for (index, (images, labels)) in epoch_batches(train, batches, config.batch_size, (seed, epoch), device).enumerate()
+    {
         // Every rank augments the whole global batch, so that the augmentation stream is the same for any number
         // of ranks, then trains on its share of it.
         let global = labels.size()[0] as usize;
@@ -686,6 +697,19 @@ fn train_epoch(
     totals.correct = sums[1];
     totals.seen = sums[2] as usize;
     Ok(totals)
+}
+
+/// The `batches` training batches of epoch `epoch` (from 0) of a training seeded by `seed`: drawn in the epoch's own
+/// order of the whole of `train`.
+fn epoch_batches(
+    train: &Split,
+    batches: usize,
+    batch_size: usize,
+    (seed, epoch): (u64, usize),
+    device: tch::Device,
+) -> Batches<'_> {
+    let mut order = seed::rng(seed, Stream::BatchOrder, epoch as u64);
+    Batches::drawn(train, batches * batch_size, batch_size, &mut order, device)
 }
 
 /// The cut of `config` that falls part-way through epoch `epoch` (from 0) of `batches`, as the batch (from 0) it

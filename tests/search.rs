@@ -585,6 +585,13 @@ fn a_time_budgeted_search_plans_from_measurements_records_its_plans_and_ends_nea
     let followed = asked.following(plans.last());
     let last = plans.last().unwrap();
     assert_eq!(followed.final_train.epochs, last.final_epochs);
+    // Each final epoch draws its images from the whole training split: no fixed subset.
+    assert!(plans.iter().all(|p| p.final_draws_afresh), "{plans:?}");
+    assert_eq!(
+        (followed.final_samples, followed.final_train.epoch_images),
+        (None, Some(last.final_samples))
+    );
+    assert_eq!(summary.final_training_samples, last.final_samples);
     assert_eq!(followed.iterations, last.iterations);
     assert_eq!(followed.search_samples, Some(plans[0].search_samples));
     assert!(plans.iter().all(|p| p.search_samples == plans[0].search_samples));

@@ -382,3 +382,44 @@ fn frozen_gates_hold_their_values_through_the_last_epochs_while_the_weights_trai
         "every epoch frozen"
     );
 }
+
+#[test]
+fn epochs_of_fewer_images_than_the_split_train_that_many_batches_and_too_few_for_a_batch_are_refused() {
+    let _turn = turn();
+    /// The batch count each batch call gave, per epoch.
+    struct Counted(Vec<(usize, usize, usize)>);
+    impl TrainObserver for Counted {
+        fn batch(&mut self, epoch: usize, batch: usize, batches: usize, _loss: f64) {
+            self.0.push((epoch, batch, batches));
+        }
+    }
+    let data = Digits::default().load(0).unwrap();
+    let mut net = supernet(&data, 1, 4, 0, PrunerConfig::default());
+    let config = TrainConfig {
+        epochs: 2,
+        epoch_images: Some(650),
+        ..TrainConfig::default()
+    };
+    let mut counted = Counted(Vec::new());
+    let reports = train::train_on(&mut net, &data, &config, 0, &mut counted).unwrap();
+    assert_eq!(reports.len(), 2);
+    // 650 images in batches of 64: 10 whole batches per epoch, not the split's own count.
+    assert!(data.train.len() / 64 > 10);
+    let expected: Vec<_> = (1..=2)
+        .flat_map(|epoch| (1..=10).map(move |b| (epoch, b, 10)))
+        .collect();
+    assert_eq!(counted.0, expected);
+
+    let mut net = supernet(&data, 1, 4, 0, PrunerConfig::default());
+    let too_few = TrainConfig {
+        epoch_images: Some(40),
+        ..config
+    };
+    let error = train::train_on(&mut net, &data, &too_few, 0, &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("an epoch trains on 40") && error.contains("fewer than one batch of 64"),
+        "{error}"
+    );
+}

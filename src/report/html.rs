@@ -97,7 +97,7 @@ fn summary_rows(run: &RunRecord) -> Vec<String> {
         if trained {
             let images = match s.map_or(0, |s| s.final_training_samples) {
                 0 => String::new(),
-                n => format!("{n} images, "),
+                n => format!("{n} images per epoch, "),
             };
             format!(
                 "{} ({images}{} epochs)",

@@ -79,8 +79,12 @@ pub struct Plan {
     pub epochs_per_iteration: usize,
     /// Final-training epochs.
     pub final_epochs: usize,
-    /// Images the final training uses.
+    /// Images each final epoch trains on.
     pub final_samples: usize,
+    /// Whether each final epoch draws its `final_samples` images afresh from the whole training split, so that the
+    /// epochs together reach every image (plans made before this existed: one seeded subset for every epoch).
+    #[serde(default)]
+    pub final_draws_afresh: bool,
     /// Seconds the whole run is predicted to take under this plan.
     pub predicted_seconds: f64,
     /// The measured training seconds per image it rests on.
@@ -116,8 +120,13 @@ impl Plan {
                 format!(", {:.1} s per mutation pass", self.seconds_per_pass),
             ),
         };
+        let images = if self.final_draws_afresh {
+            "images each"
+        } else {
+            "images"
+        };
         format!(
-            "plan ({}): {search}{} on {} images; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",
+            "plan ({}): {search}{} on {} {images}; predicted {:.1} of {:.1} min ({:.2} ms per training image{pass})",
             self.made,
             counted(self.final_epochs, "final epoch"),
             self.final_samples,
@@ -195,8 +204,8 @@ pub fn plan(input: &PlanInput, made: &str) -> Plan {
         if whole >= 1 && (whole == MAX_FINAL_EPOCHS || fit - fit.floor() <= MAX_IDLE_SHARE * fit) {
             (whole, input.final_images_available)
         } else {
-            // Whole epochs would leave too much idle (or not even one fits): one epoch more, each on the subset that
-            // fills the time.
+            // Whole epochs would leave too much idle (or not even one fits): one epoch more, each on as many images
+            // as fill the time, drawn afresh from all of them every epoch.
             let epochs = whole + 1;
             let samples =
                 ((final_left / per_image / epochs as f64).floor() as usize).clamp(least, input.final_images_available);
@@ -212,6 +221,7 @@ pub fn plan(input: &PlanInput, made: &str) -> Plan {
         epochs_per_iteration: epochs,
         final_epochs,
         final_samples,
+        final_draws_afresh: true,
         predicted_seconds: predicted,
         seconds_per_image: input.seconds_per_image,
         seconds_per_pass: input.seconds_per_pass,
@@ -303,13 +313,28 @@ mod tests {
     }
 
     #[test]
+    fn new_plans_draw_final_images_afresh_and_recorded_ones_keep_their_subset() {
+        let made = plan(&fashion(), "start");
+        assert!(made.final_draws_afresh);
+        let mut line = serde_json::to_value(&made).expect("a plan serialises");
+        line.as_object_mut().expect("an object").remove("final_draws_afresh");
+        let recorded = Plan::parse_plans(&line.to_string()).expect("a recorded plan parses");
+        assert!(!recorded[0].final_draws_afresh, "{recorded:?}");
+        assert!(
+            !recorded[0].describe().contains("images each"),
+            "{}",
+            recorded[0].describe()
+        );
+    }
+
+    #[test]
     fn a_plan_made_once_the_search_is_over_describes_only_the_final_training() {
         let start = plan(&fashion(), "start");
         assert!(!start.search_over);
         let line = start.describe();
         assert!(
             line.starts_with(
-                "plan (start): 2 iterations of 4 epochs on 7269 images, then 3 final epochs on 49705 images; predicted"
+                "plan (start): 2 iterations of 4 epochs on 7269 images, then 3 final epochs on 49705 images each; predicted"
             ) && line.ends_with("s per mutation pass)"),
             "{line}"
         );

@@ -142,7 +142,7 @@ pub struct FinalOutcome {
     pub net: Supernet,
     /// Its evaluation on the test split.
     pub evaluation: Evaluation,
-    /// Training images it was trained on.
+    /// Training images each epoch trained on.
     pub samples: usize,
     /// Wall time of the training, across interruptions.
     pub seconds: f64,
@@ -154,9 +154,9 @@ pub struct FinalOutcome {
     pub rescheduled: Option<Rescheduling>,
 }
 
-/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset) with augmentation,
-/// then evaluates on the test split. With a run folder to checkpoint in, every epoch is saved there, and a
-/// checkpoint found there is continued from.
+/// Trains `genotype` from scratch on the training split (or its seeded `final_samples` subset; each epoch on
+/// `final_train.epoch_images` of its images, when set) with augmentation, then evaluates on the test split. With a
+/// run folder to checkpoint in, every epoch is saved there, and a checkpoint found there is continued from.
 pub fn final_training(
     genotype: &Genotype,
     run: &FinalRun,
@@ -217,7 +217,7 @@ pub fn final_training(
     Ok(FinalOutcome {
         net,
         evaluation,
-        samples: train_split.len(),
+        samples: train_config.images_per_epoch(train_split.len()),
         seconds: seconds_before + start.elapsed().as_secs_f64(),
         reports,
         scheduled_epochs: schedule.scheduled,

@@ -238,7 +238,7 @@ pub struct Summary {
     /// Training images per second of the final training (batches only).
     #[serde(default)]
     pub final_train_images_per_second: Option<f64>,
-    /// Training images the final network was trained on (0 without final training).
+    /// Training images each final epoch trained on (0 without final training).
     #[serde(default)]
     pub final_training_samples: usize,
     /// Peak resident memory of the whole process during final training, data and runtime included (CPU runs on

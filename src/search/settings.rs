@@ -168,7 +168,8 @@ pub struct SearchConfig {
     #[serde(default)]
     pub deadhead_window: DeadheadWindow,
     /// Wall-time budget of search and final training together; when set, plans choose `search_samples`,
-    /// `iterations`, `train.epochs`, `final_train.epochs` and `final_samples` (see [`SearchConfig::following`]).
+    /// `iterations`, `train.epochs`, `final_train.epochs` and the images of each final epoch (see
+    /// [`SearchConfig::following`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_budget: Option<TimeBudget>,
     /// Whether each training phase starts from the tensors the previous one trained (the final training from the
@@ -242,7 +243,10 @@ impl SearchConfig {
             settings.iterations = plan.iterations;
             settings.train.epochs = plan.epochs_per_iteration;
             settings.final_train.epochs = plan.final_epochs;
-            settings.final_samples = Some(plan.final_samples);
+            match plan.final_draws_afresh {
+                true => settings.final_train.epoch_images = Some(plan.final_samples),
+                false => settings.final_samples = Some(plan.final_samples),
+            }
         }
         settings
     }
@@ -377,6 +381,7 @@ mod tests {
             epochs_per_iteration: 3,
             final_epochs: 7,
             final_samples: 900,
+            final_draws_afresh: true,
             predicted_seconds: 59.0,
             seconds_per_image: 0.001,
             seconds_per_pass: 2.0,
@@ -391,18 +396,29 @@ mod tests {
                 followed.iterations,
                 followed.train.epochs,
                 followed.final_train.epochs,
+                followed.final_train.epoch_images,
                 followed.final_samples
             ),
-            (Some(500), 1, 3, 7, Some(900))
+            (Some(500), 1, 3, 7, Some(900), None),
+            "each final epoch draws its 900 images from the whole training split"
         );
         let unplanned = SearchConfig {
             search_samples: asked.search_samples,
             iterations: asked.iterations,
             train: asked.train.clone(),
             final_train: asked.final_train.clone(),
-            final_samples: asked.final_samples,
             ..followed
         };
         assert_eq!(unplanned, asked);
+        // A plan recorded before fresh draws existed keeps its run on the one seeded subset it started with.
+        let recorded = Plan {
+            final_draws_afresh: false,
+            ..plan
+        };
+        let resumed = asked.following(Some(&recorded));
+        assert_eq!(
+            (resumed.final_samples, resumed.final_train.epoch_images),
+            (Some(900), None)
+        );
     }
 }
