@@ -2,10 +2,11 @@
 """The equal-budget experiment (scripts/experiment-budget.sh) as Markdown: mean ± std over seeds of every strategy
 and baseline, and Welch's t of spidernet's test accuracy against each of the others.
 
-    python3 scripts/experiment-budget-table.py OUT_DIR [--arms NAME,NAME,...]
+    python3 scripts/experiment-budget-table.py OUT_DIR[=ARM,ARM,...] ... [--arms NAME,NAME,...]
 
---arms keeps the named arms only (as the table's header names them: spidernet, none-dense, pytorch-resnet9, ...),
-in the order given.
+Several folders pool their arms (OUT_DIR=ARM,... takes only the named arms of that folder), so that arms which ran
+under different defaults stay in folders of their own; an arm found in two folders is an error. --arms keeps the
+named arms only (as the table's header names them: spidernet, none-dense, pytorch-resnet9, ...), in the order given.
 """
 import argparse
 import json
@@ -106,21 +107,17 @@ def welch(a, b):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", nargs="+", help="experiment folders, each optionally =ARM,ARM,... to take only those")
     parser.add_argument("--arms", help="comma-separated arms to keep, in this order")
     args = parser.parse_args()
-    out = args.out
-    groups = {}
-    for name, _, row in list(spidernet_rows(out)) + list(baseline_rows(out)):
-        groups.setdefault(name, []).append(row)
-    if not groups:
-        sys.exit(f"error: {out} holds no finished runs (runs/*/summary.json or baselines/*.json)")
+    folders = [folder_arms(spec) for spec in args.out]
+    groups = pooled_groups(folders)
     if args.arms:
         wanted = [arm for arm in args.arms.split(",") if arm]
         missing = [arm for arm in wanted if arm not in groups]
         if missing:
-            sys.exit(f"error: --arms {args.arms}: {out} has no finished runs of {', '.join(missing)} "
-                     f"(it has {', '.join(groups)})")
+            sys.exit(f"error: --arms {args.arms}: {', '.join(args.out)} has no finished runs of "
+                     f"{', '.join(missing)} (it has {', '.join(groups)})")
         groups = {arm: groups[arm] for arm in wanted}
     names = list(groups)
     fields = list(next(iter(groups.values()))[0])
@@ -153,7 +150,33 @@ def main():
             stats = "— | — | —" if test is None else f"{test[0]:.2f} | {test[1]:.1f} | {test[2]:.3f}"
             print(f"| {name} | {delta:+.2f} | {stats} |")
 
-    print_probes(out)
+    for out, _ in folders:
+        print_probes(out)
+
+
+def folder_arms(spec: str):
+    """OUT_DIR or OUT_DIR=ARM,ARM,...: the folder and the arms to take from it (None: all of them)."""
+    folder, _, arms = spec.partition("=")
+    return Path(folder), ([arm for arm in arms.split(",") if arm] if arms else None)
+
+
+def pooled_groups(folders):
+    """Every finished run's row, by arm, over all folders; an arm may come from one folder only."""
+    groups, source = {}, {}
+    for out, arms in folders:
+        found = {}
+        for name, _, row in list(spidernet_rows(out)) + list(baseline_rows(out)):
+            found.setdefault(name, []).append(row)
+        if not found:
+            sys.exit(f"error: {out} holds no finished runs (runs/*/summary.json or baselines/*.json)")
+        missing = [arm for arm in arms or [] if arm not in found]
+        if missing:
+            sys.exit(f"error: {out} has no finished runs of {', '.join(missing)} (it has {', '.join(found)})")
+        for name in arms or found:
+            if name in groups:
+                sys.exit(f"error: arm {name} is in both {source[name]} and {out}: take it from one (FOLDER=ARM,...)")
+            groups[name], source[name] = found[name], out
+    return groups
 
 
 def print_probes(out: Path):
