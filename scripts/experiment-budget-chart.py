@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Test accuracy against wall time for equal-budget experiments (scripts/experiment-budget.sh), as a standalone SVG.
 
-    python3 scripts/experiment-budget-chart.py OUT_DIR[=LABEL] [OUT_DIR[=LABEL] ...] > chart.svg
+    python3 scripts/experiment-budget-chart.py OUT_DIR[:ARM,ARM,...][=LABEL] ... > chart.svg
 
 Each PyTorch baseline is a line through its per-epoch test accuracies (one line per seed). A search has one test
 accuracy, after its final training, so each search run is a marker at its whole run's seconds; several OUT_DIRs
-(e.g. a 30-minute and a 2-hour experiment) put several budgets on one chart; a LABEL names a folder's searches in
-the legend (e.g. the settings they ran with). The time axis is logarithmic.
+(e.g. a 30-minute and a 2-hour experiment) put several budgets on one chart; :ARM,... takes only the named arms of
+a folder (as the table script names them: spidernet, none-dense, pytorch-resnet9, ...), so that folders of reruns
+under a new default and of runs that still stand share one chart; a LABEL names a folder's searches in the legend
+(e.g. the settings they ran with). The time axis is logarithmic.
 """
 import json
 import math
@@ -32,14 +34,23 @@ SPARE_COLOURS = ["#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#7f7f7f"]
 
 def collect(outs):
     """(baseline curves {name: [[(seconds, accuracy)]]}, search points {name: [(seconds, accuracy)]}) of
-    (folder, label) pairs."""
+    (folder, arms or None for all, label) triples."""
     curves, points = {}, {}
-    for out, label in outs:
+    for out, arms, label in outs:
+        if arms is not None:
+            found = {json.loads(path.read_text())["strategy"] for path in out.glob("baselines/*.json")}
+            found |= {strategy for _, strategy, _, _, _ in finished_runs(out)}
+            if arms - found:
+                sys.exit(f"error: {out} has no finished runs of {', '.join(sorted(arms - found))}")
         for path in sorted(out.glob("baselines/*.json")):
             summary = json.loads(path.read_text())
+            if arms is not None and summary["strategy"] not in arms:
+                continue
             curve = [(c["seconds"], 100 * c["test_accuracy"]) for c in summary["curve"]]
             curves.setdefault(summary["strategy"], []).append(curve)
         for _, strategy, _, summary, _ in finished_runs(out):
+            if arms is not None and strategy not in arms:
+                continue
             seconds = summary.get("run_seconds") or (
                 summary["search_training_seconds"]
                 + summary["search_scoring_seconds"]
@@ -156,10 +167,14 @@ def main():
         sys.exit(__doc__)
     outs = []
     for arg in sys.argv[1:]:
-        path, _, label = arg.partition("=")
+        folder, _, label = arg.partition("=")
+        path, colon, arm_list = folder.partition(":")
         if not Path(path).is_dir():
             sys.exit(f"error: {path} is not a folder")
-        outs.append((Path(path), label))
+        arms = {arm for arm in arm_list.split(",") if arm} if colon else None
+        if colon and not arms:
+            sys.exit(f"error: {arg}: name at least one arm after ':'")
+        outs.append((Path(path), arms, label))
     sys.stdout.write(chart(*collect(outs)))
 
 
