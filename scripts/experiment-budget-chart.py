@@ -37,19 +37,20 @@ def collect(outs):
     (folder, arms or None for all, label) triples."""
     curves, points = {}, {}
     for out, arms, label in outs:
-        if arms is not None:
-            found = {json.loads(path.read_text())["strategy"] for path in out.glob("baselines/*.json")}
-            found |= {strategy for _, strategy, _, _, _ in finished_runs(out)}
-            if arms - found:
-                sys.exit(f"error: {out} has no finished runs of {', '.join(sorted(arms - found))}")
-        for path in sorted(out.glob("baselines/*.json")):
-            summary = json.loads(path.read_text())
-            if arms is not None and summary["strategy"] not in arms:
+        baselines = [json.loads(path.read_text()) for path in sorted(out.glob("baselines/*.json"))]
+        searches = [(strategy, summary) for _, strategy, _, summary, _ in finished_runs(out)]
+        found = {summary["strategy"] for summary in baselines} | {strategy for strategy, _ in searches}
+        if arms is None:
+            arms = found
+        elif arms - found:
+            sys.exit(f"error: {out} has no finished runs of {', '.join(sorted(arms - found))}")
+        for summary in baselines:
+            if summary["strategy"] not in arms:
                 continue
             curve = [(c["seconds"], 100 * c["test_accuracy"]) for c in summary["curve"]]
             curves.setdefault(summary["strategy"], []).append(curve)
-        for _, strategy, _, summary, _ in finished_runs(out):
-            if arms is not None and strategy not in arms:
+        for strategy, summary in searches:
+            if strategy not in arms:
                 continue
             seconds = summary.get("run_seconds") or (
                 summary["search_training_seconds"]
